@@ -1,0 +1,69 @@
+"""Errors raised by sensor drivers.
+
+Every driver failure is a :class:`DriverError`, so a caller can catch one type
+and still tell the causes apart::
+
+    DriverError
+     ├── BusError               the bus transfer failed (NACK, EIO, EBUSY …); ``errno`` kept
+     ├── DataIntegrityError     bytes arrived but are not trustworthy
+     │    ├── ChecksumError     CRC / checksum mismatch
+     │    └── MalformedDataError truncated, wrong length, unparsable field
+     ├── ChipNotFoundError      nothing answers at the address when the driver starts
+     │    └── WrongChipError    something answers, but it is not this chip
+     └── SensorTimeoutError     the sensor did not produce data in time (conversion never
+                                ready, serial line silent)
+
+Foreign exceptions (``OSError`` from smbus2, ``SerialException`` from pyserial) are
+converted where the driver touches the bus and chained (``raise … from exc``) so the
+original errno is never lost.  Drivers raise nothing else for a failing sensor;
+``ValueError`` / ``TypeError`` are reserved for programming and option errors.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+
+
+class DriverError(Exception):
+    """Base class of every error a driver raises for a failing sensor."""
+
+
+class BusError(DriverError):
+    """A bus transfer failed.  ``errno`` holds the OS error number when there was one."""
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(cls, what: str, exc: OSError) -> BusError:
+        """Describe ``exc`` (from smbus2 or pyserial) as a bus error, keeping its errno."""
+        code = exc.errno
+        name = errno_mod.errorcode.get(code, "") if code is not None else ""
+        hint = " (no ACK: check wiring, address and power)" if code == errno_mod.EREMOTEIO else ""
+        detail = f"errno {code} {name}".strip() if code is not None else str(exc)
+        return cls(f"{what}: {detail}{hint}", errno=code)
+
+
+class DataIntegrityError(DriverError):
+    """Data arrived but failed an integrity check; it is never returned as numbers."""
+
+
+class ChecksumError(DataIntegrityError):
+    """A CRC or checksum did not match."""
+
+
+class MalformedDataError(DataIntegrityError):
+    """A frame or sentence was truncated, had the wrong length or an unparsable field."""
+
+
+class ChipNotFoundError(DriverError):
+    """Nothing answers at the configured address or port."""
+
+
+class WrongChipError(ChipNotFoundError):
+    """A device answers, but its identification says it is not the expected chip."""
+
+
+class SensorTimeoutError(DriverError):
+    """The sensor did not deliver data within the allowed time."""

@@ -1,0 +1,3 @@
+from edge_agent.cli.app import main
+
+main()

@@ -1,0 +1,44 @@
+"""The ``edge-agent`` command: daemon and field-technician tools in one CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edge_agent import __version__
+from edge_agent.cli import config_cmd
+from edge_agent.cli.drivers_cmd import drivers
+from edge_agent.cli.read_cmd import read
+from edge_agent.cli.scan_cmd import scan_command
+
+app = typer.Typer(
+    name="edge-agent",
+    help="Sensor gateway for field devices: read sensors, buffer every event durably, forward over MQTT.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.command("drivers")(drivers)
+app.command("scan")(scan_command)
+app.command("read")(read)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"edge-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    pass
+
+
+def main() -> None:
+    app()

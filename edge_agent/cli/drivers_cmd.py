@@ -1,0 +1,27 @@
+"""``edge-agent drivers``: the installed drivers and what they measure."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from edge_agent.cli.common import console, err_console
+from edge_agent.driver_registry import load_registry
+
+
+def drivers() -> None:
+    """List installed sensor drivers: name, bus, quantities and the package providing each."""
+    registry = load_registry()
+    table = Table("driver", "bus", "addresses", "quantities", "provided by", title="sensor drivers")
+    for name in registry.names():
+        found = registry.drivers[name]
+        spec = found.spec
+        addresses = " ".join(f"0x{a:02x}" for a in spec.addresses) or "-"
+        quantities = "\n".join(f"{q.name} [{q.unit}]" for q in spec.quantities)
+        table.add_row(name, spec.bus, addresses, quantities, found.provider)
+    console.print(table)
+    for broken in registry.broken:
+        err_console.print(
+            f"[yellow]![/] driver {broken.name!r} from {broken.provider} ({broken.entry_point}) "
+            f"could not be loaded: {broken.error}",
+            highlight=False,
+        )

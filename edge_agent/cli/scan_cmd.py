@@ -1,0 +1,83 @@
+"""``edge-agent scan``: an i2cdetect-style map of a bus, with the drivers that recognise each chip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from drivers.api import SMBusLike
+from edge_agent.cli.common import console, err_console, load_config
+from edge_agent.driver_registry import load_registry
+from edge_agent.errors import HardwareOpenError
+from edge_agent.hardware import Hardware, open_i2c_bus, simulated_demo_board
+from edge_agent.scanner import FIRST_ADDRESS, LAST_ADDRESS, ScanHit, scan
+from edge_agent.settings import SIM
+
+
+def _grid(hits: list[ScanHit]) -> str:
+    found = {h.address for h in hits}
+    lines = ["     " + " ".join(f"{c:2x}" for c in range(16))]
+    for row in range(0, 0x80, 0x10):
+        cells = []
+        for col in range(16):
+            addr = row + col
+            if not FIRST_ADDRESS <= addr <= LAST_ADDRESS:
+                cells.append("  ")
+            else:
+                cells.append(f"[bold green]{addr:02x}[/]" if addr in found else "--")
+        lines.append(f"{row:02x}:  " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def scan_command(
+    bus: Annotated[str, typer.Option("--bus", "-b", help="I2C bus number (/dev/i2c-N) or 'sim'.")] = "1",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="With --bus sim: simulate the config's sensors, not the demo board."
+        ),
+    ] = None,
+) -> None:
+    """Scan an I2C bus like i2cdetect and say which driver identifies each device."""
+    registry = load_registry()
+    hardware: Hardware | None = None
+    target: SMBusLike
+    if bus == SIM:
+        if config is None:
+            target = simulated_demo_board(registry)
+        else:
+            settings = load_config(config)
+            hardware = Hardware(registry)
+            for sensor in settings.sensors:
+                found = registry.get(sensor.driver)
+                if sensor.bus == SIM and sensor.address is not None and found is not None:
+                    hardware.simulated_device(found.spec, sensor.address)
+            target = hardware.sim_bus
+    else:
+        try:
+            number = int(bus, 0)
+        except ValueError:
+            err_console.print(f"[red]--bus must be a bus number or 'sim', not {bus!r}[/]")
+            raise typer.Exit(2) from None
+        try:
+            target = open_i2c_bus(number)
+        except HardwareOpenError as exc:
+            err_console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+    try:
+        hits = scan(target, registry)
+    finally:
+        if hardware is not None:
+            hardware.close()
+    console.print(_grid(hits), highlight=False)
+    table = Table("address", "identified as", "driver", title=f"I2C bus {bus}: {len(hits)} device(s)")
+    for hit in hits:
+        if hit.identified:
+            for ident in hit.identified:
+                table.add_row(f"0x{hit.address:02x}", ident.description, ident.driver)
+        else:
+            table.add_row(f"0x{hit.address:02x}", "[dim]unknown device[/]", "-")
+    console.print(table)

@@ -1,0 +1,390 @@
+"""The agent's settings: a TOML file plus ``EDGE_…`` environment overrides.
+
+Precedence, highest first: environment variables (``EDGE_MQTT__HOST``: nested with
+``__``), then the TOML file (``--config PATH``, default
+``/etc/edge-agent/edge-agent.toml``).  Every model forbids unknown keys, because a
+typo in the field must be an error, not a silently ignored setting.
+
+:func:`load_settings` returns validated :class:`Settings` or raises
+:class:`~edge_agent.errors.ConfigError` listing *every* problem, each with the file or
+environment variable it came from and its field path (``sensors[2].address``).
+Driver-specific checks (the driver exists, bus fields fit its bus kind, the address is
+one it can live at, its ``options`` table is valid) run after the generic ones, with
+the drivers found through the entry-point registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge_agent.driver_registry import DriverRegistry, load_registry
+from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.units import ByteSize, Duration, parse_int_literal
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
+ENV_PREFIX = "EDGE_"
+ENV_NOT_SETTINGS = frozenset({"EDGE_CONFIG"})
+"""``EDGE_`` variables that are not settings (the CLI reads ``EDGE_CONFIG`` itself)."""
+
+SIM = "sim"
+SIM_PORT_SCHEME = "sim://"
+
+# Device ids end up in MQTT topics and certificate CNs: no '/', '+', '#', spaces.
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+SensorName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+I2CAddress = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0x03, le=0x77)]
+BusNumber = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSettings(_Section):
+    id: DeviceId = Field(description="Unique device id; used in MQTT topics and certificates")
+    name: str | None = None
+    location: str | None = None
+
+
+class StorageSettings(_Section):
+    state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Outbox, calibration, certificates")
+    max_bytes: ByteSize = Field(256 * 1024**2, gt=0, description="Outbox size cap")
+    max_age: Duration = Field(30 * 86400.0, gt=0, description="Oldest event kept, in seconds")
+
+
+class TLSSettings(_Section):
+    ca_file: Path = Field(description="CA certificate(s) that signed the broker's certificate")
+    cert_file: Path | None = Field(None, description="Client certificate, for mutual TLS")
+    key_file: Path | None = Field(None, description="Client private key, for mutual TLS")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        return self
+
+
+class MQTTSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str | None = Field(None, description="Defaults to the device id")
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive: Duration = Field(60.0, ge=5, le=65535)
+    tls: TLSSettings | None = None
+
+
+class SensorSettings(_Section):
+    name: SensorName
+    driver: str
+    bus: BusNumber | Literal["sim"] | None = Field(
+        None, description='I2C bus number (/dev/i2c-N) or "sim" for the simulated bus'
+    )
+    address: I2CAddress | None = Field(None, description="7-bit I2C address, e.g. 0x76")
+    port: str | None = Field(None, description="Serial device, e.g. /dev/serial0, or sim://")
+    baudrate: int | None = Field(None, gt=0)
+    interval: Duration = Field(10.0, ge=0.05, description="Sampling interval in seconds")
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict, description="Driver options")
+
+    @property
+    def simulated(self) -> bool:
+        return self.bus == SIM or (self.port or "").startswith(SIM_PORT_SCHEME)
+
+
+class Settings(BaseSettings):
+    """The whole agent configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    device: DeviceSettings
+    storage: StorageSettings = StorageSettings()
+    mqtt: MQTTSettings = MQTTSettings()
+    sensors: list[SensorSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_sensor_names(self) -> Settings:
+        seen: set[str] = set()
+        for sensor in self.sensors:
+            if sensor.name in seen:
+                raise ValueError(f"sensor name {sensor.name!r} is used twice; names must be unique")
+            seen.add(sensor.name)
+        return self
+
+    def sensor(self, name: str) -> SensorSettings | None:
+        return next((s for s in self.sensors if s.name == name), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML data arrives as init kwargs (parsed by load_settings for precise
+        # errors); env vars must override it, so they come first.
+        return (env_settings, init_settings)
+
+
+def load_settings(
+    path: Path = DEFAULT_CONFIG_PATH,
+    *,
+    environ: dict[str, str] | None = None,
+    registry: DriverRegistry | None = None,
+) -> Settings:
+    """Read, validate and cross-check the configuration, or raise :class:`ConfigError`."""
+    source = str(path)
+    data = _read_toml(path)
+    env = dict(os.environ if environ is None else environ)
+    problems = _unknown_env_vars(env)
+    saved = _swap_environ(env) if environ is not None else None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems += [_problem(err, source, env, data) for err in exc.errors()]
+        raise ConfigError(problems) from exc
+    finally:
+        if saved is not None:
+            _swap_environ(saved)
+    if problems:
+        raise ConfigError(problems)
+    settings, problems = _check_drivers(settings, source, registry or load_registry())
+    if problems:
+        raise ConfigError(problems)
+    return _resolve_paths(settings, path.parent)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative paths in the file are relative to its folder, not to the working directory."""
+
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    storage = settings.storage.model_copy(update={"state_dir": resolve(settings.storage.state_dir)})
+    mqtt = settings.mqtt
+    if mqtt.tls is not None:
+        tls = mqtt.tls
+        files = {
+            k: resolve(v)
+            for k, v in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file))
+            if v is not None
+        }
+        mqtt = mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
+    return settings.model_copy(update={"storage": storage, "mqtt": mqtt})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        hint = (
+            "create it or pass --config PATH (config/edge-agent.toml in the source tree is a simulated setup)"
+        )
+        raise ConfigError([ConfigProblem(source, "", f"file not found; {hint}")]) from exc
+    except PermissionError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError([ConfigProblem(source, "", "is a directory, not a TOML file")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
+
+
+def _swap_environ(new: dict[str, str]) -> dict[str, str]:
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(new)
+    return old
+
+
+def _env_paths(env: dict[str, str]) -> dict[tuple[str, ...], str]:
+    """Field paths set by ``EDGE_…`` variables, e.g. ``("mqtt", "port") -> "EDGE_MQTT__PORT"``."""
+    return {
+        tuple(key[len(ENV_PREFIX) :].lower().split("__")): key
+        for key in env
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in ENV_NOT_SETTINGS
+    }
+
+
+def _unknown_env_vars(env: dict[str, str]) -> list[ConfigProblem]:
+    problems = []
+    fields = set(Settings.model_fields)
+    for path, key in _env_paths(env).items():
+        if path[0] not in fields:
+            problems.append(
+                ConfigProblem(f"environment variable {key}", "", _unknown_key_message(path[0], fields))
+            )
+    return problems
+
+
+def _unknown_key_message(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+    return f"unknown key {key!r}{hint}"
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    """``("sensors", 2, "address")`` -> ``sensors[2].address``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the field at ``loc`` (for 'did you mean')."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = _first_model(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problem(err: ErrorDetails, source: str, env: dict[str, str], data: dict[str, Any]) -> ConfigProblem:
+    # Model-level validators report at the model, not the field: drop pydantic's
+    # type tags ("function-after[...]") that appear in the location for unions.
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not re.match(r"^[a-z-]+\[", str(p)))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = set(parent.model_fields) if parent else set()
+        message = _unknown_key_message(str(loc[-1]), known)
+    elif err["type"] == "missing":
+        message = "required but missing"
+    named = _sensor_label(loc, data)
+    return ConfigProblem(_source_of(loc, source, env), format_path(loc) + named, message)
+
+
+def _sensor_label(loc: tuple[str | int, ...], data: dict[str, Any]) -> str:
+    """`` (sensor "climate")`` so the user need not count ``[[sensors]]`` tables."""
+    if len(loc) >= 2 and loc[0] == "sensors" and isinstance(loc[1], int):
+        sensors = data.get("sensors")
+        if isinstance(sensors, list) and loc[1] < len(sensors) and isinstance(sensors[loc[1]], dict):
+            name = sensors[loc[1]].get("name")
+            if isinstance(name, str):
+                return f' (sensor "{name}")'
+    return ""
+
+
+def _source_of(loc: tuple[str | int, ...], source: str, env: dict[str, str]) -> str:
+    for path, key in _env_paths(env).items():
+        n = min(len(path), len(loc))
+        if tuple(str(p) for p in loc[:n]) == path[:n]:
+            return f"environment variable {key}"
+    return source
+
+
+def _check_drivers(
+    settings: Settings, source: str, registry: DriverRegistry
+) -> tuple[Settings, list[ConfigProblem]]:
+    """Driver-dependent checks; returns settings with each ``options`` table normalised."""
+    problems: list[ConfigProblem] = []
+    sensors: list[SensorSettings] = []
+    for i, sensor in enumerate(settings.sensors):
+
+        def problem(field: str, message: str, i: int = i, name: str = sensor.name) -> None:
+            path = f"sensors[{i}].{field}" + f' (sensor "{name}")'
+            problems.append(ConfigProblem(source, path, message))
+
+        found = registry.get(sensor.driver)
+        if found is None:
+            close = difflib.get_close_matches(sensor.driver, registry.names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problem(
+                "driver", f"unknown driver {sensor.driver!r}; {hint}installed: {', '.join(registry.names())}"
+            )
+            sensors.append(sensor)
+            continue
+        spec = found.spec
+        if spec.bus == "i2c":
+            if sensor.bus is None:
+                problem("bus", f'required for the I2C driver {spec.name!r}: a bus number such as 1, or "sim"')
+            if sensor.address is None:
+                problem("address", f"required for {spec.name!r}; it can live at {_hex_list(spec.addresses)}")
+            elif sensor.address not in spec.addresses:
+                problem(
+                    "address",
+                    f"0x{sensor.address:02x} is not an address {spec.name!r} can live at "
+                    f"({_hex_list(spec.addresses)})",
+                )
+            for name in ("port", "baudrate"):
+                if getattr(sensor, name) is not None:
+                    problem(name, f"not used by the I2C driver {spec.name!r}; remove it")
+        else:
+            if not sensor.port:
+                problem("port", f"required for the serial driver {spec.name!r}: e.g. /dev/serial0, or sim://")
+            for name in ("bus", "address"):
+                if getattr(sensor, name) is not None:
+                    problem(name, f"not used by the serial driver {spec.name!r} (use port); remove it")
+            if sensor.port and sensor.port.startswith(SIM_PORT_SCHEME):
+                target = sensor.port.removeprefix(SIM_PORT_SCHEME) or spec.name
+                other = registry.get(target)
+                if other is None or other.spec.simulator is None or other.spec.bus != "serial":
+                    problem(
+                        "port", f"no serial simulator named {target!r}; use sim:// for {spec.name!r}'s own"
+                    )
+        if sensor.simulated and spec.simulator is None and spec.bus == "i2c":
+            problem("bus", f"driver {spec.name!r} ships no simulator; use a real bus number")
+        options = sensor.options
+        if spec.options is not None:
+            try:
+                options = spec.options.model_validate(sensor.options).model_dump()
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = ("options", *err["loc"])
+                    msg = err["msg"].removeprefix("Value error, ")
+                    if err["type"] == "extra_forbidden":
+                        msg = _unknown_key_message(str(err["loc"][-1]), set(spec.options.model_fields))
+                    problem(format_path(loc), msg)
+        elif sensor.options:
+            problem("options", f"driver {spec.name!r} takes no options")
+        sensors.append(sensor.model_copy(update={"options": options}))
+    return settings.model_copy(update={"sensors": sensors}), problems
+
+
+def _hex_list(addresses: tuple[int, ...]) -> str:
+    return ", ".join(f"0x{a:02x}" for a in addresses)
