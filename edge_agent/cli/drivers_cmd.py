@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from edge_agent.cli.common import console, err_console
@@ -16,12 +17,9 @@ def drivers() -> None:
         found = registry.drivers[name]
         spec = found.spec
         addresses = " ".join(f"0x{a:02x}" for a in spec.addresses) or "-"
-        quantities = "\n".join(f"{q.name} [{q.unit}]" for q in spec.quantities)
-        table.add_row(name, spec.bus, addresses, quantities, found.provider)
+        quantities = "\n".join(escape(f"{q.name} [{q.unit}]") for q in spec.quantities)
+        table.add_row(escape(name), spec.bus, addresses, quantities, escape(found.provider))
     console.print(table)
     for broken in registry.broken:
-        err_console.print(
-            f"[yellow]![/] driver {broken.name!r} from {broken.provider} ({broken.entry_point}) "
-            f"could not be loaded: {broken.error}",
-            highlight=False,
-        )
+        message = f"driver {broken.name!r} from {broken.provider} ({broken.entry_point}) could not be loaded: {broken.error}"
+        err_console.print(f"[yellow]![/] {escape(message)}", highlight=False)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from drivers.api import Sensor
@@ -71,7 +72,9 @@ class _TableView:
         when = outcome.ts.astimezone().strftime("%H:%M:%S.%f")[:-3]
         if outcome.error is not None:
             kind = type(outcome.error).__name__
-            self.rows.append((when, outcome.sensor, "[red]error[/]", f"[red]{kind}: {outcome.error}[/]", ""))
+            self.rows.append(
+                (when, outcome.sensor, "[red]error[/]", f"[red]{escape(f'{kind}: {outcome.error}')}[/]", "")
+            )
             return
         first = True
         for quantity, value in (outcome.values or {}).items():

@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make run   set up .venv and run the agent on the simulated default config
+#   make test  set up .venv and run the whole test suite
+# Both create the virtual environment they need on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/edge-agent.toml
+
+.PHONY: run test lint check clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-agent needs Python 3.11 or newer (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Until the daemon lands, the main job reads every configured sensor continuously.
+run: $(BIN)/.installed
+	$(BIN)/edge-agent read --all --count 0 --interval 2 --config $(CONFIG)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge_agent drivers
+
+check: test lint
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
