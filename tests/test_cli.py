@@ -78,7 +78,7 @@ def test_config_check_accepts_the_default_config() -> None:
     ],
     ids=["missing-file", "bad-toml", "unknown-key", "wrong-type", "bad-driver-option"],
 )
-def test_config_check_names_the_broken_field_and_exits_78(tmp_path: Path, mutate, expected: str) -> None:  # noqa: ANN001
+def test_config_check_names_the_broken_field_and_exits_78(tmp_path: Path, mutate, expected: str) -> None:
     path = tmp_path / "edge-agent.toml"
     text = mutate(DEFAULT_CONFIG.read_text())
     if text is not None:

@@ -53,7 +53,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def load(path: Path, env: dict[str, str] | None = None):  # noqa: ANN201
+def load(path: Path, env: dict[str, str] | None = None):
     return load_settings(path, environ=env or {}, registry=REGISTRY)
 
 

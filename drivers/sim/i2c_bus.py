@@ -21,6 +21,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 from smbus2 import i2c_msg
 
 from drivers.clock import SYSTEM_CLOCK, Clock
