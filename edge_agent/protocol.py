@@ -1,0 +1,177 @@
+"""The wire contract between a device and everything that subscribes to it.
+
+This is the one module the cloud side shares with the device (see docs/PROTOCOL.md for
+the prose version).  Topics::
+
+    devices/{device_id}/events      device → cloud   batches of event envelopes (QoS 1)
+    devices/{device_id}/status      device → cloud   retained birth {"state": "online"}; last will "offline"
+    devices/{device_id}/acks        cloud → device   {"epoch": …, "seqs": [[first, last], …]} stored ranges
+    devices/{device_id}/commands/…  cloud → device   remote commands (MQTT v5 response topic)
+
+An event envelope::
+
+    {"id": UUIDv7, "seq": int, "epoch": str, "boot": str, "kind": "reading" | "test_result" |
+     "alarm" | "status" | "gap", "sensor": str | null, "ts": RFC 3339 UTC with ms,
+     "clock": "synced" | "unsynced", "mono": float (boot-relative monotonic seconds), "data": {…}}
+
+A message on ``…/events`` is ``{"schema": 1, "device_id": …, "events": [envelope, …]}``
+as UTF-8 JSON, optionally zlib-compressed, in which case the MQTT v5 user property
+``content-encoding`` is ``zlib``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+CONTENT_ENCODING_PROPERTY = "content-encoding"
+ZLIB = "zlib"
+
+EventKind = Literal["reading", "test_result", "alarm", "status", "gap"]
+ClockState = Literal["synced", "unsynced"]
+Compression = Literal["none", "zlib"]
+
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def events_topic(device_id: str) -> str:
+    return f"devices/{device_id}/events"
+
+
+def status_topic(device_id: str) -> str:
+    return f"devices/{device_id}/status"
+
+
+def acks_topic(device_id: str) -> str:
+    return f"devices/{device_id}/acks"
+
+
+def commands_topic(device_id: str, name: str = "+") -> str:
+    return f"devices/{device_id}/commands/{name}"
+
+
+def device_of_topic(topic: str) -> str | None:
+    """``devices/X/events`` → ``X`` (None when the topic is not under ``devices/``)."""
+    parts = topic.split("/")
+    if len(parts) >= 3 and parts[0] == "devices" and DEVICE_ID_PATTERN.match(parts[1]):
+        return parts[1]
+    return None
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then 74 random bits."""
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= secrets.randbits(12) << 64
+    value |= 0b10 << 62
+    value |= secrets.randbits(62)
+    return str(uuid.UUID(int=value))
+
+
+def rfc3339_ms(ts: datetime) -> str:
+    """``2026-11-25T13:19:03.123Z``."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def boot_id() -> str:
+    """The kernel's boot id (changes at every boot), or a per-process stand-in elsewhere."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return _FALLBACK_BOOT_ID
+
+
+_FALLBACK_BOOT_ID = f"nonlinux-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+class Envelope(BaseModel):
+    """One event as it travels; validated by every subscriber."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    seq: int = Field(ge=1)
+    epoch: str = Field(min_length=1, max_length=64)
+    boot: str = Field(min_length=1, max_length=64)
+    kind: EventKind
+    sensor: str | None = Field(None, max_length=64)
+    ts: str
+    clock: ClockState
+    mono: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Batch(BaseModel):
+    """The payload of one message on ``devices/{id}/events``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN.pattern)
+    events: list[Envelope] = Field(min_length=1)
+
+
+class Ack(BaseModel):
+    """The ingest's confirmation on ``devices/{id}/acks``: seq ranges it has stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: str
+    seqs: list[tuple[int, int]]
+
+
+def encode_batch(
+    device_id: str, envelopes: Sequence[dict[str, Any]], compression: Compression = "none"
+) -> bytes:
+    """Serialise a batch of envelope dicts (already in wire form) to a payload."""
+    raw = json.dumps(
+        {"schema": SCHEMA_VERSION, "device_id": device_id, "events": list(envelopes)},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    return zlib.compress(raw, 6) if compression == ZLIB else raw
+
+
+def decode_batch(
+    payload: bytes, content_encoding: str | None = None, *, max_bytes: int = 16 * 2**20
+) -> Batch:
+    """Parse and validate a payload; raises ``ValueError`` (pydantic's included) when bad."""
+    if content_encoding == ZLIB:
+        d = zlib.decompressobj()
+        payload = d.decompress(payload, max_bytes + 1)
+        if len(payload) > max_bytes or d.unconsumed_tail:
+            raise ValueError(f"decompressed payload exceeds {max_bytes} bytes")
+    elif content_encoding not in (None, "", "identity"):
+        raise ValueError(f"unknown content-encoding {content_encoding!r}")
+    if len(payload) > max_bytes:
+        raise ValueError(f"payload exceeds {max_bytes} bytes")
+    return Batch.model_validate_json(payload)
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """``[1, 2, 3, 7, 8]`` → ``[(1, 3), (7, 8)]``."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+def expand_ranges(ranges: Iterable[tuple[int, int]]) -> Iterator[int]:
+    for first, last in ranges:
+        yield from range(first, last + 1)
