@@ -61,10 +61,16 @@ class DeviceSettings(_Section):
     id: DeviceId = Field(description="Unique device id; used in MQTT topics and certificates")
     name: str | None = None
     location: str | None = None
+    clock_check: Literal["kernel", "none"] = Field(
+        "kernel",
+        description="How to know the wall clock is right: ask the kernel (NTP sync state), "
+        "or 'none' to trust it (RTC or GPS time)",
+    )
 
 
 class StorageSettings(_Section):
     state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Outbox, calibration, certificates")
+    outbox_file: str = Field("outbox.db", pattern=r"^[^/]+$", description="Outbox file name in state_dir")
     max_bytes: ByteSize = Field(256 * 1024**2, gt=0, description="Outbox size cap")
     max_age: Duration = Field(30 * 86400.0, gt=0, description="Oldest event kept, in seconds")
 
@@ -89,6 +95,19 @@ class MQTTSettings(_Section):
     password: SecretStr | None = None
     keepalive: Duration = Field(60.0, ge=5, le=65535)
     tls: TLSSettings | None = None
+    delivery: Literal["broker", "end-to-end"] = Field(
+        "broker",
+        description="When an event leaves the outbox: on the broker's PUBACK, or when the ingest acknowledges it",
+    )
+    compression: Literal["none", "zlib"] = "none"
+    batch_max_events: int = Field(100, ge=1, le=10_000)
+    batch_max_bytes: ByteSize = Field(128 * 1024, ge=1024, le=64 * 1024**2)
+    inflight_batches: int = Field(4, ge=1, le=64, description="Batches published and not yet acknowledged")
+    ack_timeout: Duration = Field(30.0, gt=0, description="Resend a batch not acknowledged within this time")
+    backlog_rate: float = Field(2000.0, gt=0, description="Most backlog events per second after an outage")
+    session_expiry: Duration = Field(7 * 86400.0, ge=0, description="Broker keeps our session this long")
+    reconnect_min: Duration = Field(1.0, gt=0)
+    reconnect_max: Duration = Field(120.0, gt=0)
 
 
 class SensorSettings(_Section):
@@ -101,6 +120,7 @@ class SensorSettings(_Section):
     port: str | None = Field(None, description="Serial device, e.g. /dev/serial0, or sim://")
     baudrate: int | None = Field(None, gt=0)
     interval: Duration = Field(10.0, ge=0.05, description="Sampling interval in seconds")
+    timeout: Duration = Field(5.0, gt=0, description="A driver call taking longer is abandoned as hung")
     enabled: bool = True
     options: dict[str, Any] = Field(default_factory=dict, description="Driver options")
 

@@ -1,0 +1,85 @@
+"""Events as the daemon makes them, and as the outbox hands them back.
+
+A :class:`NewEvent` is built by whoever produced it (the sampler for readings, sensor
+tests for results and alarms, the daemon for status); the outbox gives it its ``seq``
+and ``epoch`` in the transaction that commits it and returns a :class:`StoredEvent`,
+whose ``envelope`` is the wire form described in :mod:`edge_agent.protocol`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edge_agent.protocol import ClockState, EventKind, rfc3339_ms, uuid7
+
+Lane = Literal["priority", "readings"]
+"""Alarms, test results, gaps and status events leave before bulk readings."""
+
+PRIORITY: dict[EventKind, int] = {"alarm": 0, "gap": 0, "test_result": 0, "status": 0, "reading": 1}
+
+
+def lane_of(kind: EventKind) -> Lane:
+    return "readings" if PRIORITY[kind] else "priority"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event not yet committed: no seq, no epoch."""
+
+    kind: EventKind
+    sensor: str | None
+    data: dict[str, Any]
+    ts: str
+    """RFC 3339 UTC with milliseconds, from the wall clock when the event was made."""
+    clock: ClockState
+    mono: float
+    """``time.monotonic()`` when the event was made (boot-relative), to fix ``ts`` later."""
+    boot: str
+    id: str = field(default_factory=uuid7)
+
+    @property
+    def priority(self) -> int:
+        return PRIORITY[self.kind]
+
+    @classmethod
+    def now(
+        cls,
+        kind: EventKind,
+        sensor: str | None,
+        data: dict[str, Any],
+        *,
+        boot: str,
+        clock: ClockState = "synced",
+        wall: float | None = None,
+        mono: float | None = None,
+    ) -> NewEvent:
+        wall = time.time() if wall is None else wall
+        return cls(
+            kind=kind,
+            sensor=sensor,
+            data=data,
+            ts=rfc3339_ms(datetime.fromtimestamp(wall, UTC)),
+            clock=clock,
+            mono=time.monotonic() if mono is None else mono,
+            boot=boot,
+            id=uuid7(int(wall * 1000)),
+        )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A committed event: what the uplink publishes and the outbox deletes once acknowledged."""
+
+    seq: int
+    kind: EventKind
+    envelope: dict[str, Any]
+    """The wire form (see :class:`edge_agent.protocol.Envelope`)."""
+    size: int
+    """Bytes of the envelope as compact JSON: what it costs on the wire and in the cap."""
+
+    @property
+    def lane(self) -> Lane:
+        return lane_of(self.kind)

@@ -1,0 +1,118 @@
+"""Samples every configured sensor on its own interval and hands readings on as events.
+
+Where a reading is taken: :class:`SensorLoop` calls the driver's ``read()`` on the
+sensor's worker thread (never on the event loop) with a timeout, on a fixed-rate
+schedule that skips missed ticks rather than bursting to catch up.  Each good reading
+becomes a ``reading`` :class:`~edge_agent.events.NewEvent` and is handed to ``emit``
+(the outbox writer), which returns once it is committed.  Sampling never waits on the
+network: the uplink reads from the outbox on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from drivers.api import Sensor
+from drivers.errors import DriverError
+from edge_agent.clock_sync import ClockWatch
+from edge_agent.events import NewEvent
+from edge_agent.sensor_worker import SensorWorker
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[NewEvent], Awaitable[object]]
+
+
+@dataclass
+class SensorCounters:
+    reads: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    skipped_busy: int = 0
+    last_ok_mono: float | None = None
+    last_error: str | None = None
+
+
+class SensorLoop:
+    """The sampling schedule of one sensor."""
+
+    def __init__(
+        self,
+        name: str,
+        driver: Sensor,
+        *,
+        interval: float,
+        timeout: float,
+        emit: Emit,
+        boot: str,
+        clock: ClockWatch,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.driver = driver
+        self.interval = interval
+        self.timeout = timeout
+        self.counters = SensorCounters()
+        self._emit = emit
+        self._boot = boot
+        self._clock = clock
+        self._monotonic = monotonic
+        self._worker = SensorWorker(name)
+
+    async def run(self) -> None:
+        next_tick = self._monotonic()
+        try:
+            while True:
+                delay = next_tick - self._monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await self.sample_once()
+                next_tick += self.interval
+                now = self._monotonic()
+                if next_tick < now:  # fell behind (slow sensor, suspended host): skip, do not burst
+                    next_tick = now + self.interval - (now - next_tick) % self.interval
+        finally:
+            self._worker.stop()
+
+    async def sample_once(self) -> NewEvent | None:
+        """Take one reading; returns the event handed on, or None if there was none."""
+        c = self.counters
+        if self._worker.busy:
+            c.skipped_busy += 1
+            return None
+        try:
+            values = await self._worker.call(self.driver.read, self.timeout)
+        except TimeoutError:
+            c.timeouts += 1
+            self._failed(f"read took longer than {self.timeout:g} s (driver hung?)")
+            return None
+        except DriverError as exc:
+            c.errors += 1
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return None
+        c.reads += 1
+        c.last_ok_mono = self._monotonic()
+        c.last_error = None
+        event = self._reading(values)
+        await self._emit(event)
+        return event
+
+    def _reading(self, values: Mapping[str, float]) -> NewEvent:
+        return NewEvent.now(
+            "reading",
+            self.name,
+            dict(values),
+            boot=self._boot,
+            clock=self._clock.state,
+            mono=self._monotonic(),
+        )
+
+    def _failed(self, message: str) -> None:
+        # Log the first failure and changes of reason, not every repetition.
+        if message != self.counters.last_error:
+            log.warning("sensor %s: %s", self.name, message)
+        self.counters.last_error = message

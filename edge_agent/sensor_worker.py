@@ -1,0 +1,87 @@
+"""One daemon thread per sensor, so a hung driver blocks only itself.
+
+Drivers are blocking (they sleep for conversion times, wait on serial lines).  The
+event loop hands each call to the sensor's own worker thread and awaits the result
+with a timeout.  A call that never returns leaves its thread stuck — Python cannot
+kill a thread — but the thread is a daemon (it cannot hold up the process exit) and
+the sensor simply reports busy until the call comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class SensorWorker:
+    """Runs blocking calls for one sensor on its own daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._busy = False
+        self._thread = threading.Thread(target=self._serve, name=f"sensor-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """A call is still running (possibly hung past its timeout)."""
+        return self._busy
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._busy = True
+        self._jobs.put((fn, future, loop))
+        return future
+
+    async def call(self, fn: Callable[[], T], timeout: float) -> T:
+        """``fn()`` on the worker; ``TimeoutError`` if it takes longer than ``timeout``."""
+        future = self.submit(fn)
+        # shield: a timeout must not cancel the future the worker will still complete.
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    def stop(self) -> None:
+        self._jobs.put(_STOP)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            fn, future, loop = job
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
+                self._deliver(loop, future, None, exc)
+            else:
+                self._deliver(loop, future, result, None)
+            finally:
+                self._busy = False
+
+    @staticmethod
+    def _deliver(
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        result: object,
+        exc: BaseException | None,
+    ) -> None:
+        def settle() -> None:
+            if future.done():
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        # A closed loop means nobody waits for this result any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)

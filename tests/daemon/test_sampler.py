@@ -1,0 +1,126 @@
+"""Sampling: off the event loop, on schedule, a hung driver times out and blocks nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from drivers.errors import BusError
+from edge_agent.clock_sync import ClockWatch
+from edge_agent.events import NewEvent
+from edge_agent.sampler import SensorLoop
+from edge_agent.sensor_worker import SensorWorker
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+        self.thread: str | None = None
+
+    def read(self) -> dict[str, float]:
+        self.n += 1
+        self.thread = threading.current_thread().name
+        return {"count_total": float(self.n)}
+
+
+class Hung:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def read(self) -> dict[str, float]:
+        self.release.wait(10)
+        return {"x_total": 1.0}
+
+
+class Flaky:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def read(self) -> dict[str, float]:
+        self.n += 1
+        if self.n % 2:
+            raise BusError("nack", errno=121)
+        return {"x_total": float(self.n)}
+
+
+def loop_for(
+    driver: object, events: list[NewEvent], *, interval: float = 0.02, timeout: float = 1.0
+) -> SensorLoop:
+    async def emit(event: NewEvent) -> None:
+        events.append(event)
+
+    return SensorLoop(
+        "s",
+        driver,
+        interval=interval,
+        timeout=timeout,
+        emit=emit,
+        boot="b",
+        clock=ClockWatch("none"),  # type: ignore[arg-type]
+    )
+
+
+def test_readings_become_events_off_the_event_loop() -> None:
+    driver, events = Counter(), []
+
+    async def main() -> None:
+        task = asyncio.create_task(loop_for(driver, events).run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(main())
+    assert 5 <= len(events) <= 12, len(events)
+    assert [e.data["count_total"] for e in events] == [float(i) for i in range(1, len(events) + 1)]
+    assert all(e.kind == "reading" and e.sensor == "s" and e.clock == "synced" for e in events)
+    assert driver.thread == "sensor-s"
+
+
+def test_hung_driver_times_out_and_other_sensors_keep_their_rate() -> None:
+    hung, good = Hung(), Counter()
+    hung_events: list[NewEvent] = []
+    good_events: list[NewEvent] = []
+    slow = loop_for(hung, hung_events, interval=0.05, timeout=0.1)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(slow.run()), asyncio.create_task(loop_for(good, good_events).run())]
+        await asyncio.sleep(0.5)
+        for t in tasks:
+            t.cancel()
+
+    start = time.monotonic()
+    asyncio.run(main())
+    hung.release.set()
+    assert time.monotonic() - start < 2
+    assert slow.counters.timeouts == 1
+    assert slow.counters.skipped_busy >= 3  # no pile-up of threads behind the hung call
+    assert hung_events == []
+    assert len(good_events) >= 15
+
+
+def test_driver_errors_are_counted_and_sampling_goes_on() -> None:
+    events: list[NewEvent] = []
+    sensor = loop_for(Flaky(), events)
+
+    async def main() -> None:
+        for _ in range(6):
+            await sensor.sample_once()
+
+    asyncio.run(main())
+    assert sensor.counters.errors == 3 and sensor.counters.reads == 3
+    assert [e.data["x_total"] for e in events] == [2.0, 4.0, 6.0]
+
+
+def test_worker_propagates_exceptions_and_results() -> None:
+    async def main() -> None:
+        worker = SensorWorker("w")
+        assert await worker.call(lambda: 41 + 1, 1.0) == 42
+        try:
+            await worker.call(lambda: 1 / 0, 1.0)
+        except ZeroDivisionError:
+            pass
+        else:
+            raise AssertionError("exception not propagated")
+        worker.stop()
+
+    asyncio.run(main())
