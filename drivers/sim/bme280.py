@@ -12,7 +12,8 @@ What it models (BME280 datasheet BST-BME280-DS002 rev 1.6):
 * data registers at their reset values (0x80 0x00 0x00 / 0x80 0x00) until the first
   conversion finishes, and 0x80000 / 0x8000 for skipped channels;
 * resolution: 16 bit + 1 bit per oversampling doubling with the filter off, 20 bit with the
-  IIR filter on (DS §3.4.3); the IIR filter on temperature and pressure (DS §3.4.4);
+  IIR filter on (DS §3.4.2, §3.4.3); the IIR filter on temperature and pressure, reset by a
+  config write, its memory kept while a channel is skipped (DS §3.4.4);
 * oversampling as the mean of ``osr`` samples of the signal, so it lowers the noise.
 
 The ADC words are found by inverting the driver's own integer compensation (bisection over
@@ -220,8 +221,10 @@ class SimulatedBME280(RegisterDevice):
             bits = MODE.get(value)
             self._set_mode(Mode.SLEEP if bits == 0 else Mode.NORMAL if bits == Mode.NORMAL else Mode.FORCED)
         elif register == Reg.CONFIG and self._mode != Mode.NORMAL:
-            # DS §5.4.6: config writes in normal mode may be ignored.
+            # DS §5.4.6: config writes in normal mode may be ignored.  Writing the filter
+            # resets its memory (DS §3.4.4).
             self.registers[register] = value
+            self._iir.clear()
         # Everything else (id, calibration, status, data) is read-only.
 
     # -- state ----------------------------------------------------------------------------
@@ -315,7 +318,7 @@ class SimulatedBME280(RegisterDevice):
         return sum(signal.sample() for _ in range(osr)) / osr
 
     def _filtered(self, channel: str, adc: int, osr: int, coefficient: int) -> int:
-        """Apply the IIR filter (DS §3.4.4) and the output resolution (DS §3.4.3)."""
+        """Apply the IIR filter (DS §3.4.4) and the output resolution (DS §3.4.2, §3.4.3)."""
         if coefficient:
             previous = self._iir.get(channel, float(adc))  # the first sample seeds the filter
             self._iir[channel] = (previous * (coefficient - 1) + adc) / coefficient
