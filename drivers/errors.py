@@ -40,7 +40,9 @@ class BusError(DriverError):
         """Describe ``exc`` (from smbus2 or pyserial) as a bus error, keeping its errno."""
         code = exc.errno
         name = errno_mod.errorcode.get(code, "") if code is not None else ""
-        hint = " (no ACK: check wiring, address and power)" if code == errno_mod.EREMOTEIO else ""
+        # The Pi's controller reports a NACK as EREMOTEIO; the kernel convention is ENXIO.
+        no_ack = code in (errno_mod.EREMOTEIO, errno_mod.ENXIO)
+        hint = " (no ACK: check wiring, address and power)" if no_ack else ""
         detail = f"errno {code} {name}".strip() if code is not None else str(exc)
         return cls(f"{what}: {detail}{hint}", errno=code)
 

@@ -70,6 +70,9 @@ BREAK_TIME_S = 0.0015  # the break "takes 1 ms" (§4.8); a little more for clock
 SOFT_RESET_TIME_S = 0.002  # t_SR is at most 1.5 ms (Table 4)
 READ_TIMEOUT_S = 0.05  # after the maximum measurement time, keep retrying this long
 READ_RETRY_S = 0.002
+# A NACKed read header ("no data yet"): EREMOTEIO on the Raspberry Pi's i2c-bcm2835;
+# ENXIO is what the kernel's I2C fault-code conventions prescribe, and some adapters use it.
+NOT_READY_ERRNOS = frozenset({errno.EREMOTEIO, errno.ENXIO})
 
 # -- Status register (DS Table 18) -------------------------------------------------------
 
@@ -124,7 +127,7 @@ def parse_words(data: bytes, what: str) -> list[int]:
         expected = crc8(data[i : i + 2])
         if data[i + 2] != expected:
             raise ChecksumError(
-                f"{what}: CRC mismatch in word {i // 3} (data {data[i:i + 2].hex()}, "
+                f"{what}: CRC mismatch in word {i // 3} (data {data[i : i + 2].hex()}, "
                 f"CRC 0x{data[i + 2]:02X}, expected 0x{expected:02X})"
             )
         words.append((data[i] << 8) | data[i + 1])
@@ -178,7 +181,8 @@ def _validated(**options: Any) -> Options:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"sht3x option {name}={first.get('input')!r}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"sht3x option {name}={first.get('input')!r}: {message}") from exc
 
 
 # -- Driver --------------------------------------------------------------------------------
@@ -202,11 +206,12 @@ class SHT3x:
         self._clock = clock
         self._repeatability: Repeatability = opts.repeatability
         self._heater_test_s = opts.heater_test_s
-        self._last_command_at: float | None = None
+        # Another program (or an ``identify`` probe) may have just sent a command.
+        self._last_command_at = clock.monotonic()
         try:
             self._start()
         except BusError as exc:
-            raise ChipNotFoundError(f"{self._name}: no SHT3x answers ({exc})") from exc
+            raise ChipNotFoundError(f"no SHT3x answers: {exc}") from exc
         except DataIntegrityError as exc:
             raise WrongChipError(
                 f"{self._name}: a device answers but its status word fails the SHT3x CRC "
@@ -232,8 +237,7 @@ class SHT3x:
     # -- bus primitives ------------------------------------------------------------------
 
     def _command(self, command: int) -> None:
-        if self._last_command_at is not None:
-            self._clock.sleep(self._last_command_at + COMMAND_SPACING_S - self._clock.monotonic())
+        self._clock.sleep(self._last_command_at + COMMAND_SPACING_S - self._clock.monotonic())
         try:
             self._bus.i2c_rdwr(i2c_msg.write(self._address, [command >> 8, command & 0xFF]))
         except OSError as exc:
@@ -258,7 +262,7 @@ class SHT3x:
                 s_t, s_rh = self._read_words(2, "measurement")
                 return s_t, s_rh
             except OSError as exc:
-                if exc.errno != errno.EREMOTEIO:
+                if exc.errno not in NOT_READY_ERRNOS:
                     raise BusError.from_os_error(f"{self._name}: reading the measurement", exc) from exc
                 if self._clock.monotonic() >= deadline:
                     waited_ms = (self._clock.monotonic() - started) * 1000

@@ -18,8 +18,8 @@ EX_CONFIG = 78
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("EDGE_CONFIG", None)
+    inherited = {k: v for k, v in os.environ.items() if k != "EDGE_CONFIG"}
+    full_env = {**inherited, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "edge_agent", *args],
         capture_output=True,
@@ -101,7 +101,6 @@ def test_every_command_that_loads_config_exits_78_on_bad_config(tmp_path: Path) 
 
 def test_config_path_from_edge_config_variable(tmp_path: Path) -> None:
     result = cli("config", "check", env={"EDGE_CONFIG": str(tmp_path / "absent.toml")})
-    # cli() drops an inherited EDGE_CONFIG, then env= sets it again
     assert result.returncode == EX_CONFIG and "absent.toml" in result.stderr
 
 
@@ -174,7 +173,7 @@ def test_scan_sim_bus_lists_the_simulated_sensors_with_their_drivers() -> None:
     result = cli("scan", "--bus", "sim")
     assert result.returncode == 0, result.stderr
     assert _addresses(result.stdout) == {"0x44": "sht3x", "0x48": "ads1115", "0x76": "bme280"}
-    assert "40: -- -- -- -- 44" in result.stdout  # the i2cdetect-style grid
+    assert "40:  -- -- -- -- 44" in result.stdout  # the i2cdetect-style grid
 
 
 def test_scan_sim_bus_from_config() -> None:

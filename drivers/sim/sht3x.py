@@ -82,8 +82,11 @@ HEATER_ON = 1 << STATUS_BITS["heater_on"]
 RESET_DETECTED = 1 << STATUS_BITS["reset_detected"]
 COMMAND_FAILED = 1 << STATUS_BITS["command_failed"]
 WRITE_CHECKSUM_FAILED = 1 << STATUS_BITS["write_checksum_failed"]
-CLEARABLE = ALERT_PENDING | RESET_DETECTED | (1 << STATUS_BITS["rh_tracking_alert"]) | (
-    1 << STATUS_BITS["t_tracking_alert"]
+CLEARABLE = (
+    ALERT_PENDING
+    | RESET_DETECTED
+    | (1 << STATUS_BITS["rh_tracking_alert"])
+    | (1 << STATUS_BITS["t_tracking_alert"])
 )
 
 HEATER_RISE_C = 3.0  # "a few degrees centigrade" (§4.10)
@@ -284,11 +287,11 @@ class SimulatedSHT3x(SimulatedI2CDevice):
             self._periodic = _Periodic(started=now, period_s=1.0 / mps, repeatability=repeatability)
             self._output = None
         else:
-            repeatability = _SINGLE_SHOT.get(command) or CMD_MEASURE_SINGLE_SHOT_STRETCH.get(command)
-            if repeatability is None:
+            single = _SINGLE_SHOT.get(command) or CMD_MEASURE_SINGLE_SHOT_STRETCH.get(command)
+            if single is None:
                 return False
             self._output = None
-            self._measurement_done_at = now + TYPICAL_MEASUREMENT_S[repeatability]
+            self._measurement_done_at = now + TYPICAL_MEASUREMENT_S[single]
             self._stretch = command in CMD_MEASURE_SINGLE_SHOT_STRETCH
         return True
 
