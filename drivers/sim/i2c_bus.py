@@ -211,4 +211,3 @@ class SimulatedSMBus:
         if device is None:
             raise OSError(errno.EREMOTEIO, os.strerror(errno.EREMOTEIO))
         return device
-

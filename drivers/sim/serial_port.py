@@ -139,7 +139,9 @@ class SimulatedSerial:
 
     def _check_open(self) -> None:
         if self.disconnected:
-            raise serial.SerialException(5, f"device reports readiness to read but returned no data ({self.port})")
+            raise serial.SerialException(
+                5, f"device reports readiness to read but returned no data ({self.port})"
+            )
         if not self.is_open:
             raise serial.PortNotOpenError()
 
