@@ -18,15 +18,13 @@ import math
 import random
 import re
 import time
-from collections import deque
 from datetime import UTC, datetime
 
 from drivers.clock import SYSTEM_CLOCK, Clock
 from drivers.nmea import KNOT_MPS, build_sentence
-from drivers.sim.serial_port import SerialDeviceModel
+from drivers.sim.serial_port import LineTransmitter, SerialDeviceModel
 from drivers.sim.signals import Signal
 
-BYTE_S = 10 / 9600
 """One character at 9600 baud, 8N1."""
 OUTPUT_DELAY_S = 0.1
 """Receivers start the burst a little after the second it describes."""
@@ -124,30 +122,19 @@ class SimulatedNMEA(SerialDeviceModel):
         self._utc_offset = (time.time() if utc_start_s is None else utc_start_s) - now
         first_second = math.floor(now + self._utc_offset) + 1
         self._next_burst_at = first_second - self._utc_offset + OUTPUT_DELAY_S
-        self._tx: deque[tuple[float, bytes]] = deque()
-        self._line_free_at = now
+        self._line = LineTransmitter(now)
 
     # -- SerialDeviceModel -------------------------------------------------------------------
 
     def poll(self, now: float) -> bytes:
         self._schedule(now)
-        out = bytearray()
-        while self._tx:
-            start, data = self._tx[0]
-            due = min(len(data), int((now - start) / BYTE_S + 1e-9) + 1) if now >= start else 0
-            if due <= 0:
-                break
-            out += data[:due]
-            if due < len(data):
-                self._tx[0] = (start + due * BYTE_S, data[due:])
-                break
-            self._tx.popleft()
-        return bytes(out)
+        return self._line.poll(now)
 
     def next_output_at(self, now: float) -> float | None:
         # No scheduling here: the port calls this outside its lock.  A burst that is
         # already due gives a time in the past, and the port polls at once.
-        return self._tx[0][0] if self._tx else self._next_burst_at
+        queued = self._line.next_byte_at()
+        return queued if queued is not None else self._next_burst_at
 
     # -- behaviour -------------------------------------------------------------------------
 
@@ -166,9 +153,7 @@ class SimulatedNMEA(SerialDeviceModel):
             self._next_burst_at += 1.0
 
     def _send(self, at: float, data: bytes) -> None:
-        start = max(at, self._line_free_at)
-        self._tx.append((start, data))
-        self._line_free_at = start + len(data) * BYTE_S
+        self._line.send(at, data)
 
     def _sentence(self, body: str) -> bytes:
         data = build_sentence(body)

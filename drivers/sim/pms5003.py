@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections import deque
 from typing import Any, Literal
 
 from drivers.clock import SYSTEM_CLOCK, Clock
@@ -41,10 +40,9 @@ from drivers.pms5003 import (
     checksum,
     encode_frame,
 )
-from drivers.sim.serial_port import SerialDeviceModel
+from drivers.sim.serial_port import LineTransmitter, SerialDeviceModel
 from drivers.sim.signals import Signal
 
-BYTE_S = 10 / 9600
 """One byte at 9600 baud, 8N1 (start + 8 data + stop bits)."""
 STABLE_INTERVAL_S = 2.3
 WAKE_FIRST_FRAME_S = 2.5
@@ -167,8 +165,7 @@ class SimulatedPMS5003(SerialDeviceModel):
         }
         self._woke_at: float | None = None
         self._rx = bytearray()
-        self._tx: deque[tuple[float, bytes]] = deque()
-        self._line_free_at = now
+        self._line = LineTransmitter(now)
         # Powered up long ago: the next frame is somewhere within one interval.
         self._next_frame_at: float | None = None
         if mode == "active" and not asleep:
@@ -178,24 +175,14 @@ class SimulatedPMS5003(SerialDeviceModel):
 
     def poll(self, now: float) -> bytes:
         self._schedule_frames(now)
-        out = bytearray()
-        while self._tx:
-            start, data = self._tx[0]
-            due = min(len(data), int((now - start) / BYTE_S + 1e-9) + 1) if now >= start else 0
-            if due <= 0:
-                break
-            out += data[:due]
-            if due < len(data):
-                self._tx[0] = (start + due * BYTE_S, data[due:])
-                break
-            self._tx.popleft()
-        return bytes(out)
+        return self._line.poll(now)
 
     def next_output_at(self, now: float) -> float | None:
         # No scheduling here: the port calls this outside its lock.  A frame that is
         # already due gives a time in the past, and the port polls at once.
-        if self._tx:
-            return self._tx[0][0]
+        queued = self._line.next_byte_at()
+        if queued is not None:
+            return queued
         return self._next_frame_at if self._sending_on_its_own() else None
 
     def receive(self, data: bytes) -> None:
@@ -259,9 +246,7 @@ class SimulatedPMS5003(SerialDeviceModel):
         self._send(now + ANSWER_DELAY_S, build_frame(bytes((cmd, value & 0xFF))))
 
     def _send(self, at: float, data: bytes) -> None:
-        start = max(at, self._line_free_at)
-        self._tx.append((start, data))
-        self._line_free_at = start + len(data) * BYTE_S
+        self._line.send(at, data)
 
     def _frame(self, at: float) -> bytes:
         frame = self._measure(at)

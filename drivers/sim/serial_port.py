@@ -23,6 +23,44 @@ import serial
 from drivers.clock import SYSTEM_CLOCK, Clock
 
 
+class LineTransmitter:
+    """What a device has put on its TX line, released at the line's pace.
+
+    At 9600 baud 8N1 a byte takes 10/9600 s (about 1 ms), so a 32-byte frame takes a
+    third of a frame period to arrive and a read can catch half of it, as on hardware.
+    """
+
+    def __init__(self, now: float, *, baudrate: int = 9600) -> None:
+        self.byte_s = 10 / baudrate
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._line_free_at = now
+
+    def send(self, at: float, data: bytes) -> None:
+        """Queue ``data`` to start at ``at``, or when the line is free if it is busy then."""
+        start = max(at, self._line_free_at)
+        self._queue.append((start, data))
+        self._line_free_at = start + len(data) * self.byte_s
+
+    def poll(self, now: float) -> bytes:
+        """The bytes fully transmitted by ``now`` and not yet returned."""
+        out = bytearray()
+        while self._queue:
+            start, data = self._queue[0]
+            due = min(len(data), int((now - start) / self.byte_s + 1e-9) + 1) if now >= start else 0
+            if due <= 0:
+                break
+            out += data[:due]
+            if due < len(data):
+                self._queue[0] = (start + due * self.byte_s, data[due:])
+                break
+            self._queue.popleft()
+        return bytes(out)
+
+    def next_byte_at(self) -> float | None:
+        """When the next queued byte starts, or None when nothing is queued."""
+        return self._queue[0][0] if self._queue else None
+
+
 class SerialDeviceModel:
     """A device on the other end of a serial line."""
 

@@ -17,7 +17,7 @@ def drivers() -> None:
         found = registry.drivers[name]
         spec = found.spec
         addresses = " ".join(f"0x{a:02x}" for a in spec.addresses) or "-"
-        quantities = "\n".join(escape(f"{q.name} [{q.unit}]") for q in spec.quantities)
+        quantities = "\n".join(escape(f"{q.name} [{q.unit}]" if q.unit else q.name) for q in spec.quantities)
         table.add_row(escape(name), spec.bus, addresses, quantities, escape(found.provider))
     console.print(table)
     for broken in registry.broken:
