@@ -94,6 +94,12 @@ class SensorLoop:
             c.errors += 1
             self._failed(f"{type(exc).__name__}: {exc}")
             return None
+        except Exception as exc:  # a driver bug (third-party code): this sensor fails, the daemon goes on
+            c.errors += 1
+            if c.last_error is None or not c.last_error.startswith("driver bug"):
+                log.exception("sensor %s: driver raised a non-driver error", self.name)
+            self._failed(f"driver bug: {type(exc).__name__}: {exc}")
+            return None
         c.reads += 1
         c.last_ok_mono = self._monotonic()
         c.last_error = None

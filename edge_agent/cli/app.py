@@ -10,6 +10,7 @@ from edge_agent import __version__
 from edge_agent.cli import config_cmd
 from edge_agent.cli.drivers_cmd import drivers
 from edge_agent.cli.read_cmd import read
+from edge_agent.cli.run_cmd import run
 from edge_agent.cli.scan_cmd import scan_command
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.command("run")(run)
 app.command("drivers")(drivers)
 app.command("scan")(scan_command)
 app.command("read")(read)

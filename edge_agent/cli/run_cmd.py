@@ -1,0 +1,36 @@
+"""``edge-agent run``: the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import typer
+
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, err_console, exit_config_error, load_config
+from edge_agent.errors import ConfigError
+from edge_agent.outbox.errors import OutboxError
+
+EX_TEMPFAIL = 75
+
+
+def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Run the agent: sample sensors, commit every event to the outbox, forward over MQTT."""
+    settings = load_config(config)
+    # One line per event worth knowing, to stdout for journald (which adds the time).
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    from edge_agent.daemon import run_daemon  # keeps paho/aiosqlite out of the other commands' start-up
+
+    try:
+        asyncio.run(run_daemon(settings))
+    except ConfigError as exc:
+        exit_config_error(exc)
+    except OutboxError as exc:
+        # Another daemon holds the outbox lock, or the state directory is unusable.
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EX_TEMPFAIL) from exc
+    except KeyboardInterrupt:
+        pass
