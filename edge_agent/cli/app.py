@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import config_cmd
+from edge_agent.cli import buffer_cmd, config_cmd
 from edge_agent.cli.drivers_cmd import drivers
 from edge_agent.cli.read_cmd import read
 from edge_agent.cli.run_cmd import run
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(buffer_cmd.app, name="buffer")
 app.command("run")(run)
 app.command("drivers")(drivers)
 app.command("scan")(scan_command)
