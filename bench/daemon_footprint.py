@@ -1,0 +1,127 @@
+"""Benchmark (c): peak RSS and CPU of ``edge-agent run`` on simulated sensors.
+
+Runs the real daemon as a subprocess against a private Mosquitto:
+
+* 10 simulated sensors at 10 Hz for ``--seconds`` (default 60): peak RSS (VmHWM);
+* 5 simulated sensors at 1 Hz: CPU time as a share of one core.
+
+Baseline, measured in the same run: a bare interpreter that imports the base libraries
+(paho-mqtt, aiosqlite, pydantic-settings, tenacity, prometheus-client, typer, rich).
+Targets (issue 3): RSS < 50 MB; CPU < 3 % of one core for 5 sensors at 1 Hz.
+
+    .venv/bin/python bench/daemon_footprint.py [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.mosquitto import Mosquitto  # noqa: E402
+
+I2C = [("bme280", 0x76), ("bme280", 0x77), ("sht3x", 0x44), ("sht3x", 0x45)] + [("ads1115", a) for a in (0x48, 0x49, 0x4A, 0x4B)]
+SERIAL = ["pms5003", "pms5003"]
+
+
+# As systemd/edge-agent.service runs it: one malloc arena per sensor thread would cost
+# several MB of RSS for nothing on a device with one or two cores.
+UNIT_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+
+
+def config(directory: Path, port: int, count: int, interval: float) -> Path:
+    lines = [
+        '[device]\nid = "bench"\nclock_check = "none"\n',
+        f'[storage]\nstate_dir = "{directory / "state"}"\n',
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n',
+    ]
+    sensors: list[str] = []
+    for i, (driver, address) in enumerate(I2C):
+        sensors.append(f'[[sensors]]\nname = "s{i}"\ndriver = "{driver}"\nbus = "sim"\naddress = {address}\ninterval = {interval}\n')
+    for j, driver in enumerate(SERIAL):
+        sensors.append(
+            f'[[sensors]]\nname = "p{j}"\ndriver = "{driver}"\nport = "sim://"\ninterval = {interval}\n'
+            'options = { mode = "passive" }\n'
+        )
+    path = directory / f"bench-{count}.toml"
+    path.write_text("\n".join(lines + sensors[:count]))
+    return path
+
+
+def proc_status(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def run_agent(cfg: Path, seconds: float, warmup: float = 5.0) -> tuple[int, float, int]:
+    """Returns (peak RSS bytes, CPU share of one core after warm-up, events committed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(UNIT_ENVIRONMENT)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        time.sleep(warmup)
+        cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, t1 = cpu_seconds(agent.pid), time.monotonic()
+        peak = proc_status(agent.pid, "VmHWM")
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    from edge_agent.outbox import read_stats
+
+    committed = read_stats(cfg.parent / "state" / "outbox.db").next_seq - 1
+    return peak, (cpu1 - cpu0) / (t1 - t0), committed
+
+
+def baseline_rss() -> int:
+    code = (
+        "import paho.mqtt.client, aiosqlite, pydantic_settings, tenacity, prometheus_client, typer, rich, time, sys;"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    )
+    return int(subprocess.check_output([sys.executable, "-c", code])) * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    mb = 1024 * 1024
+    with tempfile.TemporaryDirectory() as tmp:
+        base = baseline_rss()
+        with Mosquitto(Path(tmp) / "broker") as broker:
+            d10 = Path(tmp) / "ten"
+            d10.mkdir()
+            peak, cpu10, n10 = run_agent(config(d10, broker.port, 10, 0.1), args.seconds)
+            d5 = Path(tmp) / "five"
+            d5.mkdir()
+            _, cpu5, n5 = run_agent(config(d5, broker.port, 5, 1.0), args.seconds)
+    print(f"baseline: interpreter + base libraries imported    peak RSS {base / mb:6.1f} MB")
+    print(f"(the daemon runs with the unit's environment: {UNIT_ENVIRONMENT})")
+    print(f"edge-agent run, 10 sensors @ 10 Hz, {args.seconds:.0f} s      peak RSS {peak / mb:6.1f} MB  "
+          f"(target < 50 MB; {peak / base:.2f}x baseline), CPU {100 * cpu10:5.1f} % of one core, {n10} events")
+    print(f"edge-agent run,  5 sensors @  1 Hz, {args.seconds:.0f} s      CPU {100 * cpu5:5.2f} % of one core "
+          f"(target < 3 %), {n5} events")
+
+
+if __name__ == "__main__":
+    main()
