@@ -185,6 +185,8 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         self.process = None
 
     def restart(self, *, kill: bool = False) -> None:

@@ -1,0 +1,31 @@
+"""What the uplink needs from the outbox (``edge_agent.outbox.Outbox`` provides it).
+
+The uplink knows nothing of SQLite; it reads lanes in seq order and deletes what has been
+acknowledged.  Contract relied on: ``next_seq`` advances only once an event's commit is
+visible to ``fetch``, and ``delete`` of seqs that are already gone is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from edge_agent.events import Lane, StoredEvent
+
+
+class OutboxAPI(Protocol):
+    @property
+    def epoch(self) -> str: ...
+
+    @property
+    def next_seq(self) -> int: ...
+
+    async def fetch(
+        self, lane: Lane, *, after_seq: int = 0, before_seq: int | None = None, limit: int = 100
+    ) -> list[StoredEvent]: ...
+
+    async def wait_for_events(self, after_seq: int, timeout: float) -> bool: ...
+
+    async def delete(self, seqs: Iterable[int]) -> int: ...
+
+    async def record_publish(self, wall_time: float) -> None: ...

@@ -1,0 +1,26 @@
+"""The retained ``devices/{id}/status`` messages: birth on connect, will (and clean) offline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Literal
+
+from edge_agent.protocol import rfc3339_ms
+
+
+def status_payload(
+    state: Literal["online", "offline"], *, boot: str, epoch: str, ts: datetime | None = None
+) -> bytes:
+    """``{"state": …, "ts": …, "boot": …, "epoch": …}``; the will has no ``ts`` (the broker
+    sends it at a time we cannot know)."""
+    body: dict[str, str] = {"state": state}
+    if ts is not None:
+        body["ts"] = rfc3339_ms(ts)
+    body["boot"] = boot
+    body["epoch"] = epoch
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
