@@ -27,7 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.mosquitto import Mosquitto  # noqa: E402
 
-I2C = [("bme280", 0x76), ("bme280", 0x77), ("sht3x", 0x44), ("sht3x", 0x45)] + [("ads1115", a) for a in (0x48, 0x49, 0x4A, 0x4B)]
+I2C = [("bme280", 0x76), ("bme280", 0x77), ("sht3x", 0x44), ("sht3x", 0x45)] + [
+    ("ads1115", a) for a in (0x48, 0x49, 0x4A, 0x4B)
+]
 SERIAL = ["pms5003", "pms5003"]
 
 
@@ -44,7 +46,9 @@ def config(directory: Path, port: int, count: int, interval: float) -> Path:
     ]
     sensors: list[str] = []
     for i, (driver, address) in enumerate(I2C):
-        sensors.append(f'[[sensors]]\nname = "s{i}"\ndriver = "{driver}"\nbus = "sim"\naddress = {address}\ninterval = {interval}\n')
+        sensors.append(
+            f'[[sensors]]\nname = "s{i}"\ndriver = "{driver}"\nbus = "sim"\naddress = {address}\ninterval = {interval}\n'
+        )
     for j, driver in enumerate(SERIAL):
         sensors.append(
             f'[[sensors]]\nname = "p{j}"\ndriver = "{driver}"\nport = "sim://"\ninterval = {interval}\n'
@@ -117,10 +121,14 @@ def main() -> None:
             _, cpu5, n5 = run_agent(config(d5, broker.port, 5, 1.0), args.seconds)
     print(f"baseline: interpreter + base libraries imported    peak RSS {base / mb:6.1f} MB")
     print(f"(the daemon runs with the unit's environment: {UNIT_ENVIRONMENT})")
-    print(f"edge-agent run, 10 sensors @ 10 Hz, {args.seconds:.0f} s      peak RSS {peak / mb:6.1f} MB  "
-          f"(target < 50 MB; {peak / base:.2f}x baseline), CPU {100 * cpu10:5.1f} % of one core, {n10} events")
-    print(f"edge-agent run,  5 sensors @  1 Hz, {args.seconds:.0f} s      CPU {100 * cpu5:5.2f} % of one core "
-          f"(target < 3 %), {n5} events")
+    print(
+        f"edge-agent run, 10 sensors @ 10 Hz, {args.seconds:.0f} s      peak RSS {peak / mb:6.1f} MB  "
+        f"(target < 50 MB; {peak / base:.2f}x baseline), CPU {100 * cpu10:5.1f} % of one core, {n10} events"
+    )
+    print(
+        f"edge-agent run,  5 sensors @  1 Hz, {args.seconds:.0f} s      CPU {100 * cpu5:5.2f} % of one core "
+        f"(target < 3 %), {n5} events"
+    )
 
 
 if __name__ == "__main__":

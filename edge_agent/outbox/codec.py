@@ -1,0 +1,199 @@
+"""Events to and from the stored form.
+
+A stored event's ``body`` is the compact JSON of its wire envelope (see
+:class:`edge_agent.protocol.Envelope`), keys in the documented order, so the uplink and
+``export`` hand it on without re-encoding.  The seq is only known inside the transaction
+that commits the event, so an event is encoded ahead of it into the text before and after
+the seq; the transaction only concatenates.  ``size`` is the UTF-8 byte length of the body.
+
+JSON is the hot spot of an append (floats above all).  When ``orjson`` is installed it is
+used (about six times faster both ways); otherwise the standard library's C encoder,
+built once.  Both give compact JSON that parses to the same values; only the spelling of
+huge or tiny floats may differ (``1e+16`` / ``1e16``), which is why ``size`` is always
+measured on the body actually stored.  Either way a NaN or infinite value is refused, as
+JSON has no form for it.
+"""
+
+from __future__ import annotations
+
+import _json
+import importlib
+import json
+import json.encoder
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from edge_agent.events import PRIORITY, NewEvent, StoredEvent
+
+LANE_CODE = {"priority": 0, "readings": 1}
+"""How a lane is stored (an integer keeps the ``(lane, seq)`` index small)."""
+
+_TEXT_MAX = 64
+"""Longest boot id and sensor name the envelope accepts."""
+_PREFIX_CACHE_MAX = 4096
+_quote: Callable[[str], str] = getattr(_json, "encode_basestring", json.encoder.py_encode_basestring)
+
+
+def _stdlib_backend() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
+    make_encoder = getattr(_json, "make_encoder", None)
+    if make_encoder is None:
+        return (
+            json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode,
+            json.JSONDecoder().decode,
+        )
+    # JSONEncoder.encode builds a C encoder per call; built once it is a third faster.  No
+    # cycle check: a cyclic ``data`` ends in RecursionError, an error for that event alone.
+    encoder = make_encoder(None, None, _quote, None, ":", ",", False, False, False)
+
+    def dumps(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return dumps, json.JSONDecoder().decode
+
+
+def _orjson_backend() -> tuple[Callable[[Any], str], Callable[[str], Any]] | None:
+    try:
+        orjson = importlib.import_module("orjson")
+    except ImportError:
+        return None
+    orjson_dumps = orjson.dumps
+
+    def dumps(value: Any) -> str:
+        return str(orjson_dumps(value).decode())
+
+    loads: Callable[[str], Any] = orjson.loads
+    return dumps, loads
+
+
+def _refuse_non_finite(values: Iterable[Any]) -> None:
+    """orjson writes null for NaN and ±inf; the standard library refuses them.  Refuse here too."""
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # true for NaN and ±inf only
+                raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+        elif kind is dict:
+            _refuse_non_finite(value.values())
+        elif kind is list or kind is tuple:
+            _refuse_non_finite(value)
+
+
+BACKEND = "orjson"
+_backend = _orjson_backend()
+if _backend is None:
+    BACKEND = "json"
+    _backend = _stdlib_backend()
+_dumps, _loads = _backend
+_PREFIXES: dict[tuple[str, str, str, str | None], str] = {}
+"""Encoded ``"id"…"sensor"`` constant part, per epoch/boot/kind/sensor (a few dozen entries)."""
+
+
+def use_backend(name: str) -> None:
+    """Switch the JSON backend (``"orjson"`` or ``"json"``); for tests and the benchmark."""
+    global _dumps, _loads, BACKEND
+    backend = _orjson_backend() if name == "orjson" else _stdlib_backend()
+    if backend is None:
+        raise ImportError("orjson is not installed")
+    _dumps, _loads = backend
+    BACKEND = name
+
+
+@dataclass(slots=True)
+class EncodedEvent:
+    """A :class:`NewEvent` as JSON text waiting for its seq."""
+
+    event: NewEvent
+    lane: int
+    head: str
+    tail: str
+    fixed_size: int
+    """UTF-8 bytes of ``head`` + ``tail``; the body adds the digits of the seq."""
+    unsynced: int
+    """1 while ``ts`` awaits correction (see ``Outbox.correct_unsynced``)."""
+
+    def body(self, seq: int) -> tuple[str, int]:
+        digits = str(seq)
+        return self.head + digits + self.tail, self.fixed_size + len(digits)
+
+
+def encode(event: NewEvent, epoch: str) -> EncodedEvent:
+    """Encode an event for ``epoch``; ``ValueError`` if it could never be a valid envelope.
+
+    Only cheap checks run here (this is the hot path).
+    """
+    key = (epoch, event.boot, event.kind, event.sensor)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = _prefix(key)
+    clock = event.clock
+    if clock != "synced" and clock != "unsynced":
+        raise ValueError(f"clock must be 'synced' or 'unsynced', not {clock!r}")
+    mono = event.mono
+    if not math.isfinite(mono):
+        raise ValueError(f"mono must be a finite number, not {mono!r}")
+    data = event.data
+    if type(data) is not dict:
+        raise ValueError(f"data must be a dict, not {type(data).__name__}")
+    if BACKEND == "orjson":
+        _refuse_non_finite(data.values())
+    try:
+        rest = _dumps({"ts": event.ts, "clock": clock, "mono": float(mono), "data": data})
+    except TypeError as exc:
+        raise ValueError(f"data has no JSON form: {exc}") from exc
+    head = '{"id":' + _quote(event.id) + ',"seq":'
+    tail = prefix + rest[1:]
+    fixed = len(head) + len(tail)
+    if not (head.isascii() and tail.isascii()):
+        fixed = len(head.encode()) + len(tail.encode())
+    return EncodedEvent(event, PRIORITY[event.kind], head, tail, fixed, int(clock == "unsynced"))
+
+
+def _prefix(key: tuple[str, str, str, str | None]) -> str:
+    epoch, boot, kind, sensor = key
+    if kind not in PRIORITY:
+        raise ValueError(f"unknown event kind {kind!r}")
+    if not 0 < len(boot) <= _TEXT_MAX:
+        raise ValueError(f"boot id must be 1 to {_TEXT_MAX} characters")
+    if sensor is not None and len(sensor) > _TEXT_MAX:
+        raise ValueError(f"sensor name longer than {_TEXT_MAX} characters: {sensor!r}")
+    text = f',"epoch":{_quote(epoch)},"boot":{_quote(boot)},"kind":{_quote(kind)},"sensor":{_dumps(sensor)},'
+    if len(_PREFIXES) >= _PREFIX_CACHE_MAX:
+        _PREFIXES.clear()
+    _PREFIXES[key] = text
+    return text
+
+
+def envelope_of(event: NewEvent, seq: int, epoch: str) -> dict[str, Any]:
+    """The wire envelope of an event just committed (the same dict ``decode`` gives back)."""
+    return {
+        "id": event.id,
+        "seq": seq,
+        "epoch": epoch,
+        "boot": event.boot,
+        "kind": event.kind,
+        "sensor": event.sensor,
+        "ts": event.ts,
+        "clock": event.clock,
+        "mono": float(event.mono),
+        "data": event.data,
+    }
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as bodies are stored."""
+    return _dumps(value)
+
+
+def loads(text: str) -> Any:
+    return _loads(text)
+
+
+def decode(body: str, size: int) -> StoredEvent:
+    envelope: dict[str, Any] = _loads(body)
+    return StoredEvent(seq=envelope["seq"], kind=envelope["kind"], envelope=envelope, size=size)
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())

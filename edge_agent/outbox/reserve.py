@@ -1,0 +1,73 @@
+"""A reserve file beside the outbox: disk space kept back to get out of a full disk.
+
+On a full disk SQLite cannot even make room: evicting rows writes to the WAL, and
+checkpointing the WAL into the database file may need the file to grow.  So the outbox
+keeps ``<file>.reserve`` (allocated, not sparse) and deletes it when SQLite reports
+SQLITE_FULL; that space lets the checkpoint, the eviction and the retry run, after which
+the reserve is allocated again.  The WAL is kept smaller than half the reserve
+(``wal_autocheckpoint``) so that one reserve is always enough to checkpoint it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("edge_agent.outbox")
+
+
+class Reserve:
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+
+    @property
+    def held(self) -> bool:
+        try:
+            return self.path.stat().st_size >= self.size
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> bool:
+        """Give the space back to the filesystem; True if there was a reserve to release."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def restore(self) -> bool:
+        """Allocate the reserve again; False (and no partial file) if there is no room for it."""
+        if self.size <= 0 or self.held:
+            return True
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            log.warning("cannot create the outbox reserve %s: %s", self.path, exc)
+            return False
+        try:
+            _allocate(fd, self.size)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.warning("cannot allocate the outbox reserve %s: %s", self.path, exc)
+            return False
+        os.close(fd)
+        return True
+
+
+def _allocate(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        # Filesystems without fallocate: write it, so the blocks are really taken.
+        block = b"\0" * 65536
+        written = 0
+        while written < size:
+            written += os.write(fd, block[: min(len(block), size - written)])

@@ -1,0 +1,67 @@
+"""The stored form: both JSON backends give the wire envelope, byte counts that match."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.events import NewEvent
+from edge_agent.outbox import codec
+
+from .helpers import BOOT, check_wire, open_outbox
+
+BACKENDS = ["json"] + (["orjson"] if codec._orjson_backend() is not None else [])
+
+EVENTS = [
+    NewEvent.now(
+        "reading", "climate", {"temperature": 21.864864864864863, "humidity": 45.0, "n": 3}, boot=BOOT
+    ),
+    NewEvent.now("alarm", "air", {"over": "pm2_5", "text": 'ünïcödé ✓ "quoted" \\ \n'}, boot=BOOT),
+    NewEvent.now(
+        "status", None, {"nested": {"list": [1, 2.5, None, True]}, "empty": {}}, boot=BOOT, clock="unsynced"
+    ),
+    NewEvent.now("test_result", "soil", {}, boot=BOOT, mono=0.0),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = codec.BACKEND
+    codec.use_backend(request.param)
+    yield str(request.param)
+    codec.use_backend(before)
+
+
+def test_body_is_the_compact_json_of_the_envelope(backend: str) -> None:
+    for seq, event in enumerate(EVENTS, 1):
+        body, size = codec.encode(event, "epoch-1").body(seq * 1000)
+        envelope = codec.envelope_of(event, seq * 1000, "epoch-1")
+        assert json.loads(body) == envelope
+        assert list(json.loads(body)) == list(envelope)  # documented key order
+        assert body == json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        assert size == len(body.encode())
+        assert codec.decode(body, size).envelope == envelope
+
+
+@pytest.mark.parametrize("data", [{"v": float("nan")}, {"v": float("inf")}, {"deep": [{"v": -float("inf")}]}])
+def test_non_finite_values_are_refused(backend: str, data: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        codec.encode(NewEvent.now("reading", "s", data, boot=BOOT), "e")
+
+
+def test_the_outbox_works_with_either_backend(backend: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db")
+        stored = await outbox.append(EVENTS)
+        fetched = await outbox.fetch("priority") + await outbox.fetch("readings")
+        assert sorted(e.seq for e in fetched) == [e.seq for e in stored]
+        for event in fetched:
+            check_wire(event)
+            assert event.envelope == stored[event.seq - 1].envelope
+        await outbox.close()
+
+    asyncio.run(main())

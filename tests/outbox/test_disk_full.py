@@ -1,0 +1,157 @@
+"""SQLITE_FULL survived: make room by evicting the oldest events, never lose the new ones.
+
+Two ways to make SQLite itself report SQLITE_FULL: ``PRAGMA max_page_count`` (always
+available), and a really full filesystem (a small tmpfs, which needs root and the right
+to mount: skipped with the reason otherwise, also under CI: it is a property of the
+machine, not a missing service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.outbox import Outbox, OutboxFullError, read_stats
+
+from .helpers import alarm, check_wire, open_outbox, reading, seqs
+
+RESERVE = 256 * 1024
+"""Disk space kept back on the small tmpfs (the default, 8 MiB, is for real cards)."""
+PAGES = 60
+"""max_page_count for the tests: 240 KB of 4 KB pages, about 700 readings."""
+
+
+async def _fill_until_full(outbox: Outbox, batch: int = 50, rounds: int = 40) -> list[int]:
+    """Append readings until an eviction for disk_full has happened; returns the seqs committed."""
+    committed: list[int] = []
+    for r in range(rounds):
+        stored = await outbox.append([reading(r * batch + i) for i in range(batch)])
+        assert len(stored) == batch
+        committed += seqs(stored)
+        if (await outbox.stats()).evicted_by_reason["disk_full"]:
+            return committed
+    raise AssertionError("the outbox never filled up")
+
+
+def test_max_page_count_full_evicts_oldest_readings_and_keeps_the_new_events(tmp_path: Path) -> None:
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": PAGES})
+        important = await outbox.append([alarm(1)])
+        committed = await _fill_until_full(outbox)
+        stats = await outbox.stats()
+        assert stats.disk_full_count >= 1
+        assert stats.evicted_by_reason["disk_full"] > 0 and stats.evicted_by_reason["size_cap"] == 0
+
+        gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
+        assert len(gaps) == 1
+        data = check_wire(gaps[0]).data
+        assert data["reason"] == "disk_full"
+        evicted = {s for first, last in data["evicted"] for s in range(first, last + 1)}
+        assert len(evicted) == data["count"] == stats.evicted_total
+        # The oldest readings went, and only readings; the alarm stays.
+        assert sorted(evicted) == committed[: len(evicted)]
+        assert important[0].seq in seqs(await outbox.fetch("priority"))
+        # Everything committed is either still there or announced as evicted.
+        present = set(seqs(await outbox.fetch("readings", limit=10_000)))
+        assert set(committed) == present | evicted
+        assert not present & evicted
+
+        # It keeps working: more appends go on evicting as needed.
+        for r in range(10):
+            assert len(await outbox.append([reading(10_000 + r * 50 + i) for i in range(50)])) == 50
+        await outbox.close()
+        assert read_stats(tmp_path / "o.db").disk_full_count >= 1  # persisted
+
+    asyncio.run(main())
+
+
+def test_priority_events_are_evicted_when_no_reading_is_left(tmp_path: Path) -> None:
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": PAGES})
+        committed: list[int] = []
+        for r in range(40):
+            committed += seqs(await outbox.append([alarm(r * 50 + i) for i in range(50)]))
+        # Still appending: room was made among the (oldest) priority events.
+        stats = await outbox.stats()
+        assert stats.disk_full_count >= 1 and stats.pending_by_kind.get("reading", 0) == 0
+        present = seqs(await outbox.fetch("priority", limit=10_000))
+        assert committed[-50:] == [s for s in present if s in committed][-50:]
+        await outbox.close()
+
+    asyncio.run(main())
+
+
+def test_no_room_at_all_raises_and_commits_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": 12})
+        before = outbox.next_seq
+        huge = [reading(i) for i in range(2000)]  # bigger than the whole file may be
+        with pytest.raises(OutboxFullError):
+            await outbox.append(huge)
+        assert outbox.next_seq == before  # nothing committed, no seq consumed
+        assert await outbox.fetch("readings") == []
+        # Still usable for what fits.
+        assert seqs(await outbox.append([reading(1)])) == [before]
+        await outbox.close()
+
+    asyncio.run(main())
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the max_page_count tests cover SQLITE_FULL")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({result.stderr.strip()}); the max_page_count tests cover SQLITE_FULL"
+        )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_really_full_filesystem(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "mnt", "2m") as mnt:
+
+        async def main() -> None:
+            outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
+            important = await outbox.append([alarm(1)])
+            # Fill the filesystem with something else, as on a full SD card, leaving ~600 KB.
+            statvfs = os.statvfs(mnt)
+            free = statvfs.f_bavail * statvfs.f_frsize
+            (mnt / "filler").write_bytes(b"\0" * (free - 600 * 1024))
+
+            committed = await _fill_until_full(outbox, batch=50, rounds=200)
+            stats = await outbox.stats()
+            assert stats.disk_full_count >= 1 and stats.evicted_by_reason["disk_full"] > 0
+            gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
+            assert gaps and all(g.envelope["data"]["reason"] == "disk_full" for g in gaps)
+            evicted = {
+                s
+                for g in gaps
+                for first, last in g.envelope["data"]["evicted"]
+                for s in range(first, last + 1)
+            }
+            present = set(seqs(await outbox.fetch("readings", limit=100_000)))
+            assert set(committed) == present | evicted
+            assert important[0].seq in seqs(await outbox.fetch("priority"))
+            for r in range(5):  # and it goes on
+                assert len(await outbox.append([reading(r * 50 + i) for i in range(50)])) == 50
+            await outbox.close()
+            # Reopening on the still-full filesystem works and keeps everything.
+            outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
+            assert important[0].seq in seqs(await outbox.fetch("priority"))
+            await outbox.close()
+
+        asyncio.run(main())
