@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make run   set up .venv and run the agent on the simulated default config
+#   make run   set up .venv and run the daemon on the simulated default config
 #   make test  set up .venv and run the whole test suite
 # Both create the virtual environment they need on first use.
 
@@ -17,9 +17,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Until the daemon lands, the main job reads every configured sensor continuously.
+# The daemon on simulated sensors; it forwards to the MQTT broker on localhost:1883
+# (apt install mosquitto) and buffers everything while there is none.
 run: $(BIN)/.installed
-	$(BIN)/edge-agent read --all --count 0 --interval 2 --config $(CONFIG)
+	$(BIN)/edge-agent run --config $(CONFIG)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
