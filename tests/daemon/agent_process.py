@@ -84,7 +84,7 @@ def stop_agent(process: subprocess.Popen[bytes], *, kill: bool = False, timeout:
 class Subscriber:
     """Records every event envelope published for a device (a persistent QoS 1 session)."""
 
-    def __init__(self, broker: Mosquitto, device_id: str) -> None:
+    def __init__(self, broker: Mosquitto, device_id: str, *, persistent: bool = False) -> None:
         self.events: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -93,7 +93,14 @@ class Subscriber:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.device_id = device_id
-        self.client.connect("127.0.0.1", broker.port)
+        properties = None
+        if persistent:  # the broker queues our QoS 1 messages while we (or it) are away
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", broker.port, clean_start=not persistent, properties=properties)
         self.client.subscribe([(f"devices/{device_id}/events", 1), (f"devices/{device_id}/status", 1)])
         self.client.loop_start()
         assert self._ready.wait(5), "subscription not acknowledged"
