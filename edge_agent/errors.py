@@ -8,7 +8,12 @@
      │                       (EX_CONFIG) so systemd does not restart-loop.
      ├── HardwareOpenError   a bus or port named in the config cannot be opened
      │                       (missing /dev/i2c-N, permission denied); errno kept
-     └── UnknownSensorError  a sensor name that is not in the configuration
+     ├── UnknownSensorError  a sensor name that is not in the configuration
+     ├── OutboxError         (edge_agent.outbox.errors) the outbox cannot be used
+     │    ├── OutboxClosedError   used after close / writer stopped
+     │    ├── OutboxLockedError   another process holds the outbox (a second daemon)
+     │    └── OutboxFullError     no room even after evicting (disk full beyond the reserve)
+     └── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
 
 Sensor failures are :class:`drivers.errors.DriverError` (the drivers package stands on
 its own and has its own tree); the agent catches them per sensor.

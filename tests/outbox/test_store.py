@@ -280,3 +280,26 @@ def test_stats_and_export(tmp_path: Path) -> None:
 def test_open_refuses_nonsense_caps(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         asyncio.run(Outbox.open(tmp_path / "o.db", max_bytes=0, max_age_s=1, boot=BOOT))
+
+
+def test_appends_commit_with_synchronous_full_and_deletes_with_normal(tmp_path: Path) -> None:
+    """The durability choice of docs/DURABILITY.md, held in place."""
+
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db")
+        conn = outbox._conn  # the setting lives on the connection
+
+        async def level() -> int:
+            return int(next(iter(await conn.execute_fetchall("PRAGMA synchronous")))[0])
+
+        await outbox.append([reading()])
+        assert await level() == 2  # FULL: fsync of the WAL at every commit of events
+        await outbox.delete([1])
+        assert await level() == 1  # NORMAL: a lost delete only means a resend
+        await outbox.append([reading()])
+        assert await level() == 2
+        mode = next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0]
+        assert mode == "wal"
+        await outbox.close()
+
+    asyncio.run(main())
