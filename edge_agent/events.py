@@ -8,6 +8,8 @@ whose ``envelope`` is the wire form described in :mod:`edge_agent.protocol`.
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,10 +77,17 @@ class StoredEvent:
 
     seq: int
     kind: EventKind
-    envelope: dict[str, Any]
-    """The wire form (see :class:`edge_agent.protocol.Envelope`)."""
+    body: str
+    """The envelope as compact JSON text, exactly as stored and as it goes on the wire
+    (the uplink joins bodies into a batch instead of decoding and encoding again)."""
     size: int
-    """Bytes of the envelope as compact JSON: what it costs on the wire and in the cap."""
+    """UTF-8 bytes of ``body``: what it costs on the wire and in the cap."""
+
+    @functools.cached_property
+    def envelope(self) -> dict[str, Any]:
+        """The wire form as a dict (see :class:`edge_agent.protocol.Envelope`), decoded on demand."""
+        decoded: dict[str, Any] = json.loads(self.body)
+        return decoded
 
     @property
     def lane(self) -> Lane:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.events import PRIORITY, NewEvent, StoredEvent
+from edge_agent.protocol import EventKind
 
 LANE_CODE = {"priority": 0, "readings": 1}
 """How a lane is stored (an integer keeps the ``(lane, seq)`` index small)."""
@@ -191,8 +192,19 @@ def loads(text: str) -> Any:
 
 
 def decode(body: str, size: int) -> StoredEvent:
+    """A stored row as an event (decodes the body once for its seq and kind)."""
     envelope: dict[str, Any] = _loads(body)
-    return StoredEvent(seq=envelope["seq"], kind=envelope["kind"], envelope=envelope, size=size)
+    return stored(envelope["seq"], envelope["kind"], body, size, envelope)
+
+
+def stored(
+    seq: int, kind: EventKind, body: str, size: int, envelope: dict[str, Any] | None = None
+) -> StoredEvent:
+    """A :class:`StoredEvent` from a row; ``envelope``, when at hand, spares a later decode."""
+    event = StoredEvent(seq, kind, body, size)
+    if envelope is not None:
+        event.__dict__["envelope"] = envelope  # prime the cached property
+    return event
 
 
 def utf8_len(text: str) -> int:

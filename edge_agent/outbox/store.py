@@ -356,10 +356,11 @@ class Outbox:
         """Pending events of ``lane`` with ``after_seq < seq < before_seq``, in seq order."""
         upper = 2**63 - 1 if before_seq is None else before_seq
         rows = await self._read(
-            "SELECT body, size FROM events WHERE lane = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+            "SELECT seq, kind, body, size FROM events WHERE lane = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
             (codec.LANE_CODE[lane], after_seq, upper, limit),
         )
-        return [codec.decode(body, size) for body, size in rows]
+        # No decoding here: the uplink sends the stored text as it is.
+        return [codec.stored(seq, kind, body, size) for seq, kind, body, size in rows]
 
     async def wait_for_events(self, after_seq: int, timeout: float) -> bool:
         """True as soon as a pending event with seq > ``after_seq`` exists; False after ``timeout``."""
@@ -564,7 +565,8 @@ class Outbox:
             digits = str(seq)
             size = enc.fixed_size + len(digits)
             e = enc.event
-            add_row((seq, enc.lane, e.kind, size, runtime, enc.unsynced, enc.head + digits + enc.tail))
+            body = enc.head + digits + enc.tail
+            add_row((seq, enc.lane, e.kind, size, runtime, enc.unsynced, body))
             envelope = {
                 "id": e.id,
                 "seq": seq,
@@ -577,7 +579,7 @@ class Outbox:
                 "mono": float(e.mono),
                 "data": e.data,
             }
-            add_stored(StoredEvent(seq, e.kind, envelope, size))
+            add_stored(codec.stored(seq, e.kind, body, size, envelope))
             added += size
         await self._conn.executemany(_INSERT, rows)
         tally.last_seq = seq

@@ -63,7 +63,8 @@ class MemoryOutbox:
                 "mono": e.mono,
                 "data": e.data,
             }
-            s = StoredEvent(seq=seq, kind=e.kind, envelope=envelope, size=len(_encode(envelope).encode()))
+            body = _encode(envelope)
+            s = StoredEvent(seq=seq, kind=e.kind, body=body, size=len(body.encode()))
             self._events[seq] = s
             self._lanes[lane_of(e.kind)].append(seq)
             stored.append(s)
