@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from drivers.api import Sensor
@@ -39,6 +41,7 @@ from edge_agent.uplink import Forwarder
 log = logging.getLogger(__name__)
 
 CLOCK_POLL_S = 10.0
+SHUTDOWN_UPLINK_S = 8.0
 OPEN_RETRY_MIN_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
 
@@ -94,7 +97,7 @@ class Daemon:
         hardware = Hardware(self.registry)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(writer.run(), name="outbox-writer")
+                writing = tasks.create_task(writer.run(), name="outbox-writer")
                 await writer.submit(self._status_event("started"))
                 uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
@@ -108,10 +111,16 @@ class Daemon:
                 for task in [*sampling, clock]:
                     task.cancel()
                 await asyncio.gather(*sampling, clock, return_exceptions=True)
-                await writer.submit(self._status_event("stopping"))
-                await writer.stop()
-                await forwarder.stop()
-                await uplink
+                # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
+                # anything not yet committed was never promised; what is committed stays.
+                await _bounded(
+                    "committing the stopping status", writer.submit(self._status_event("stopping")), 3
+                )
+                await _bounded("the outbox writer", writer.stop(), 5)
+                await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
+                await _bounded("the uplink task", asyncio.shield(uplink), 2)
+                for task in (writing, uplink):
+                    task.cancel()
         finally:
             hardware.close()
             await outbox.close()
@@ -164,6 +173,18 @@ class Daemon:
             if self.clock.poll():
                 fixed = await outbox.correct_unsynced(self.boot, self.clock.wall_minus_mono())
                 log.info("corrected the timestamps of %d events taken before the clock synced", fixed)
+
+
+async def _bounded(what: str, step: Awaitable[object], timeout: float) -> None:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.error("shutdown: %s did not finish within %.0f s; abandoning it", what, timeout)
+    else:
+        elapsed = time.monotonic() - started
+        if elapsed > 1.0:
+            log.info("shutdown: %s took %.1f s", what, elapsed)
 
 
 async def run_daemon(settings: Settings) -> None:

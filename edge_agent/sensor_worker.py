@@ -58,14 +58,16 @@ class SensorWorker:
             if job is _STOP:
                 return
             fn, future, loop = job
+            result: object = None
+            error: BaseException | None = None
             try:
                 result = fn()
             except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
-                self._deliver(loop, future, None, exc)
-            else:
-                self._deliver(loop, future, result, None)
-            finally:
-                self._busy = False
+                error = exc
+            # Not busy before the result is handed over: the awaiting coroutine may call
+            # again as soon as it has it.
+            self._busy = False
+            self._deliver(loop, future, result, error)
 
     @staticmethod
     def _deliver(

@@ -76,7 +76,7 @@ def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def stop_agent(process: subprocess.Popen[bytes], *, kill: bool = False, timeout: float = 15) -> int:
+def stop_agent(process: subprocess.Popen[bytes], *, kill: bool = False, timeout: float = 30) -> int:
     process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
     return process.wait(timeout=timeout)
 

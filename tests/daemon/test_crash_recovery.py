@@ -10,6 +10,7 @@ import random
 import time
 from pathlib import Path
 
+from edge_agent.outbox import OutboxError
 from edge_agent.outbox.stats import read_stats
 from tests.daemon.agent_process import Subscriber, start_agent, stop_agent, write_config
 from tests.mosquitto import Mosquitto
@@ -24,6 +25,15 @@ def wait_until(predicate, timeout: float) -> bool:
     return predicate()
 
 
+def outbox_ready(db: Path) -> bool:
+    """The daemon has created (and migrated) its outbox."""
+    try:
+        read_stats(db)
+    except (FileNotFoundError, OutboxError):
+        return False
+    return True
+
+
 def test_repeated_sigkill_loses_no_committed_event(tmp_path: Path) -> None:
     rng = random.Random(7)
     with Mosquitto(tmp_path / "broker") as broker:
@@ -35,7 +45,7 @@ def test_repeated_sigkill_loses_no_committed_event(tmp_path: Path) -> None:
         try:
             for _ in range(6):
                 agent = start_agent(config, log)
-                assert wait_until(lambda: db.exists(), 10), log.read_text()
+                assert wait_until(lambda: outbox_ready(db), 20), log.read_text()
                 time.sleep(rng.uniform(0.4, 1.2))
                 stop_agent(agent, kill=True)
                 epochs.add(read_stats(db).epoch)

