@@ -17,7 +17,7 @@ from typing import Any
 
 from smbus2 import i2c_msg
 
-from drivers.api import DriverSpec, SerialLike, SMBusLike
+from drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
 from drivers.clock import SYSTEM_CLOCK, Clock
 from drivers.sim import SimulatedI2CDevice, SimulatedSerial, SimulatedSMBus
 from edge_agent.driver_registry import DriverRegistry
@@ -165,7 +165,7 @@ class Hardware:
         self._closables.append(opened)
         return opened
 
-    def open_sensor(self, sensor: SensorSettings) -> Any:
+    def open_sensor(self, sensor: SensorSettings) -> Sensor:
         """Build the configured driver on its bus or port (the chip is probed now)."""
         found = self.registry.get(sensor.driver)
         if found is None:

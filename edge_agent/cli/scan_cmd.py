@@ -72,6 +72,9 @@ def scan_command(
     finally:
         if hardware is not None:
             hardware.close()
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
     console.print(_grid(hits), highlight=False)
     table = Table("address", "identified as", "driver", title=f"I2C bus {bus}: {len(hits)} device(s)")
     for hit in hits:
