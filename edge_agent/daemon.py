@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CLOCK_POLL_S = 10.0
 SHUTDOWN_UPLINK_S = 8.0
+SHUTDOWN_FLUSH_S = 2.0
 OPEN_RETRY_MIN_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
 
@@ -117,6 +118,9 @@ class Daemon:
                     "committing the stopping status", writer.submit(self._status_event("stopping")), 3
                 )
                 await _bounded("the outbox writer", writer.stop(), 5)
+                await _bounded(
+                    "publishing what is committed", _until_sent(outbox, forwarder), SHUTDOWN_FLUSH_S
+                )
                 await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
                 await _bounded("the uplink task", asyncio.shield(uplink), 2)
                 for task in (writing, uplink):
@@ -173,6 +177,12 @@ class Daemon:
             if self.clock.poll():
                 fixed = await outbox.correct_unsynced(self.boot, self.clock.wall_minus_mono())
                 log.info("corrected the timestamps of %d events taken before the clock synced", fixed)
+
+
+async def _until_sent(outbox: Outbox, forwarder: Forwarder) -> None:
+    """While the uplink is connected, wait for the outbox to empty (what is left goes next start)."""
+    while outbox.pending_count > 0 and forwarder.stats.state == "connected":
+        await asyncio.sleep(0.05)
 
 
 async def _bounded(what: str, step: Awaitable[object], timeout: float) -> None:
