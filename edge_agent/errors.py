@@ -8,7 +8,6 @@
      │                       (EX_CONFIG) so systemd does not restart-loop.
      ├── HardwareOpenError   a bus or port named in the config cannot be opened
      │                       (missing /dev/i2c-N, permission denied); errno kept
-     ├── UnknownSensorError  a sensor name that is not in the configuration
      ├── OutboxError         (edge_agent.outbox.errors) the outbox cannot be used
      │    ├── OutboxClosedError   used after close / writer stopped
      │    ├── OutboxLockedError   another process holds the outbox (a second daemon)
@@ -60,7 +59,3 @@ class HardwareOpenError(EdgeAgentError):
     def __init__(self, message: str, *, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
-
-
-class UnknownSensorError(EdgeAgentError):
-    """A sensor name that the configuration does not define."""

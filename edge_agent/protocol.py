@@ -28,7 +28,7 @@ import secrets
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -55,10 +55,6 @@ def status_topic(device_id: str) -> str:
 
 def acks_topic(device_id: str) -> str:
     return f"devices/{device_id}/acks"
-
-
-def commands_topic(device_id: str, name: str = "+") -> str:
-    return f"devices/{device_id}/commands/{name}"
 
 
 def device_of_topic(topic: str) -> str | None:
@@ -170,8 +166,3 @@ def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
         else:
             out.append((s, s))
     return out
-
-
-def expand_ranges(ranges: Iterable[tuple[int, int]]) -> Iterator[int]:
-    for first, last in ranges:
-        yield from range(first, last + 1)

@@ -10,22 +10,6 @@ GAP_MAX_RANGES = 500
 """Ranges per ``gap`` event: keeps one under ~12 KB, well inside an MQTT batch."""
 
 
-def ranges_of_sorted(seqs: Iterable[int]) -> list[Range]:
-    """``[1, 2, 3, 7]`` (ascending) → ``[(1, 3), (7, 7)]``."""
-    out: list[Range] = []
-    first = last = -2
-    for s in seqs:
-        if s == last + 1:
-            last = s
-            continue
-        if last >= 0:
-            out.append((first, last))
-        first = last = s
-    if last >= 0:
-        out.append((first, last))
-    return out
-
-
 def merge(ranges: Iterable[Range]) -> list[Range]:
     """Union of ranges, adjacent ones joined: ``[(5, 6), (1, 3), (4, 4)]`` → ``[(1, 6)]``."""
     out: list[Range] = []

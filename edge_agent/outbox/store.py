@@ -59,7 +59,7 @@ from edge_agent.outbox.reserve import Reserve
 from edge_agent.outbox.runtime import RuntimeClock
 from edge_agent.outbox.schema import EVICTION_LOG_ROWS
 from edge_agent.outbox.stats import OutboxStats, export_pending, read_stats
-from edge_agent.protocol import ClockState, rfc3339_ms
+from edge_agent.protocol import ClockState, rfc3339_ms, seq_ranges
 
 log = logging.getLogger("edge_agent.outbox")
 
@@ -638,7 +638,7 @@ class Outbox:
                     break
             if gaps:
                 eviction.folded += await self._ranges_of_gaps(gaps)
-            taken_ranges = ranges.ranges_of_sorted(taken)
+            taken_ranges = seq_ranges(taken)
             await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
             eviction.evicted += taken_ranges
             eviction.count += len(taken)
