@@ -11,6 +11,10 @@ Data flow, and the guarantee at each step::
 Sampling only waits for the local commit, never for the network.  On SIGTERM/SIGINT:
 sampling stops, the writer commits what is queued, the uplink waits briefly for the
 acknowledgements of what is in flight and disconnects cleanly, and the process exits 0.
+
+As a service (:mod:`edge_agent.service`): READY=1 once the outbox is open and every
+sensor has had its first open attempt; WATCHDOG=1 while every stage progresses; SIGHUP
+reloads the configuration; the status socket and the metrics endpoint report on it all.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
@@ -31,11 +36,22 @@ from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.hardware import Hardware
+from edge_agent.logging_setup import configure_logging, secrets_of
+from edge_agent.metrics import LOOP_ANSWER_S, Metrics, on_loop
 from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
 from edge_agent.sampler import SensorLoop
-from edge_agent.settings import SensorSettings, Settings
+from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.service import stages
+from edge_agent.service.notify import Notifier
+from edge_agent.service.reload import ReloadHooks, plan_reload
+from edge_agent.service.sensor_set import SensorSet
+from edge_agent.service.snapshot import daemon_snapshot, status_line
+from edge_agent.service.state import DaemonState
+from edge_agent.service.status_server import StatusServer, status_socket
+from edge_agent.service.watchdog import ProgressMonitor, keep_alive
+from edge_agent.settings import SensorSettings, Settings, load_settings
 from edge_agent.uplink import Forwarder
 
 log = logging.getLogger(__name__)
@@ -45,29 +61,49 @@ SHUTDOWN_UPLINK_S = 8.0
 SHUTDOWN_FLUSH_S = 2.0
 OPEN_RETRY_MIN_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
-
-
-@dataclass
-class DaemonState:
-    """What the running daemon is doing (read by status and metrics)."""
-
-    sensors: dict[str, SensorLoop] = field(default_factory=dict)
-    sensors_not_open: dict[str, str] = field(default_factory=dict)
+READY_WAIT_MAX_S = 30.0
 
 
 class Daemon:
     """One run of the agent: open everything, run until asked to stop, close everything."""
 
-    def __init__(self, settings: Settings, *, registry: DriverRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: DriverRegistry | None = None,
+        config_path: Path | None = None,
+        hardware: Hardware | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.registry = registry or load_registry()
         self.boot = boot_id()
         self.clock = ClockWatch(settings.device.clock_check)
         self.state = DaemonState()
+        self.hardware = hardware or Hardware(self.registry)
+        self.notifier = notifier or Notifier()
+        self.monitor = ProgressMonitor()
+        self.metrics: Metrics | None = None
+        self.reload_hooks = ReloadHooks()
+        """Callbacks ``(old, new)`` run after each applied SIGHUP reload."""
         self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._attempted: set[str] = set()
+        self._sensors_attempted = asyncio.Event()
+        self._emit: Any = None
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The status picture (on the event loop); see :mod:`edge_agent.service.snapshot`."""
+        path = str(self.config_path) if self.config_path else None
+        return daemon_snapshot(self.settings, self.state, self.clock, config_path=path)
 
     async def run(self) -> None:
         settings = self.settings
@@ -95,27 +131,51 @@ class Daemon:
         )
         writer = OutboxWriter(outbox)
         forwarder = Forwarder(outbox, settings.mqtt, device_id=settings.device.id, boot=self.boot)
-        hardware = Hardware(self.registry)
+        self.state.outbox, self.state.writer, self.state.forwarder = outbox, writer, forwarder
+        self._emit = writer.submit
+        self._start_metrics(forwarder)
+        status = StatusServer(status_socket(state_dir), self.snapshot)
+        hardware = self.hardware
         try:
             async with asyncio.TaskGroup() as tasks:
                 writing = tasks.create_task(writer.run(), name="outbox-writer")
-                await writer.submit(self._status_event("started"))
+                await self._emit(self._status_event("started"))
                 uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
-                sampling = [
-                    tasks.create_task(self._sensor(s, hardware, writer), name=f"sensor-{s.name}")
-                    for s in settings.sensors
-                    if s.enabled
+                stages.watch_writer(self.monitor, writer)
+                stages.watch_uplink(self.monitor, forwarder, outbox, settings.mqtt)
+                sensors = SensorSet(
+                    lambda s: self._sensor(s, hardware, writer), lambda c, n: tasks.create_task(c, name=n)
+                )
+                sensors.start_all(settings.sensors)
+                await status.start()
+                await self._until_sensors_attempted(settings)
+                self.state.run_state = "running"
+                self.notifier.ready(status_line(self.snapshot()))
+                service = [
+                    tasks.create_task(
+                        keep_alive(
+                            self.notifier,
+                            self.monitor,
+                            lambda: status_line(self.snapshot()),
+                            record=self._stalls,
+                        ),
+                        name="watchdog",
+                    ),
+                    tasks.create_task(self._reloads(sensors), name="reload"),
                 ]
                 await self._stop.wait()
+                self.state.run_state = "stopping"
+                self.notifier.stopping()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*sampling, clock]:
+                for task in [*service, clock]:
                     task.cancel()
-                await asyncio.gather(*sampling, clock, return_exceptions=True)
+                await sensors.stop_all()
+                await asyncio.gather(*service, clock, return_exceptions=True)
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
-                    "committing the stopping status", writer.submit(self._status_event("stopping")), 3
+                    "committing the stopping status", self._emit(self._status_event("stopping")), 3
                 )
                 await _bounded("the outbox writer", writer.stop(), 5)
                 await _bounded(
@@ -126,9 +186,110 @@ class Daemon:
                 for task in (writing, uplink):
                     task.cancel()
         finally:
+            await status.stop()
+            if self.metrics is not None:
+                self.metrics.close()
             hardware.close()
             await outbox.close()
         log.info("stopped")
+
+    def _start_metrics(self, forwarder: Forwarder) -> None:
+        if not self.settings.metrics.enabled:
+            return
+        loop = asyncio.get_running_loop()
+        metrics = Metrics(lambda: on_loop(loop, self.snapshot, LOOP_ANSWER_S))
+        listen = self.settings.metrics.listen
+        try:
+            host, port = metrics.serve(listen)
+        except OSError as exc:
+            # Not fatal: the device keeps measuring; the log says why /metrics is missing.
+            log.error(
+                "metrics: cannot listen on %s (%s); running without /metrics", listen, exc.strerror or exc
+            )
+            return
+        self.state.metrics_url = f"http://{host}:{port}/metrics"
+        log.info("metrics on %s", self.state.metrics_url)
+        forwarder.latency_observers.append(metrics.publish_latency.observe)
+        self.metrics = metrics
+        self._emit = metrics.counting(self._emit)
+
+    def _stalls(self, stalls: list[Any]) -> None:
+        self.state.stalls = stalls
+
+    async def _until_sensors_attempted(self, settings: Settings) -> None:
+        """READY=1 waits until every sensor was opened or failed to open once (bounded)."""
+        if {s.name for s in settings.sensors if s.enabled} <= self._attempted:
+            return
+        try:
+            await asyncio.wait_for(self._sensors_attempted.wait(), READY_WAIT_MAX_S)
+        except TimeoutError:
+            log.warning(
+                "some sensors are still being opened after %.0f s; reporting ready anyway", READY_WAIT_MAX_S
+            )
+
+    def _attempted_open(self, name: str) -> None:
+        self._attempted.add(name)
+        if {s.name for s in self.settings.sensors if s.enabled} <= self._attempted:
+            self._sensors_attempted.set()
+
+    async def _reloads(self, sensors: SensorSet) -> None:
+        while True:
+            await self._reload.wait()
+            self._reload.clear()
+            await self._apply_reload(sensors)
+
+    async def _apply_reload(self, sensors: SensorSet) -> None:
+        record = self.state.reloads
+        record.count += 1
+        record.last_at = time.time()
+        path = self.config_path
+        if path is None:
+            log.warning("reload: no configuration file to re-read (started without one)")
+            return
+        self.state.run_state = "reloading"
+        self.notifier.reloading()
+        try:
+            try:
+                new = await asyncio.to_thread(load_settings, path, registry=self.registry)
+            except ConfigError as exc:
+                record.rejected += 1
+                record.last_result = "rejected: " + "; ".join(str(p) for p in exc.problems)
+                log.error(
+                    "reload rejected, the running configuration stays: %s",
+                    "; ".join(str(p) for p in exc.problems),
+                )
+                await self._emit(self._reload_event("rejected", problems=[str(p) for p in exc.problems]))
+                return
+            old = self.settings
+            plan = plan_reload(old, new)
+            self.settings = plan.settings
+            configure_logging(plan.settings.logging, secrets=secrets_of(plan.settings))
+            diff = await sensors.apply(plan.settings.sensors, restart_all=plan.health_changed)
+            await self.reload_hooks.run(old, plan.settings)
+            record.needs_restart = plan.needs_restart
+            record.last_result = f"applied: {diff}"
+            restart = (
+                f"; not applied until a restart: {', '.join(plan.needs_restart)}"
+                if plan.needs_restart
+                else ""
+            )
+            log.info("reload applied (%s)%s", diff, restart)
+            await self._emit(
+                self._reload_event(
+                    "applied",
+                    added=diff.added,
+                    removed=diff.removed,
+                    changed=diff.changed,
+                    needs_restart=plan.needs_restart,
+                )
+            )
+        finally:
+            self.state.run_state = "running"
+            self.notifier.ready(status_line(self.snapshot()))
+
+    def _reload_event(self, result: str, **data: Any) -> NewEvent:
+        body = {"event": "config_reload", "result": result, **data}
+        return NewEvent.now("status", None, body, boot=self.boot, clock=self.clock.state)
 
     def _status_event(self, state: str) -> NewEvent:
         data = {"state": state, "version": __version__, "sensors": [s.name for s in self.settings.sensors]}
@@ -136,18 +297,48 @@ class Daemon:
 
     async def _sensor(self, sensor: SensorSettings, hardware: Hardware, writer: OutboxWriter) -> None:
         """Open the sensor (retrying with backoff while it is absent), then sample it forever."""
-        driver = await self._open_sensor(sensor, hardware)
-        loop = SensorLoop(
+        try:
+            driver = await self._open_sensor(sensor, hardware)
+            guard = self._guard(sensor, hardware)
+            loop = SensorLoop(
+                sensor.name,
+                driver,
+                interval=sensor.interval,
+                timeout=sensor.timeout,
+                emit=self._emit,
+                boot=self.boot,
+                clock=self.clock,
+                guard=guard,
+            )
+            self.state.sensors[sensor.name] = loop
+            self.state.guards[sensor.name] = guard
+            stages.watch_sensor(self.monitor, loop)
+            await loop.run()
+        finally:
+            # Stopped by a reload or at shutdown: it no longer exists for status or the watchdog.
+            self.monitor.forget(stages.sampling_stage(sensor.name))
+            self.state.sensors.pop(sensor.name, None)
+            self.state.guards.pop(sensor.name, None)
+            self.state.sensors_not_open.pop(sensor.name, None)
+
+    def _guard(self, sensor: SensorSettings, hardware: Hardware) -> HealthGuard:
+        h = self.settings.health
+        policy = BreakerPolicy(h.open_after, h.probe_after, h.probe_max, h.close_after)
+        # On I2C a failing sensor's driver is rebuilt (chip probed and configured again).
+        rebuild = (lambda: hardware.open_sensor(sensor)) if sensor.bus is not None else None
+        guard = HealthGuard(
             sensor.name,
-            driver,
-            interval=sensor.interval,
-            timeout=sensor.timeout,
-            emit=writer.submit,
-            boot=self.boot,
-            clock=self.clock,
+            SensorHealth(policy),
+            announce=self._announce,
+            rebuild=rebuild,
+            rebuild_timeout=max(sensor.timeout, 10.0),
         )
-        self.state.sensors[sensor.name] = loop
-        await loop.run()
+        if self.metrics is not None:
+            guard.on_change.append(self.metrics.health_changed)
+        return guard
+
+    async def _announce(self, sensor: str, data: dict[str, Any]) -> None:
+        await self._emit(NewEvent.now("status", sensor, data, boot=self.boot, clock=self.clock.state))
 
     async def _open_sensor(self, sensor: SensorSettings, hardware: Hardware) -> Sensor:
         delay = OPEN_RETRY_MIN_S
@@ -158,6 +349,7 @@ class Daemon:
                     asyncio.to_thread(hardware.open_sensor, sensor), timeout=max(sensor.timeout, 10.0)
                 )
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
+                self._attempted_open(sensor.name)
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.state.sensors_not_open.get(sensor.name) != reason:
                     log.error(
@@ -169,6 +361,7 @@ class Daemon:
                 continue
             if self.state.sensors_not_open.pop(sensor.name, None) is not None:
                 log.info("sensor %s is open now", sensor.name)
+            self._attempted_open(sensor.name)
             return driver
 
     async def _watch_clock(self, outbox: Outbox) -> None:
@@ -197,15 +390,16 @@ async def _bounded(what: str, step: Awaitable[object], timeout: float) -> None:
             log.info("shutdown: %s took %.1f s", what, elapsed)
 
 
-async def run_daemon(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT."""
-    daemon = Daemon(settings)
+async def run_daemon(settings: Settings, config_path: Path | None = None) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads ``config_path``."""
+    daemon = Daemon(settings, config_path=config_path)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     try:
         await daemon.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)

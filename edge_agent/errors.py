@@ -12,7 +12,9 @@
      │    ├── OutboxClosedError   used after close / writer stopped
      │    ├── OutboxLockedError   another process holds the outbox (a second daemon)
      │    └── OutboxFullError     no room even after evicting (disk full beyond the reserve)
-     └── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
+     ├── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
+     └── StatusUnavailable   (edge_agent.service.status_server) ``edge-agent status``
+                             found no running daemon, or a reply that is not a status
 
 Sensor failures are :class:`drivers.errors.DriverError` (the drivers package stands on
 its own and has its own tree); the agent catches them per sensor.

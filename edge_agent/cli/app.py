@@ -12,6 +12,7 @@ from edge_agent.cli.drivers_cmd import drivers
 from edge_agent.cli.read_cmd import read
 from edge_agent.cli.run_cmd import run
 from edge_agent.cli.scan_cmd import scan_command
+from edge_agent.cli.status_cmd import status
 
 app = typer.Typer(
     name="edge-agent",
@@ -26,6 +27,7 @@ app.command("run")(run)
 app.command("drivers")(drivers)
 app.command("scan")(scan_command)
 app.command("read")(read)
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:
