@@ -4,7 +4,7 @@
   skipped tick all count: a sensor that keeps failing is still a live loop).  A tick
   that never ends (a commit that never returns) is a stall.  Budget: two intervals plus
   the read timeout, the rebuild allowance and a margin.
-- ``outbox-writer``: commits, or nothing queued.
+- ``outbox-writer``: commits, or nothing queued and no transaction running.
 - ``uplink``: connection attempts, publishes and acks, or connected with nothing to
   send.  During an outage its progress is the reconnect loop (one attempt at least every
   ``reconnect_max`` + connect timeout), so an outage is not a stall, a wedged task is.
@@ -41,8 +41,8 @@ def watch_sensor(monitor: ProgressMonitor, loop: SensorLoop) -> None:
     monitor.watch(sampling_stage(loop.name), budget, ticks)
 
 
-def watch_writer(monitor: ProgressMonitor, writer: OutboxWriter) -> None:
-    monitor.watch("outbox-writer", WRITER_BUDGET_S, lambda: writer.batches, lambda: writer.queued == 0)
+def watch_writer(monitor: ProgressMonitor, writer: OutboxWriter, budget: float = WRITER_BUDGET_S) -> None:
+    monitor.watch("outbox-writer", budget, lambda: writer.batches, lambda: writer.queued == 0 and not writer.committing)
 
 
 def uplink_budget(mqtt: MQTTSettings) -> float:
