@@ -114,7 +114,9 @@ class MQTTSettings(_Section):
 def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError('expected "HOST:PORT", e.g. "127.0.0.1:9108" (or "[::1]:9108"; port 0 picks a free one)')
+        raise ValueError(
+            'expected "HOST:PORT", e.g. "127.0.0.1:9108" (or "[::1]:9108"; port 0 picks a free one)'
+        )
     return value
 
 

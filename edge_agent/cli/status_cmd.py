@@ -77,7 +77,10 @@ def render(snap: dict[str, Any]) -> None:
         )
     if (u := snap.get("uplink")) is not None:
         state = f"[green]{u['state']}[/]" if u["state"] == "connected" else f"[yellow]{u['state']}[/]"
-        line = f"[bold]uplink[/]  {state} to {u['broker']} (delivery {u['delivery']}), {u['acked_events']} events delivered"
+        line = (
+            f"[bold]uplink[/]  {state} — broker {u['broker']}, delivery {u['delivery']}, "
+            f"{u['acked_events']} events delivered"
+        )
         if u["state"] != "connected" and u["last_error"]:
             line += f"; last error: {u['last_error']}"
         console.print(line)

@@ -42,7 +42,9 @@ def watch_sensor(monitor: ProgressMonitor, loop: SensorLoop) -> None:
 
 
 def watch_writer(monitor: ProgressMonitor, writer: OutboxWriter, budget: float = WRITER_BUDGET_S) -> None:
-    monitor.watch("outbox-writer", budget, lambda: writer.batches, lambda: writer.queued == 0 and not writer.committing)
+    monitor.watch(
+        "outbox-writer", budget, lambda: writer.batches, lambda: writer.queued == 0 and not writer.committing
+    )
 
 
 def uplink_budget(mqtt: MQTTSettings) -> float:

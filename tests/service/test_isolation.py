@@ -77,8 +77,10 @@ def test_failing_sensor_is_isolated(tmp_path: Path) -> None:
         try:
             asyncio.run(main())
             assert wait_until(
-                lambda: [e["data"]["state"] for e in sub.events if e["data"].get("event") == "sensor_health"][-1:]
-                == ["ok"],
+                lambda: (
+                    [e["data"]["state"] for e in sub.events if e["data"].get("event") == "sensor_health"][-1:]
+                    == ["ok"]
+                ),
                 15,
             )
         finally:
@@ -92,10 +94,14 @@ def test_failing_sensor_is_isolated(tmp_path: Path) -> None:
     assert [e["data"]["state"] for e in health] == ["degraded", "failed", "recovering", "ok"]
     snap = result["snapshot"]
     climate = snap["sensors"][0]  # type: ignore[index]
-    assert climate["health"] == "failed" and "0x76" in climate["reason"] and climate["next_probe_s"] is not None
+    assert (
+        climate["health"] == "failed" and "0x76" in climate["reason"] and climate["next_probe_s"] is not None
+    )
     metrics = result["metrics"]
     assert metrics[("edge_agent_sensor_health", (("sensor", "climate"), ("state", "failed")))] == 1  # type: ignore[index]
     assert metrics[("edge_agent_sensor_health", (("sensor", "cabinet"), ("state", "ok")))] == 1  # type: ignore[index]
     assert metrics[("edge_agent_sensor_errors_total", (("kind", "BusError"), ("sensor", "climate")))] >= 3  # type: ignore[index]
     assert metrics[("edge_agent_sensor_breaker_opens_total", (("sensor", "climate"),))] >= 1  # type: ignore[index]
-    assert metrics[("edge_agent_sensor_health_changes_total", (("sensor", "climate"), ("state", "failed")))] >= 1  # type: ignore[index]
+    assert (
+        metrics[("edge_agent_sensor_health_changes_total", (("sensor", "climate"), ("state", "failed")))] >= 1
+    )  # type: ignore[index]

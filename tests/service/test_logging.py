@@ -16,7 +16,7 @@ from tests.daemon.agent_process import start_agent, stop_agent, write_config
 from tests.daemon.test_crash_recovery import wait_until
 from tests.mosquitto import Mosquitto
 
-PASSWORD = "pa55-Wörd-7c1f"  # noqa: S105 - the secret the test looks for
+PASSWORD = "pa55-Wörd-7c1f"
 
 
 @pytest.fixture
@@ -38,7 +38,9 @@ def test_identical_errors_are_rate_limited_and_counted() -> None:
     assert f.filter(record("sensor %s: %s", "climate", "nack"))
     assert not any(f.filter(record("sensor %s: %s", "climate", "nack")) for _ in range(50))
     assert f.filter(record("sensor %s: %s", "cabinet", "nack")), "other arguments: another message"
-    assert f.filter(record("an info line", level=logging.INFO)) and f.filter(record("an info line", level=logging.INFO))
+    assert f.filter(record("an info line", level=logging.INFO)) and f.filter(
+        record("an info line", level=logging.INFO)
+    )
     now[0] = 61.0
     again = record("sensor %s: %s", "climate", "nack")
     assert f.filter(again) and again.repeated == 50  # type: ignore[attr-defined]
@@ -75,7 +77,7 @@ def test_the_daemon_never_logs_the_mqtt_password(tmp_path: Path) -> None:
         log = tmp_path / "agent.log"
         agent = start_agent(config, log)  # invalid config: every problem is printed
         assert agent.wait(30) == 78
-        config.write_text(config.read_text().replace("port_typo_on_purpose = 1", "").replace('[logging]', ""))
+        config.write_text(config.read_text().replace("port_typo_on_purpose = 1", "").replace("[logging]", ""))
         with config.open("a") as f:
             f.write('\n[logging]\nlevel = "debug"\nformat = "json"\n')
         agent = start_agent(config, log)

@@ -39,10 +39,13 @@ def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path
         log = tmp_path / "agent.log"
         agent = start_agent(config, log, extra_env={"NOTIFY_SOCKET": listener.env_value})
         try:
+
             def running() -> list[dict]:  # type: ignore[type-arg]
                 return list(sensors(state).values())
 
-            assert wait_until(lambda: len(running()) == 2 and all(s["reads"] >= 3 for s in running()), 30), log.read_text()
+            assert wait_until(lambda: len(running()) == 2 and all(s["reads"] >= 3 for s in running()), 30), (
+                log.read_text()
+            )
             # cabinet removed, climate slowed down, analog added, and an MQTT change.
             head, _, rest = original.partition("[[sensors]]")
             climate = "[[sensors]]" + rest.split("[[sensors]]")[0]
@@ -52,7 +55,9 @@ def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path
                 + ANALOG
             )
             agent.send_signal(signal.SIGHUP)
-            assert wait_until(lambda: set(sensors(state)) == {"climate", "analog"}, 20), log.read_text()[-3000:]
+            assert wait_until(lambda: set(sensors(state)) == {"climate", "analog"}, 20), log.read_text()[
+                -3000:
+            ]
             assert wait_until(lambda: sensors(state)["analog"]["reads"] >= 3, 20)
             snap = read_status(status_socket(state))
             assert snap["sensors"][0]["interval_s"] == 0.2
@@ -62,7 +67,9 @@ def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path
             agent.send_signal(signal.SIGHUP)
             assert wait_until(lambda: "reload rejected" in log.read_text(), 20), log.read_text()[-3000:]
             reads = sensors(state)["analog"]["reads"]
-            assert wait_until(lambda: sensors(state)["analog"]["reads"] >= reads + 3, 20), "the old config runs on"
+            assert wait_until(lambda: sensors(state)["analog"]["reads"] >= reads + 3, 20), (
+                "the old config runs on"
+            )
             snap = read_status(status_socket(state))
             assert snap["reloads"]["rejected"] == 1 and set(sensors(state)) == {"climate", "analog"}
         finally:
@@ -79,7 +86,9 @@ def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path
     applied = next(line for line in text.splitlines() if "reload applied" in line)
     assert "added analog" in applied and "removed cabinet" in applied and "changed climate" in applied
     assert "not applied until a restart: mqtt" in applied
-    assert seqs == set(range(1, max(seqs) + 1)), "every committed event arrived: nothing lost over the reloads"
+    assert seqs == set(range(1, max(seqs) + 1)), (
+        "every committed event arrived: nothing lost over the reloads"
+    )
     lifecycle = [w for w in listener.sequence() if w != "WATCHDOG"]
     assert lifecycle == ["READY", "RELOADING", "READY", "RELOADING", "READY", "STOPPING"]
     results = [e["data"]["result"] for e in sub.events if e["data"].get("event") == "config_reload"]

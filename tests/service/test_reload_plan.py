@@ -28,9 +28,12 @@ def test_diff_by_name_disabled_counts_as_absent() -> None:
 
 def test_plan_keeps_restart_only_sections(tmp_path: Path) -> None:
     running = load_settings(DEFAULT_CONFIG, environ={})
-    text = DEFAULT_CONFIG.read_text().replace('port = 1883', 'port = 1884').replace('"lab bench"', '"roof"')
+    text = DEFAULT_CONFIG.read_text().replace("port = 1883", "port = 1884").replace('"lab bench"', '"roof"')
     changed = tmp_path / "edge-agent.toml"
-    changed.write_text(text.replace('state_dir = "../state"', f'state_dir = "{running.storage.state_dir}"') + '\n[logging]\nformat = "json"\n')
+    changed.write_text(
+        text.replace('state_dir = "../state"', f'state_dir = "{running.storage.state_dir}"')
+        + '\n[logging]\nformat = "json"\n'
+    )
     plan = plan_reload(running, load_settings(changed, environ={}))
     assert plan.needs_restart == ["device", "mqtt"]
     assert plan.settings.mqtt.port == 1883 and plan.settings.device == running.device

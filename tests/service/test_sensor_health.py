@@ -123,4 +123,6 @@ def test_failing_i2c_sensor_is_rebuilt_then_backed_off_then_recovers() -> None:
     states = [a["state"] for a in announced]
     assert states[:2] == ["degraded", "failed"] and states[-2:] == ["recovering", "ok"], states
     failed = next(a for a in announced if a["state"] == "failed")
-    assert failed["event"] == "sensor_health" and "BusError" in failed["reason"] and failed["next_probe_s"] > 0
+    assert (
+        failed["event"] == "sensor_health" and "BusError" in failed["reason"] and failed["next_probe_s"] > 0
+    )

@@ -52,7 +52,7 @@ def test_blocked_outbox_writer_stops_the_pings(tmp_path: Path) -> None:
         before = len(listener.times_of("WATCHDOG=1"))
         await asyncio.sleep(1.0)
         assert len(listener.times_of("WATCHDOG=1")) == before, "no ping while the writer is stuck"
-        assert [str(s) for s in stalls[-1]][0].startswith("outbox-writer made no progress")
+        assert next(str(s) for s in stalls[-1]).startswith("outbox-writer made no progress")
         blocker.rollback()
         blocker.close()
         await asyncio.gather(*pending, return_exceptions=True)  # committed, or failed on busy_timeout

@@ -25,7 +25,11 @@ def status_now(state_dir: Path) -> dict | None:  # type: ignore[type-arg]
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge_agent", *args], capture_output=True, text=True, timeout=60, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"}
+        [sys.executable, "-m", "edge_agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
     )
 
 
@@ -66,7 +70,9 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     assert snap["clock"] == {"check": "none", "state": "synced"}
 
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples
+    }
     assert samples[("edge_agent_build_info", (("python", sys.version.split()[0]), ("version", "0.1.0")))] == 1
     assert samples[("edge_agent_sensor_readings_total", (("sensor", "climate"),))] >= 5
     assert samples[("edge_agent_uplink_connected", ())] == 1
@@ -78,7 +84,11 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     assert samples[("edge_agent_events_total", (("kind", "reading"),))] >= 10
     assert samples[("edge_agent_event_loop_responsive", ())] == 1
     assert samples[("edge_agent_sensor_health", (("sensor", "cabinet"), ("state", "ok")))] == 1
-    for name in ("edge_agent_sensor_errors", "edge_agent_sensor_test_results", "edge_agent_uplink_acked_events"):
+    for name in (
+        "edge_agent_sensor_errors",
+        "edge_agent_sensor_test_results",
+        "edge_agent_uplink_acked_events",
+    ):
         assert name in families, name
     assert families["edge_agent_publish_latency_seconds"].type == "histogram"
 
