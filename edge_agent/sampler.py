@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
@@ -27,6 +27,7 @@ from edge_agent.sensor_worker import SensorWorker
 log = logging.getLogger(__name__)
 
 Emit = Callable[[NewEvent], Awaitable[object]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -95,6 +96,13 @@ class SensorLoop:
                     next_tick = now + self.interval - (now - next_tick) % self.interval
         finally:
             self._worker.stop()
+
+    async def on_worker(self, fn: Callable[[], T], timeout: float) -> T:
+        """Run another blocking call for this sensor (a driver rebuild) on its own thread,
+        so that a hung bus holds up this sensor only; ``TimeoutError`` if still busy."""
+        if self._worker.busy:
+            raise TimeoutError(f"sensor {self.name}: its worker is still busy with a hung call")
+        return await self._worker.call(fn, timeout)
 
     async def sample_once(self) -> NewEvent | None:
         """Take one reading; returns the event handed on, or None if there was none."""

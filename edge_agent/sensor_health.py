@@ -33,7 +33,6 @@ log line, a ``status`` event (``{"event": "sensor_health", "state", "previous",
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -209,7 +208,7 @@ class HealthGuard:
         assert self._rebuild is not None
         self.rebuilds += 1
         try:
-            driver = await asyncio.wait_for(asyncio.to_thread(self._rebuild), self._rebuild_timeout)
+            driver = await loop.on_worker(self._rebuild, self._rebuild_timeout)
         except (DriverError, HardwareOpenError, TimeoutError) as exc:
             self.rebuild_failures += 1
             self.health.reason = f"driver rebuild failed: {type(exc).__name__}: {exc}"

@@ -30,10 +30,8 @@ def test_plan_keeps_restart_only_sections(tmp_path: Path) -> None:
     running = load_settings(DEFAULT_CONFIG, environ={})
     text = DEFAULT_CONFIG.read_text().replace("port = 1883", "port = 1884").replace('"lab bench"', '"roof"')
     changed = tmp_path / "edge-agent.toml"
-    changed.write_text(
-        text.replace('state_dir = "../state"', f'state_dir = "{running.storage.state_dir}"')
-        + '\n[logging]\nformat = "json"\n'
-    )
+    text = text.replace('format = "text"', 'format = "json"')
+    changed.write_text(text.replace('state_dir = "../state"', f'state_dir = "{running.storage.state_dir}"'))
     plan = plan_reload(running, load_settings(changed, environ={}))
     assert plan.needs_restart == ["device", "mqtt"]
     assert plan.settings.mqtt.port == 1883 and plan.settings.device == running.device
@@ -47,3 +45,24 @@ def test_bad_metrics_listen_is_a_config_error(tmp_path: Path, listen: str) -> No
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={})
     assert "metrics.listen" in str(err.value) and "HOST:PORT" in str(err.value)
+
+
+def test_a_restarted_serial_sensor_gets_its_port_anew() -> None:
+    import os
+
+    from edge_agent.driver_registry import load_registry
+    from edge_agent.hardware import Hardware
+
+    controller, device = os.openpty()  # a real tty for pyserial to open
+    path = os.ttyname(device)
+    hardware = Hardware(load_registry())
+    try:
+        spec = hardware.registry.get("pms5003").spec  # type: ignore[union-attr]
+        first = hardware.serial(spec, path, 9600)
+        second = hardware.serial(spec, path, 9600)  # the sensor restarted by a reload
+        assert not first.is_open and second.is_open  # type: ignore[attr-defined]
+    finally:
+        hardware.close()
+        os.close(controller)
+        os.close(device)
+    assert not second.is_open  # type: ignore[attr-defined]
