@@ -79,17 +79,61 @@ class _DaemonCollector(Collector):
         yield from _pipeline_metrics(snap)
 
 
-def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
-    g = GaugeMetricFamily(name, doc)
-    if value is not None:
-        g.add_metric([], value)
-    return g
+def _one(kind: str, name: str, doc: str, value: float) -> Metric:
+    family = GaugeMetricFamily(name, doc) if kind == "gauge" else CounterMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
 
 
-def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-    c = CounterMetricFamily(name, doc)
-    c.add_metric([], value)
-    return c
+PLAIN: tuple[tuple[str, str, str, str, str], ...] = (
+    # (section of the snapshot, its key, gauge|counter, metric name, help)
+    (
+        "outbox",
+        "pending_events",
+        "gauge",
+        "edge_agent_outbox_pending_events",
+        "Events committed and not yet acknowledged",
+    ),
+    (
+        "outbox",
+        "pending_bytes",
+        "gauge",
+        "edge_agent_outbox_pending_bytes",
+        "Bytes of the pending events (what max_bytes caps)",
+    ),
+    ("outbox", "max_bytes", "gauge", "edge_agent_outbox_max_bytes", "The outbox size cap"),
+    (
+        "uplink",
+        "published_events",
+        "counter",
+        "edge_agent_uplink_published_events",
+        "Events published (resends included)",
+    ),
+    (
+        "uplink",
+        "acked_events",
+        "counter",
+        "edge_agent_uplink_acked_events",
+        "Events acknowledged and deleted from the outbox",
+    ),
+    ("uplink", "resent_events", "counter", "edge_agent_uplink_resent_events", "Events published again"),
+    ("uplink", "connects", "counter", "edge_agent_uplink_connects", "Successful MQTT connections"),
+    (
+        "uplink",
+        "connect_failures",
+        "counter",
+        "edge_agent_uplink_connect_failures",
+        "Failed MQTT connection attempts",
+    ),
+    (
+        "uplink",
+        "inflight_batches",
+        "gauge",
+        "edge_agent_uplink_inflight_batches",
+        "Batches published and not yet acknowledged",
+    ),
+)
+"""Snapshot numbers exported as they are."""
 
 
 def _sensor_metrics(sensors: list[dict[str, Any]]) -> Iterator[Metric]:
@@ -127,18 +171,10 @@ def _sensor_metrics(sensors: list[dict[str, Any]]) -> Iterator[Metric]:
 
 
 def _pipeline_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
+    for section, key, kind, name, doc in PLAIN:
+        if section in snap:
+            yield _one(kind, name, doc, snap[section][key])
     if (outbox := snap.get("outbox")) is not None:
-        yield _gauge(
-            "edge_agent_outbox_pending_events",
-            "Events committed and not yet acknowledged",
-            outbox["pending_events"],
-        )
-        yield _gauge(
-            "edge_agent_outbox_pending_bytes",
-            "Bytes of the pending events (what max_bytes caps)",
-            outbox["pending_bytes"],
-        )
-        yield _gauge("edge_agent_outbox_max_bytes", "The outbox size cap", outbox["max_bytes"])
         evicted = CounterMetricFamily(
             "edge_agent_outbox_evicted_events",
             "Events evicted unsent, by cap (file lifetime)",
@@ -148,42 +184,13 @@ def _pipeline_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
             evicted.add_metric([reason], n)
         yield evicted
     if (uplink := snap.get("uplink")) is not None:
-        yield _gauge(
-            "edge_agent_uplink_connected",
-            "1 while connected to the MQTT broker",
-            int(uplink["state"] == "connected"),
-        )
-        yield _counter(
-            "edge_agent_uplink_published_events",
-            "Events published (resends included)",
-            uplink["published_events"],
-        )
-        yield _counter(
-            "edge_agent_uplink_acked_events",
-            "Events acknowledged and deleted from the outbox",
-            uplink["acked_events"],
-        )
-        yield _counter("edge_agent_uplink_resent_events", "Events published again", uplink["resent_events"])
-        yield _counter("edge_agent_uplink_connects", "Successful MQTT connections", uplink["connects"])
-        yield _counter(
-            "edge_agent_uplink_connect_failures",
-            "Failed MQTT connection attempts",
-            uplink["connect_failures"],
-        )
-        yield _gauge(
-            "edge_agent_uplink_inflight_batches",
-            "Batches published and not yet acknowledged",
-            uplink["inflight_batches"],
-        )
-    yield _gauge(
-        "edge_agent_clock_synced",
-        "1 when the wall clock is synchronised",
-        int(snap["clock"]["state"] == "synced"),
-    )
-    yield _gauge(
-        "edge_agent_watchdog_stalled_stages",
-        "Pipeline stages past their progress budget",
-        len(snap["watchdog"]["stalled"]),
+        connected = int(uplink["state"] == "connected")
+        yield _one("gauge", "edge_agent_uplink_connected", "1 while connected to the MQTT broker", connected)
+    synced = int(snap["clock"]["state"] == "synced")
+    yield _one("gauge", "edge_agent_clock_synced", "1 when the wall clock is synchronised", synced)
+    stalled = len(snap["watchdog"]["stalled"])
+    yield _one(
+        "gauge", "edge_agent_watchdog_stalled_stages", "Pipeline stages past their progress budget", stalled
     )
     reloads = CounterMetricFamily("edge_agent_config_reloads", "SIGHUP reloads by result", labels=["result"])
     r = snap["reloads"]

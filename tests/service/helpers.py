@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -68,3 +70,10 @@ def collapse(seq: list[str]) -> list[str]:
         if not out or out[-1] != word:
             out.append(word)
     return out
+
+
+async def until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` on the event loop until it is true (TimeoutError after ``timeout``)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)

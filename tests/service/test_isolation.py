@@ -18,6 +18,7 @@ from edge_agent.settings import load_settings
 from tests.daemon.agent_process import Subscriber, write_config
 from tests.daemon.test_crash_recovery import wait_until
 from tests.mosquitto import Mosquitto
+from tests.service.helpers import until
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,11 +50,6 @@ def test_failing_sensor_is_isolated(tmp_path: Path) -> None:
             before, start = reads(name), time.monotonic()
             await asyncio.sleep(seconds)
             return (reads(name) - before) / (time.monotonic() - start)
-
-        async def until(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await asyncio.sleep(0.05)
 
         async def scenario() -> None:
             await until(lambda: reads("climate") >= 5 and reads("cabinet") >= 5)

@@ -9,18 +9,8 @@ from pathlib import Path
 
 from edge_agent.service.notify import Notifier
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
+from tests.daemon.test_crash_recovery import wait_until
 from tests.service.helpers import NotifyListener, collapse
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def test_messages_reach_a_path_socket(tmp_path: Path) -> None:
@@ -32,7 +22,7 @@ def test_messages_reach_a_path_socket(tmp_path: Path) -> None:
         assert n.reloading()
         assert n.status("line one\nline two")  # one line, never a second assignment
         assert n.stopping()
-        assert wait_for(lambda: len(listener.texts()) == 4)
+        assert wait_until(lambda: len(listener.texts()) == 4, 10)
         ready, reloading, status, stopping = listener.texts()
         assert ready == "READY=1\nSTATUS=sensors: 2 ok"
         key, usec = reloading.split("\n")[1].split("=")
@@ -47,7 +37,7 @@ def test_messages_reach_an_abstract_socket() -> None:
     listener = NotifyListener(abstract=f"edge-agent-test-{os.getpid()}")
     try:
         assert Notifier({"NOTIFY_SOCKET": listener.env_value}).watchdog()
-        assert wait_for(lambda: listener.texts() == ["WATCHDOG=1"])
+        assert wait_until(lambda: listener.texts() == ["WATCHDOG=1"], 10)
     finally:
         listener.close()
 

@@ -14,6 +14,7 @@ from edge_agent.hardware import Hardware
 from edge_agent.sampler import SensorLoop
 from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
 from edge_agent.settings import SensorSettings
+from tests.service.helpers import until
 
 
 class Clock:
@@ -79,11 +80,6 @@ def test_failing_i2c_sensor_is_rebuilt_then_backed_off_then_recovers() -> None:
 
     async def emit(event: NewEvent) -> None:
         pass
-
-    async def until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.01)
 
     async def main() -> None:
         guard = HealthGuard(

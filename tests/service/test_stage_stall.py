@@ -15,18 +15,11 @@ from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.service import stages
 from edge_agent.service.notify import Notifier
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
-from tests.service.helpers import NotifyListener
+from tests.service.helpers import NotifyListener, until
 
 
 def reading() -> NewEvent:
     return NewEvent.now("reading", "s", {"x": 1.0}, boot="b")
-
-
-async def until(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-    return True
 
 
 def test_blocked_outbox_writer_stops_the_pings(tmp_path: Path) -> None:
