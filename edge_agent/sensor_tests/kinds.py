@@ -61,6 +61,8 @@ class TestContext:
     """The sensor's port by name; raises :class:`CannotJudge` when it is not available."""
     calibrations: ActiveCalibrations
     wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    """Time stamps of readings (the drivers' clock: a simulated one in tests)."""
     sleep: Callable[[float], Awaitable[None]] | None = None
 
     __test__ = False
@@ -77,10 +79,11 @@ async def read_once(ctx: TestContext, sensor: str) -> tuple[float, dict[str, flo
     """One corrected reading and the monotonic time the driver returned it."""
     port = ctx.port(sensor)
     driver = port.driver
+    monotonic = ctx.monotonic
 
     def timed_read() -> tuple[float, Mapping[str, float]]:
         values = driver.read()
-        return time.monotonic(), values
+        return monotonic(), values
 
     at, values = await port.call(timed_read)
     corrected, _ = ctx.calibrations.apply(sensor, values)
