@@ -47,7 +47,9 @@ def test_a_sensor_that_does_not_respond_is_refused() -> None:
         fit_linear(Point(15.0, 10.0), Point(15.0, 30.0))
 
 
-@pytest.mark.parametrize(("r2", "ok"), [(19.0, False), (14.9, False), (20.0, True), (30.0, True), (50.0, True), (60.0, False)])
+@pytest.mark.parametrize(
+    ("r2", "ok"), [(19.0, False), (14.9, False), (20.0, True), (30.0, True), (50.0, True), (60.0, False)]
+)
 def test_gain_must_be_sane(r2: float, ok: bool) -> None:
     # References 10 and 30; readings 10 and r2 → gain 20 / (r2 − 10); sane is 0.5 … 2.
     if ok:

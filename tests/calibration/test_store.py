@@ -48,7 +48,11 @@ def test_save_keeps_everything_and_survives_reopen(tmp_path: Path) -> None:
     assert r == saved
     assert (r.action, r.method, r.gain, r.offset) == ("calibrate", "offset", 1.0, -0.5)
     assert r.points == [Point(20.0, 19.5)] and r.as_found == [20.0] and r.as_left == [19.5]
-    assert (r.reference_instrument, r.technician, r.note) == ("Fluke 1524 s/n 42", "ana", "after fan replacement")
+    assert (r.reference_instrument, r.technician, r.note) == (
+        "Fluke 1524 s/n 42",
+        "ana",
+        "after fan replacement",
+    )
     assert r.created_at == r.calibrated_at == 1_700_000_000.0 and r.expires_at == 2_000_000_000.0
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
@@ -78,7 +82,10 @@ def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
 
 
 def test_nothing_to_roll_back(tmp_path: Path) -> None:
-    with CalibrationStore.open(tmp_path / "c.db") as store, pytest.raises(CalibrationInputError, match="no calibration history"):
+    with (
+        CalibrationStore.open(tmp_path / "c.db") as store,
+        pytest.raises(CalibrationInputError, match="no calibration history"),
+    ):
         store.rollback("climate")
 
 

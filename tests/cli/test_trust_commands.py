@@ -88,7 +88,18 @@ def test_test_run_bad_usage(config: Path, args: list[str], words: str) -> None:
 
 def test_scripted_calibration_then_show_history_rollback(config: Path) -> None:
     c = ["--config", str(config)]
-    saved = cli("calibrate", "climate", "--quantity", "temperature_c", "--reference", "19.0", "--yes", "--instrument", "ref-1", *c)
+    saved = cli(
+        "calibrate",
+        "climate",
+        "--quantity",
+        "temperature_c",
+        "--reference",
+        "19.0",
+        "--yes",
+        "--instrument",
+        "ref-1",
+        *c,
+    )
     assert saved.returncode == 0, saved.stderr
     assert "Saved calibration #1" in saved.stdout
     two = cli(
@@ -98,7 +109,10 @@ def test_scripted_calibration_then_show_history_rollback(config: Path) -> None:
     assert two.returncode == 0, two.stderr
     (active,) = json.loads(cli("calibration", "show", "climate", "--json", *c).stdout)
     assert active["id"] == 2 and active["method"] == "linear"
-    assert active["gain"] == pytest.approx(20 / 20.4) and active["points"][1] == {"reading": 30.8, "reference": 30.0}
+    assert active["gain"] == pytest.approx(20 / 20.4) and active["points"][1] == {
+        "reading": 30.8,
+        "reference": 30.0,
+    }
     assert active["as_left"] == [pytest.approx(10.0), pytest.approx(30.0)]
     back = cli("calibration", "rollback", "climate", *c)
     assert back.returncode == 0 and "calibration #1 applies again" in back.stdout
@@ -115,11 +129,32 @@ def test_scripted_calibration_then_show_history_rollback(config: Path) -> None:
         (["nope", "-q", "temperature_c", "--reference", "1"], 64, "unknown sensor 'nope'"),
         (["climate", "-q", "temperature_c", "--reference", "abc"], 2, "--reference"),
         (["climate", "-q", "temperature_c", "--reference", "20", "--reference2", "20"], 64, "identical"),
-        (["climate", "-q", "temperature_c", "--reference", "10", "--reference2", "30", "--reading", "10", "--reading2", "11", "--yes"], 1, "outside the sane range"),
+        (
+            [
+                "climate",
+                "-q",
+                "temperature_c",
+                "--reference",
+                "10",
+                "--reference2",
+                "30",
+                "--reading",
+                "10",
+                "--reading2",
+                "11",
+                "--yes",
+            ],
+            1,
+            "outside the sane range",
+        ),
         (["climate", "-q", "nonsense_c", "--reference", "1", "--yes"], 64, "does not report 'nonsense_c'"),
         (["climate", "--reference", "1", "--yes"], 64, "--quantity is required"),
         (["climate", "-q", "temperature_c", "--reference", "nan", "--yes"], 1, "finite"),
-        (["climate", "-q", "temperature_c", "--reading2", "3", "--reference", "1"], 64, "--reading2 needs --reference2"),
+        (
+            ["climate", "-q", "temperature_c", "--reading2", "3", "--reference", "1"],
+            64,
+            "--reading2 needs --reference2",
+        ),
         (["climate"], 64, "the wizard needs a terminal"),
     ],
 )

@@ -75,13 +75,19 @@ def test_tests_on_schedule_calibration_live_and_remote_run_test(tmp_path: Path) 
             assert wait_until(lambda: len(corrected()) >= 2, 30), log.read_text()[-3000:]
             reading = corrected()[0]["data"]
             assert reading["cal"] == {"temperature_c": 1} and reading["temperature_c"] > 90
-            changes = [e for e in sub.events if e["kind"] == "status" and e["data"].get("event") == "calibration_changed"]
+            changes = [
+                e
+                for e in sub.events
+                if e["kind"] == "status" and e["data"].get("event") == "calibration_changed"
+            ]
             assert changes and changes[0]["data"]["cal"] == 1 and changes[0]["data"]["offset"] == 80.0
 
             # The calibrated BME280 now disagrees with the SHT31: the agreement test, run remotely, says so.
             cloud = Requester(broker)
             try:
-                cloud.send("run-test", json.dumps({"test": "agree"}).encode(), "devices/dev-1/responses/x", b"42")
+                cloud.send(
+                    "run-test", json.dumps({"test": "agree"}).encode(), "devices/dev-1/responses/x", b"42"
+                )
                 topic, body, corr = cloud.next(60)
             finally:
                 cloud.close()

@@ -26,8 +26,20 @@ from tests.uplink.helpers import until
 from tests.uplink.memory_outbox import MemoryOutbox
 
 DEVICE = "dev-1"
-RANGE = {"name": "climate-range", "sensor": "climate", "kind": "range", "limits": {"temperature_c": [-10, 50]}}
-STUCK = {"name": "cabinet-stuck", "sensor": "cabinet", "kind": "stuck", "quantity": "relative_humidity_pct", "samples": 3, "spacing": 0.1}
+RANGE = {
+    "name": "climate-range",
+    "sensor": "climate",
+    "kind": "range",
+    "limits": {"temperature_c": [-10, 50]},
+}
+STUCK = {
+    "name": "cabinet-stuck",
+    "sensor": "cabinet",
+    "kind": "stuck",
+    "quantity": "relative_humidity_pct",
+    "samples": 3,
+    "spacing": 0.1,
+}
 
 
 def dispatcher(runner: Any, sent: list[tuple[str, bytes, bytes | None]]) -> CommandDispatcher:
@@ -40,7 +52,9 @@ def dispatcher(runner: Any, sent: list[tuple[str, bytes, bytes | None]]) -> Comm
     )
 
 
-def request(name: str, payload: Any = None, *, response: str | None = "devices/dev-1/responses/r1") -> Message:
+def request(
+    name: str, payload: Any = None, *, response: str | None = "devices/dev-1/responses/r1"
+) -> Message:
     body = payload if isinstance(payload, bytes) else json.dumps(payload or {}).encode()
     return Message(command_topic(DEVICE, name), body, {}, response_topic=response, correlation_data=b"c-1")
 
@@ -64,7 +78,9 @@ def test_ping_and_run_test_and_get_calibration() -> None:
         assert pong.payload["ok"] and pong.payload["result"]["pong"] is True
         one = answer(d, request("run-test", {"test": "climate-range"}))
         (result,) = one.payload["result"]["results"]
-        assert result["test"] == "climate-range" and result["status"] == "pass" and result["trigger"] == "remote"
+        assert (
+            result["test"] == "climate-range" and result["status"] == "pass" and result["trigger"] == "remote"
+        )
         every = answer(d, request("run-test", {"all": True}))
         assert [r["test"] for r in every.payload["result"]["results"]] == ["climate-range", "cabinet-stuck"]
         cal = answer(d, request("get-calibration", {"sensor": "climate"}))
@@ -140,7 +156,9 @@ class Requester:
     def __init__(self, broker: Mosquitto) -> None:
         self.replies: queue.Queue[tuple[str, dict[str, Any], bytes | None]] = queue.Queue()
         self.subscribed = queue.Queue[bool]()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"cloud-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.put(True)
         self.client.connect("127.0.0.1", broker.port)
@@ -157,7 +175,9 @@ class Requester:
         if response is not None:
             props.ResponseTopic = response
         props.CorrelationData = correlation
-        self.client.publish(command_topic(DEVICE, name), payload, qos=1, properties=props).wait_for_publish(10)
+        self.client.publish(command_topic(DEVICE, name), payload, qos=1, properties=props).wait_for_publish(
+            10
+        )
 
     def next(self, timeout: float = 30.0) -> tuple[str, dict[str, Any], bytes | None]:
         return self.replies.get(timeout=timeout)
@@ -171,19 +191,27 @@ def test_run_test_round_trip_through_mosquitto(tmp_path: Path) -> None:
     with Mosquitto(tmp_path / "broker") as broker, bench() as b:
         runner = b.runner([RANGE, STUCK])
         b.sim("cabinet").signals["relative_humidity_pct"].set_faults(stuck=True)
-        settings = MQTTSettings(host="127.0.0.1", port=broker.port, keepalive=5, reconnect_min=0.05, reconnect_max=0.4)
+        settings = MQTTSettings(
+            host="127.0.0.1", port=broker.port, keepalive=5, reconnect_min=0.05, reconnect_max=0.4
+        )
 
         async def scenario() -> None:
             forwarder = Forwarder(MemoryOutbox(), settings, device_id=DEVICE, boot="boot-1")
             d = CommandDispatcher(
-                DEVICE, runner=runner, calibrations=b.calibrations, publish=forwarder.publish_reply, boot="boot-1"
+                DEVICE,
+                runner=runner,
+                calibrations=b.calibrations,
+                publish=forwarder.publish_reply,
+                boot="boot-1",
             )
             forwarder.commands = d
             task = asyncio.create_task(forwarder.run())
             await until(lambda: forwarder.stats.state == "connected", 20, "connected")
             cloud = await asyncio.to_thread(Requester, broker)
             try:
-                await asyncio.to_thread(cloud.send, "run-test", b'{"all": true}', "devices/dev-1/responses/q1", b"\x01corr")
+                await asyncio.to_thread(
+                    cloud.send, "run-test", b'{"all": true}', "devices/dev-1/responses/q1", b"\x01corr"
+                )
                 topic, body, corr = await asyncio.to_thread(cloud.next)
                 assert topic == "devices/dev-1/responses/q1" and corr == b"\x01corr"
                 statuses = {r["test"]: r["status"] for r in body["result"]["results"]}

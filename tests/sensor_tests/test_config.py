@@ -51,19 +51,58 @@ def test_default_config_tests_are_valid() -> None:
 @pytest.mark.parametrize(
     ("tests", "expected"),
     [
-        ('[[tests]]\nname = "a"\nsensor = "nope"\nkind = "self_test"', 'tests[0].sensor (test "a"): unknown sensor \'nope\''),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "smell"', 'tests[0] (test "a"): Input tag \'smell\''),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"', 'tests[0].max_std (test "a"): required but missing'),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = 1\nmax_sdt = 2', "tests[0].max_sdt (test \"a\"): unknown key 'max_sdt' (did you mean 'max_std'?)"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = -1', 'tests[0].max_std (test "a"): Input should be greater than 0'),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "stuck"\nquantity = "colour_k"', "tests[0].quantity (test \"a\"): sensor 'climate' does not report 'colour_k'"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "range"\nlimits = { temperature_c = [5, 1] }', "minimum 5 is above maximum 1"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "range"\nlimits = { bogus_c = [1, 5] }', "tests[0].limits.bogus_c (test \"a\"): sensor 'climate' does not report 'bogus_c'"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "agreement"\nquantity = "temperature_c"\nother = "ghost"\ntolerance = 1', "tests[0].other (test \"a\"): unknown sensor 'ghost'"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "agreement"\nquantity = "temperature_c"\nother = "climate"\ntolerance = 1', "compares the sensor with itself"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = 1\nsamples = 100\nspacing = "1s"', "more than timeout = 60 s"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "self_test"\nschedule = "soon"', "is not a duration"),
-        ('[[tests]]\nname = "a"\nsensor = "climate"\nkind = "self_test"\n[[tests]]\nname = "a"\nsensor = "cabinet"\nkind = "self_test"', "tests[1].name (test \"a\"): test name 'a' is used twice"),
+        (
+            '[[tests]]\nname = "a"\nsensor = "nope"\nkind = "self_test"',
+            "tests[0].sensor (test \"a\"): unknown sensor 'nope'",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "smell"',
+            "tests[0] (test \"a\"): Input tag 'smell'",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"',
+            'tests[0].max_std (test "a"): required but missing',
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = 1\nmax_sdt = 2',
+            "tests[0].max_sdt (test \"a\"): unknown key 'max_sdt' (did you mean 'max_std'?)",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = -1',
+            'tests[0].max_std (test "a"): Input should be greater than 0',
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "stuck"\nquantity = "colour_k"',
+            "tests[0].quantity (test \"a\"): sensor 'climate' does not report 'colour_k'",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "range"\nlimits = { temperature_c = [5, 1] }',
+            "minimum 5 is above maximum 1",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "range"\nlimits = { bogus_c = [1, 5] }',
+            "tests[0].limits.bogus_c (test \"a\"): sensor 'climate' does not report 'bogus_c'",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "agreement"\nquantity = "temperature_c"\nother = "ghost"\ntolerance = 1',
+            "tests[0].other (test \"a\"): unknown sensor 'ghost'",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "agreement"\nquantity = "temperature_c"\nother = "climate"\ntolerance = 1',
+            "compares the sensor with itself",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "noise"\nquantity = "temperature_c"\nmax_std = 1\nsamples = 100\nspacing = "1s"',
+            "more than timeout = 60 s",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "self_test"\nschedule = "soon"',
+            "is not a duration",
+        ),
+        (
+            '[[tests]]\nname = "a"\nsensor = "climate"\nkind = "self_test"\n[[tests]]\nname = "a"\nsensor = "cabinet"\nkind = "self_test"',
+            "tests[1].name (test \"a\"): test name 'a' is used twice",
+        ),
         ('[[tests]]\nname = "Bad Name"\nsensor = "climate"\nkind = "self_test"', "tests[0].name"),
     ],
 )

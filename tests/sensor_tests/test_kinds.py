@@ -21,11 +21,41 @@ def run(b: Bench, test: dict[str, Any]) -> TestResult:
     return asyncio.run(runner.run(only(runner), "cli"))
 
 
-RANGE = {"sensor": "climate", "kind": "range", "limits": {"temperature_c": [-10, 50], "pressure_pa": [80000, 110000]}}
-NOISE = {"sensor": "climate", "kind": "noise", "quantity": "temperature_c", "samples": 10, "spacing": 1, "max_std": 0.1}
-STUCK = {"sensor": "cabinet", "kind": "stuck", "quantity": "relative_humidity_pct", "samples": 5, "spacing": 1}
-RATE = {"sensor": "climate", "kind": "rate", "quantity": "temperature_c", "samples": 8, "spacing": 1, "max_rate": 1.0}
-AGREE = {"sensor": "climate", "kind": "agreement", "quantity": "temperature_c", "other": "cabinet", "tolerance": 0.5}
+RANGE = {
+    "sensor": "climate",
+    "kind": "range",
+    "limits": {"temperature_c": [-10, 50], "pressure_pa": [80000, 110000]},
+}
+NOISE = {
+    "sensor": "climate",
+    "kind": "noise",
+    "quantity": "temperature_c",
+    "samples": 10,
+    "spacing": 1,
+    "max_std": 0.1,
+}
+STUCK = {
+    "sensor": "cabinet",
+    "kind": "stuck",
+    "quantity": "relative_humidity_pct",
+    "samples": 5,
+    "spacing": 1,
+}
+RATE = {
+    "sensor": "climate",
+    "kind": "rate",
+    "quantity": "temperature_c",
+    "samples": 8,
+    "spacing": 1,
+    "max_rate": 1.0,
+}
+AGREE = {
+    "sensor": "climate",
+    "kind": "agreement",
+    "quantity": "temperature_c",
+    "other": "cabinet",
+    "tolerance": 0.5,
+}
 
 
 def test_range_passes_then_fails_on_spikes() -> None:
@@ -87,7 +117,10 @@ def test_agreement_uses_calibrated_values() -> None:
         b.sim("cabinet").signals["temperature_c"].set_faults(drift_per_s=0.01)
         b.clock.advance(300)
         assert run(b, AGREE).status == "fail"
-        offset = -(b.sim("cabinet").signals["temperature_c"].sample() - b.sim("climate").signals["temperature_c"].true_value())
+        offset = -(
+            b.sim("cabinet").signals["temperature_c"].sample()
+            - b.sim("climate").signals["temperature_c"].true_value()
+        )
         b.calibrations.replace([_record("cabinet", "temperature_c", offset=offset)])
         assert run(b, AGREE).status == "pass"
 
@@ -130,7 +163,14 @@ def test_self_test_pms5003_frame_errors_fail() -> None:
         assert "frame error rate" in bad.detail and float(bad.measured["checksum_errors"] or 0) >= 1
 
 
-def _record(sensor: str, quantity: str, *, offset: float = 0.0, age_days: float = 1.0, expires_in_days: float | None = None) -> CalibrationRecord:
+def _record(
+    sensor: str,
+    quantity: str,
+    *,
+    offset: float = 0.0,
+    age_days: float = 1.0,
+    expires_in_days: float | None = None,
+) -> CalibrationRecord:
     now = 1_800_000_000.0
     return CalibrationRecord(
         id=7,
@@ -156,7 +196,11 @@ DUE = {"sensor": "climate", "kind": "calibration_due", "max_age": "90d"}
         ([], "fail", "never been calibrated"),
         ([_record("climate", "temperature_c", age_days=10)], "pass", "10.0 days ago"),
         ([_record("climate", "temperature_c", age_days=100)], "fail", "100.0 days old"),
-        ([_record("climate", "temperature_c", age_days=10, expires_in_days=-2)], "fail", "expired 2.0 days ago"),
+        (
+            [_record("climate", "temperature_c", age_days=10, expires_in_days=-2)],
+            "fail",
+            "expired 2.0 days ago",
+        ),
     ],
 )
 def test_calibration_due(records: list[CalibrationRecord], status: str, words: str) -> None:
@@ -208,5 +252,15 @@ def test_hung_driver_times_out_as_error() -> None:
 
 def test_missing_quantity_is_an_error() -> None:
     with bench(("analog",)) as b:
-        result = run(b, {"sensor": "analog", "kind": "noise", "quantity": "ain3_voltage_v", "samples": 3, "spacing": 0, "max_std": 1})
+        result = run(
+            b,
+            {
+                "sensor": "analog",
+                "kind": "noise",
+                "quantity": "ain3_voltage_v",
+                "samples": 3,
+                "spacing": 0,
+                "max_std": 1,
+            },
+        )
         assert result.status == "error" and "did not report" in result.detail
