@@ -43,6 +43,7 @@ from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
 from edge_agent.sampler import SensorLoop
 from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.sensor_trust import SensorTrust
 from edge_agent.service import stages
 from edge_agent.service.notify import Notifier
 from edge_agent.service.reload import ReloadHooks, plan_reload
@@ -88,6 +89,7 @@ class Daemon:
         self.metrics: Metrics | None = None
         self.reload_hooks = ReloadHooks()
         """Callbacks ``(old, new)`` run after each applied SIGHUP reload."""
+        self.trust: SensorTrust | None = None
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._attempted: set[str] = set()
@@ -134,6 +136,16 @@ class Daemon:
         self.state.outbox, self.state.writer, self.state.forwarder = outbox, writer, forwarder
         self._emit = writer.submit
         self._start_metrics(forwarder)
+        trust = self.trust = SensorTrust(
+            settings,
+            sensors=self.state.sensors,
+            not_open=self.state.sensors_not_open,
+            submit=self._emit,
+            boot=self.boot,
+            clock=self.clock,
+        )
+        await trust.open()
+        trust.attach(forwarder)
         status = StatusServer(status_socket(state_dir), self.snapshot)
         hardware = self.hardware
         try:
@@ -142,6 +154,7 @@ class Daemon:
                 await self._emit(self._status_event("started"))
                 uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
+                checks = tasks.create_task(trust.run(), name="sensor-trust")
                 stages.watch_writer(self.monitor, writer)
                 stages.watch_uplink(self.monitor, forwarder, outbox, settings.mqtt)
                 sensors = SensorSet(
@@ -168,10 +181,10 @@ class Daemon:
                 self.state.run_state = "stopping"
                 self.notifier.stopping()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*service, clock]:
+                for task in [*service, clock, checks]:
                     task.cancel()
                 await sensors.stop_all()
-                await asyncio.gather(*service, clock, return_exceptions=True)
+                await asyncio.gather(*service, clock, checks, return_exceptions=True)
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
@@ -186,6 +199,7 @@ class Daemon:
                 for task in (writing, uplink):
                     task.cancel()
         finally:
+            await trust.close()
             await status.stop()
             if self.metrics is not None:
                 self.metrics.close()
@@ -309,6 +323,7 @@ class Daemon:
                 boot=self.boot,
                 clock=self.clock,
                 guard=guard,
+                transform=self.trust.transform(sensor.name) if self.trust else dict,
             )
             self.state.sensors[sensor.name] = loop
             self.state.guards[sensor.name] = guard

@@ -13,6 +13,11 @@
      │    ├── OutboxLockedError   another process holds the outbox (a second daemon)
      │    └── OutboxFullError     no room even after evicting (disk full beyond the reserve)
      ├── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
+     ├── CalibrationStoreError  (edge_agent.calibration.store) calibration.db unusable
+     ├── CalibrationInputError  (edge_agent.calibration.fit, also a ValueError) reference
+     │                       points that give no sane correction; nothing is saved
+     ├── CannotJudge         (edge_agent.sensor_tests.kinds) a sensor test could not reach
+     │                       a verdict: its result is ``error``
      └── StatusUnavailable   (edge_agent.service.status_server) ``edge-agent status``
                              found no running daemon, or a reply that is not a status
 

@@ -16,18 +16,21 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
 from edge_agent.clock_sync import ClockWatch
 from edge_agent.events import NewEvent
-from edge_agent.sensor_worker import SensorWorker
+from edge_agent.sensor_worker import SensorAccess
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[NewEvent], Awaitable[object]]
-T = TypeVar("T")
+Transform = Callable[[Mapping[str, float]], dict[str, Any]]
+"""Turns a driver's values into a reading's ``data`` (calibration corrections, their ids)."""
 
 
 @dataclass
@@ -68,6 +71,7 @@ class SensorLoop:
         boot: str,
         clock: ClockWatch,
         monotonic: Callable[[], float] = time.monotonic,
+        transform: Transform = dict,
         guard: ReadGuard | None = None,
     ) -> None:
         self.name = name
@@ -79,7 +83,9 @@ class SensorLoop:
         self._boot = boot
         self._clock = clock
         self._monotonic = monotonic
-        self._worker = SensorWorker(name)
+        self._access = SensorAccess(name, driver, timeout)
+        self._worker = self._access.worker
+        self._transform = transform
         self.guard = guard
 
     async def run(self) -> None:
@@ -97,15 +103,25 @@ class SensorLoop:
         finally:
             self._worker.stop()
 
-    async def on_worker(self, fn: Callable[[], T], timeout: float) -> T:
-        """Run another blocking call for this sensor (a driver rebuild) on its own thread,
-        so that a hung bus holds up this sensor only; ``TimeoutError`` if still busy."""
+    async def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+        """``fn()`` on this sensor's worker between two samples (how sensor tests read)."""
+        return await self._access.call(fn, timeout)
+
+    async def rebuild_driver(self, build: Callable[[], Any], timeout: float) -> None:
+        """Replace the driver with ``build()``, run on this sensor's worker (a hung bus holds
+        up this sensor only).  Called from within a sample, i.e. in turn; ``TimeoutError``
+        if the worker is still busy with a hung call."""
         if self._worker.busy:
             raise TimeoutError(f"sensor {self.name}: its worker is still busy with a hung call")
-        return await self._worker.call(fn, timeout)
+        driver = await self._worker.call(build, timeout)
+        self.driver = self._access.driver = driver
 
     async def sample_once(self) -> NewEvent | None:
         """Take one reading; returns the event handed on, or None if there was none."""
+        async with self._access.turn:  # sensor tests' reads take turns with sampling
+            return await self._sample_once()
+
+    async def _sample_once(self) -> NewEvent | None:
         c = self.counters
         if self.guard is not None and not await self.guard.admit(self):
             c.skipped_open += 1
@@ -143,7 +159,7 @@ class SensorLoop:
         return NewEvent.now(
             "reading",
             self.name,
-            dict(values),
+            self._transform(values),
             boot=self._boot,
             clock=self._clock.state,
             mono=self._monotonic(),

@@ -208,14 +208,13 @@ class HealthGuard:
         assert self._rebuild is not None
         self.rebuilds += 1
         try:
-            driver = await loop.on_worker(self._rebuild, self._rebuild_timeout)
+            await loop.rebuild_driver(self._rebuild, self._rebuild_timeout)
         except (DriverError, HardwareOpenError, TimeoutError) as exc:
             self.rebuild_failures += 1
             self.health.reason = f"driver rebuild failed: {type(exc).__name__}: {exc}"
             log.debug("sensor %s: %s", self.sensor, self.health.reason)
             return False
         log.info("sensor %s: driver rebuilt (chip probed and configured again)", self.sensor)
-        loop.driver = driver
         return True
 
     async def _changed(self, change: Change | None) -> None:

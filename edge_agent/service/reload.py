@@ -7,7 +7,9 @@
   breaker uses the new policy).
 - ``device``, ``storage``, ``mqtt`` and ``metrics`` changes are NOT applied: the
   identity, the outbox file, the broker session and the listener belong to the process.
-  They are logged as needing a restart, and the running values stay in force.
+  Nor are ``[[tests]]`` changes yet (the sensor-test scheduler is built once per run; it
+  can take them live by registering a hook).  They are logged as needing a restart, and
+  the running values stay in force.
 
 Other components hook in with :class:`ReloadHooks`: a callback ``(old, new)`` run after
 the sensors are applied, for instance to re-read calibration or sensor tests.
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 
 from edge_agent.settings import Settings
 
-RESTART_SECTIONS = ("device", "storage", "mqtt", "metrics")
+RESTART_SECTIONS = ("device", "storage", "mqtt", "metrics", "tests")
 """Sections a running daemon keeps until it is restarted."""
 
 ReloadHook = Callable[[Settings, Settings], Awaitable[None]]
