@@ -234,7 +234,7 @@ class Metrics:
         if event.kind == "test_result":
             status = event.data.get("status")
             if not isinstance(status, str):
-                status = "passed" if event.data.get("passed") else "failed"
+                status = "pass" if event.data.get("passed") else "fail"
             self.test_results.labels(event.sensor or "", status).inc()
 
     def counting(self, emit: Callable[[NewEvent], Awaitable[T]]) -> Callable[[NewEvent], Awaitable[T]]:
