@@ -36,8 +36,7 @@ from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.hardware import Hardware
-from edge_agent.logging_setup import configure_logging, secrets_of
-from edge_agent.metrics import LOOP_ANSWER_S, Metrics, on_loop
+from edge_agent.metrics import LOOP_ANSWER_S, Metrics, on_loop, start_metrics
 from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
@@ -46,13 +45,13 @@ from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
 from edge_agent.sensor_trust import SensorTrust
 from edge_agent.service import stages
 from edge_agent.service.notify import Notifier
-from edge_agent.service.reload import ReloadHooks, plan_reload
+from edge_agent.service.reload import ReloadHooks, apply_reload
 from edge_agent.service.sensor_set import SensorSet
 from edge_agent.service.snapshot import daemon_snapshot, status_line
 from edge_agent.service.state import DaemonState
 from edge_agent.service.status_server import StatusServer, status_socket
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
-from edge_agent.settings import SensorSettings, Settings, load_settings
+from edge_agent.settings import SensorSettings, Settings
 from edge_agent.uplink import Forwarder
 
 log = logging.getLogger(__name__)
@@ -208,22 +207,12 @@ class Daemon:
         log.info("stopped")
 
     def _start_metrics(self, forwarder: Forwarder) -> None:
-        if not self.settings.metrics.enabled:
-            return
         loop = asyncio.get_running_loop()
-        metrics = Metrics(lambda: on_loop(loop, self.snapshot, LOOP_ANSWER_S))
-        listen = self.settings.metrics.listen
-        try:
-            host, port = metrics.serve(listen)
-        except OSError as exc:
-            # Not fatal: the device keeps measuring; the log says why /metrics is missing.
-            log.error(
-                "metrics: cannot listen on %s (%s); running without /metrics", listen, exc.strerror or exc
-            )
+        metrics = start_metrics(self.settings.metrics, lambda: on_loop(loop, self.snapshot, LOOP_ANSWER_S))
+        if metrics is None:
             return
-        self.state.metrics_url = f"http://{host}:{port}/metrics"
-        log.info("metrics on %s", self.state.metrics_url)
         forwarder.latency_observers.append(metrics.publish_latency.observe)
+        self.state.metrics_url = metrics.url
         self.metrics = metrics
         self._emit = metrics.counting(self._emit)
 
@@ -250,64 +239,20 @@ class Daemon:
         while True:
             await self._reload.wait()
             self._reload.clear()
-            await self._apply_reload(sensors)
+            await apply_reload(self, sensors)
 
-    async def _apply_reload(self, sensors: SensorSet) -> None:
-        record = self.state.reloads
-        record.count += 1
-        record.last_at = time.time()
-        path = self.config_path
-        if path is None:
-            log.warning("reload: no configuration file to re-read (started without one)")
-            return
-        self.state.run_state = "reloading"
-        self.notifier.reloading()
-        try:
-            try:
-                new = await asyncio.to_thread(load_settings, path, registry=self.registry)
-            except ConfigError as exc:
-                record.rejected += 1
-                record.last_result = "rejected: " + "; ".join(str(p) for p in exc.problems)
-                log.error(
-                    "reload rejected, the running configuration stays: %s",
-                    "; ".join(str(p) for p in exc.problems),
-                )
-                await self._emit(self._reload_event("rejected", problems=[str(p) for p in exc.problems]))
-                return
-            old = self.settings
-            plan = plan_reload(old, new)
-            self.settings = plan.settings
-            configure_logging(plan.settings.logging, secrets=secrets_of(plan.settings))
-            diff = await sensors.apply(plan.settings.sensors, restart_all=plan.health_changed)
-            await self.reload_hooks.run(old, plan.settings)
-            record.needs_restart = plan.needs_restart
-            record.last_result = f"applied: {diff}"
-            restart = (
-                f"; not applied until a restart: {', '.join(plan.needs_restart)}"
-                if plan.needs_restart
-                else ""
-            )
-            log.info("reload applied (%s)%s", diff, restart)
-            await self._emit(
-                self._reload_event(
-                    "applied",
-                    added=diff.added,
-                    removed=diff.removed,
-                    changed=diff.changed,
-                    needs_restart=plan.needs_restart,
-                )
-            )
-        finally:
-            self.state.run_state = "running"
-            self.notifier.ready(status_line(self.snapshot()))
+    async def emit(self, event: NewEvent) -> object:
+        """Commit ``event`` (counted by the metrics when they run)."""
+        return await self._emit(event)
 
-    def _reload_event(self, result: str, **data: Any) -> NewEvent:
-        body = {"event": "config_reload", "result": result, **data}
-        return NewEvent.now("status", None, body, boot=self.boot, clock=self.clock.state)
+    def device_event(self, data: dict[str, Any]) -> NewEvent:
+        """A device-level ``status`` event."""
+        return NewEvent.now("status", None, data, boot=self.boot, clock=self.clock.state)
 
     def _status_event(self, state: str) -> NewEvent:
-        data = {"state": state, "version": __version__, "sensors": [s.name for s in self.settings.sensors]}
-        return NewEvent.now("status", None, data, boot=self.boot, clock=self.clock.state)
+        return self.device_event(
+            {"state": state, "version": __version__, "sensors": [s.name for s in self.settings.sensors]}
+        )
 
     async def _sensor(self, sensor: SensorSettings, hardware: Hardware, writer: OutboxWriter) -> None:
         """Open the sensor (retrying with backoff while it is absent), then sample it forever."""

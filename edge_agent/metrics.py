@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from edge_agent import __version__
 from edge_agent.events import NewEvent
 from edge_agent.sensor_health import HEALTH_STATES, Change
+from edge_agent.settings import MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         self.registry.register(_DaemonCollector(snapshot))
         self._server: Any = None
+        self.url: str | None = None
 
     def count_event(self, event: NewEvent) -> None:
         self.events.labels(event.kind).inc()
@@ -252,15 +254,34 @@ class Metrics:
 
     def serve(self, listen: str) -> tuple[str, int]:
         """Start the HTTP endpoint (its own thread); returns the bound address.  ``OSError`` if taken."""
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
-        server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        address, _, wanted = listen.rpartition(":")
+        server, _thread = start_http_server(int(wanted), addr=address.strip("[]"), registry=self.registry)
         self._server = server
-        bound = server.server_address
-        return str(bound[0]), int(bound[1])
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+        return host, port
 
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def start_metrics(settings: MetricsSettings, snapshot: Snapshot) -> Metrics | None:
+    """The endpoint as ``[metrics]`` says, or None (disabled, or the address is unusable:
+    not fatal, the device keeps measuring; the log line says why /metrics is missing)."""
+    if not settings.enabled:
+        return None
+    metrics = Metrics(snapshot)
+    try:
+        metrics.serve(settings.listen)
+    except OSError as exc:
+        log.error(
+            "metrics: cannot listen on %s (%s); running without /metrics",
+            settings.listen,
+            exc.strerror or exc,
+        )
+        return None
+    log.info("metrics on %s", metrics.url)
+    return metrics

@@ -17,10 +17,25 @@ the sensors are applied, for instance to re-read calibration or sensor tests.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
-from edge_agent.settings import Settings
+from edge_agent.driver_registry import DriverRegistry
+from edge_agent.errors import ConfigError
+from edge_agent.events import NewEvent
+from edge_agent.logging_setup import configure_logging, secrets_of
+from edge_agent.service.notify import Notifier
+from edge_agent.service.sensor_set import SensorSet
+from edge_agent.service.snapshot import status_line
+from edge_agent.service.state import DaemonState
+from edge_agent.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 RESTART_SECTIONS = ("device", "storage", "mqtt", "metrics", "tests")
 """Sections a running daemon keeps until it is restarted."""
@@ -54,3 +69,67 @@ class ReloadHooks:
     async def run(self, old: Settings, new: Settings) -> None:
         for hook in self._hooks:
             await hook(old, new)
+
+
+class Reloadable(Protocol):
+    """What a reload needs of the daemon (:class:`edge_agent.daemon.Daemon`)."""
+
+    settings: Settings
+    config_path: Path | None
+    registry: DriverRegistry
+    state: DaemonState
+    notifier: Notifier
+    reload_hooks: ReloadHooks
+
+    async def emit(self, event: NewEvent) -> object: ...
+
+    def device_event(self, data: dict[str, Any]) -> NewEvent: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+async def apply_reload(daemon: Reloadable, sensors: SensorSet) -> None:
+    """One SIGHUP: ``RELOADING=1``, re-read, validate, apply (or refuse), ``READY=1``."""
+    record = daemon.state.reloads
+    record.count += 1
+    record.last_at = time.time()
+    path = daemon.config_path
+    if path is None:
+        log.warning("reload: no configuration file to re-read (started without one)")
+        return
+    daemon.state.run_state = "reloading"
+    daemon.notifier.reloading()
+    try:
+        try:
+            new = await asyncio.to_thread(load_settings, path, registry=daemon.registry)
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems]
+            record.rejected += 1
+            record.last_result = "rejected: " + "; ".join(problems)
+            log.error("reload rejected, the running configuration stays: %s", "; ".join(problems))
+            await daemon.emit(
+                daemon.device_event({"event": "config_reload", "result": "rejected", "problems": problems})
+            )
+            return
+        old = daemon.settings
+        plan = plan_reload(old, new)
+        daemon.settings = plan.settings
+        configure_logging(plan.settings.logging, secrets=secrets_of(plan.settings))
+        diff = await sensors.apply(plan.settings.sensors, restart_all=plan.health_changed)
+        await daemon.reload_hooks.run(old, plan.settings)
+        record.needs_restart = plan.needs_restart
+        record.last_result = f"applied: {diff}"
+        waiting = (
+            f"; not applied until a restart: {', '.join(plan.needs_restart)}" if plan.needs_restart else ""
+        )
+        log.info("reload applied (%s)%s", diff, waiting)
+        data = {
+            "event": "config_reload",
+            "result": "applied",
+            **vars(diff),
+            "needs_restart": plan.needs_restart,
+        }
+        await daemon.emit(daemon.device_event(data))
+    finally:
+        daemon.state.run_state = "running"
+        daemon.notifier.ready(status_line(daemon.snapshot()))
