@@ -163,7 +163,9 @@ class Daemon:
                 await status.start()
                 await self._until_sensors_attempted(settings)
                 self.state.run_state = "running"
-                self.notifier.ready(status_line(self.snapshot()))
+                summary = status_line(self.snapshot())
+                self.notifier.ready(summary)
+                log.info("ready: %s", summary)
                 service = [
                     tasks.create_task(
                         keep_alive(

@@ -122,3 +122,51 @@ def test_failing_i2c_sensor_is_rebuilt_then_backed_off_then_recovers() -> None:
     assert (
         failed["event"] == "sensor_health" and "BusError" in failed["reason"] and failed["next_probe_s"] > 0
     )
+
+
+def test_a_hung_driver_opens_the_breaker_and_recovers_when_it_returns() -> None:
+    import threading
+
+    class Hung:
+        def __init__(self) -> None:
+            self.release = threading.Event()
+            self.calls = 0
+
+        def read(self) -> dict[str, float]:
+            self.calls += 1
+            if self.calls == 3:  # the third read hangs until released
+                self.release.wait(30)
+            return {"x_total": float(self.calls)}
+
+    driver = Hung()
+    announced: list[str] = []
+
+    async def announce(sensor: str, data: dict[str, Any]) -> None:
+        announced.append(data["state"])
+
+    async def emit(event: NewEvent) -> None:
+        pass
+
+    async def main() -> None:
+        policy = BreakerPolicy(open_after=3, probe_after=0.2, probe_max=0.2, close_after=2)
+        guard = HealthGuard("s", SensorHealth(policy), announce=announce)  # serial-like: nothing to rebuild
+        loop = SensorLoop(
+            "s",
+            driver,
+            interval=0.02,
+            timeout=0.1,
+            emit=emit,
+            boot="b",
+            clock=ClockWatch("none"),
+            guard=guard,
+        )
+        task = asyncio.create_task(loop.run())
+        await until(lambda: guard.health.state == "failed")
+        assert loop.counters.timeouts == 1 and loop.counters.errors_by_kind["busy"] >= 2
+        driver.release.set()  # the call comes back at last
+        await until(lambda: guard.health.state == "ok")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert announced == ["degraded", "failed", "recovering", "ok"]

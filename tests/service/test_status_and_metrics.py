@@ -37,6 +37,11 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Mosquitto(tmp_path / "broker") as broker:
         config = write_config(tmp_path, broker, interval="100ms")
+        with config.open("a") as f:  # a sensor test, so that test results are counted too
+            f.write(
+                '\n[[tests]]\nname = "cabinet-range"\nsensor = "cabinet"\nkind = "range"\nschedule = "1s"\n'
+            )
+            f.write("limits = { temperature_c = [-40, 125] }\n")
         log = tmp_path / "agent.log"
         agent = start_agent(config, log)
         try:
@@ -50,7 +55,15 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
                     and all(s["reads"] >= 5 for s in snap["sensors"])
                 )
 
+            def tested() -> bool:
+                with urllib.request.urlopen(status_now(state)["metrics"], timeout=10) as response:  # type: ignore[index]
+                    return (
+                        'edge_agent_sensor_test_results_total{sensor="cabinet",status="pass"}'
+                        in response.read().decode()
+                    )
+
             assert wait_until(flowing, 30), log.read_text()[-3000:]
+            assert wait_until(tested, 30), log.read_text()[-3000:]
             human = cli("status", "--config", str(config))
             as_json = cli("status", "--json", "--config", str(config))
             snap = json.loads(as_json.stdout)
@@ -84,6 +97,7 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     assert samples[("edge_agent_events_total", (("kind", "reading"),))] >= 10
     assert samples[("edge_agent_event_loop_responsive", ())] == 1
     assert samples[("edge_agent_sensor_health", (("sensor", "cabinet"), ("state", "ok")))] == 1
+    assert samples[("edge_agent_sensor_test_results_total", (("sensor", "cabinet"), ("status", "pass")))] >= 1
     for name in (
         "edge_agent_sensor_errors",
         "edge_agent_sensor_test_results",
