@@ -51,7 +51,7 @@ from edge_agent.service.snapshot import daemon_snapshot, status_line
 from edge_agent.service.state import DaemonState
 from edge_agent.service.status_server import StatusServer, status_socket
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
-from edge_agent.settings import SensorSettings, Settings
+from edge_agent.settings import MQTTSettings, SensorSettings, Settings
 from edge_agent.uplink import Forwarder
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class Daemon:
         self._attempted: set[str] = set()
         self._sensors_attempted = asyncio.Event()
         self._emit: Any = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._uplink: asyncio.Task[None] | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -131,10 +133,9 @@ class Daemon:
             outbox.next_seq,
         )
         writer = OutboxWriter(outbox)
-        forwarder = Forwarder(outbox, settings.mqtt, device_id=settings.device.id, boot=self.boot)
-        self.state.outbox, self.state.writer, self.state.forwarder = outbox, writer, forwarder
+        self.state.outbox, self.state.writer = outbox, writer
         self._emit = writer.submit
-        self._start_metrics(forwarder)
+        self._start_metrics()
         trust = self.trust = SensorTrust(
             settings,
             sensors=self.state.sensors,
@@ -144,18 +145,18 @@ class Daemon:
             clock=self.clock,
         )
         await trust.open()
-        trust.attach(forwarder)
+        forwarder = self._new_forwarder(settings.mqtt)
         status = StatusServer(status_socket(state_dir), self.snapshot)
         hardware = self.hardware
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 writing = tasks.create_task(writer.run(), name="outbox-writer")
                 await self._emit(self._status_event("started"))
-                uplink = tasks.create_task(forwarder.run(), name="uplink")
+                self._uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
                 checks = tasks.create_task(trust.run(), name="sensor-trust")
                 stages.watch_writer(self.monitor, writer)
-                stages.watch_uplink(self.monitor, forwarder, outbox, settings.mqtt)
                 sensors = SensorSet(
                     lambda s: self._sensor(s, hardware, writer), lambda c, n: tasks.create_task(c, name=n)
                 )
@@ -192,6 +193,9 @@ class Daemon:
                     "committing the stopping status", self._emit(self._status_event("stopping")), 3
                 )
                 await _bounded("the outbox writer", writer.stop(), 5)
+                forwarder = self.state.forwarder or forwarder  # a reload may have replaced it
+                uplink = self._uplink
+                assert uplink is not None
                 await _bounded(
                     "publishing what is committed", _until_sent(outbox, forwarder), SHUTDOWN_FLUSH_S
                 )
@@ -208,15 +212,37 @@ class Daemon:
             await outbox.close()
         log.info("stopped")
 
-    def _start_metrics(self, forwarder: Forwarder) -> None:
+    def _start_metrics(self) -> None:
         loop = asyncio.get_running_loop()
         metrics = start_metrics(self.settings.metrics, lambda: on_loop(loop, self.snapshot, LOOP_ANSWER_S))
         if metrics is None:
             return
-        forwarder.latency_observers.append(metrics.publish_latency.observe)
         self.state.metrics_url = metrics.url
         self.metrics = metrics
         self._emit = metrics.counting(self._emit)
+
+    def _new_forwarder(self, mqtt: MQTTSettings) -> Forwarder:
+        """A forwarder on ``mqtt``, wired to metrics, remote commands and the watchdog."""
+        assert self.state.outbox is not None
+        forwarder = Forwarder(self.state.outbox, mqtt, device_id=self.settings.device.id, boot=self.boot)
+        if self.metrics is not None:
+            forwarder.latency_observers.append(self.metrics.publish_latency.observe)
+        if self.trust is not None:
+            self.trust.attach(forwarder)
+        stages.watch_uplink(self.monitor, forwarder, self.state.outbox, mqtt)
+        self.state.forwarder = forwarder
+        return forwarder
+
+    async def replace_uplink(self, mqtt: MQTTSettings) -> None:
+        """[mqtt] changed on reload: disconnect cleanly, connect with the new settings.
+        What was in flight stays in the outbox and goes again (duplicates, never gaps)."""
+        old, task = self.state.forwarder, self._uplink
+        assert old is not None and task is not None and self._tasks is not None
+        await _bounded("the old uplink", old.stop(), SHUTDOWN_UPLINK_S)
+        await _bounded("the old uplink task", asyncio.shield(task), 2)
+        task.cancel()
+        forwarder = self._new_forwarder(mqtt)
+        self._uplink = self._tasks.create_task(forwarder.run(), name="uplink")
 
     def _stalls(self, stalls: list[Any]) -> None:
         self.state.stalls = stalls

@@ -5,8 +5,10 @@
   keep sampling; the outbox is not touched, so nothing committed is lost); logging and
   the health policy apply at once (a health change restarts the sensor tasks, so every
   breaker uses the new policy).
-- ``device``, ``storage``, ``mqtt`` and ``metrics`` changes are NOT applied: the
-  identity, the outbox file, the broker session and the listener belong to the process.
+- ``mqtt`` changes reconnect the uplink: the old session says offline and disconnects
+  cleanly, what was in flight stays in the outbox and goes over the new one.
+- ``device``, ``storage`` and ``metrics`` changes are NOT applied: the identity, the
+  outbox file and the listener belong to the process.
   Nor are ``[[tests]]`` changes yet (the sensor-test scheduler is built once per run; it
   can take them live by registering a hook).  They are logged as needing a restart, and
   the running values stay in force.
@@ -33,11 +35,11 @@ from edge_agent.service.notify import Notifier
 from edge_agent.service.sensor_set import SensorSet
 from edge_agent.service.snapshot import status_line
 from edge_agent.service.state import DaemonState
-from edge_agent.settings import Settings, load_settings
+from edge_agent.settings import MQTTSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-RESTART_SECTIONS = ("device", "storage", "mqtt", "metrics", "tests")
+RESTART_SECTIONS = ("device", "storage", "metrics", "tests")
 """Sections a running daemon keeps until it is restarted."""
 
 ReloadHook = Callable[[Settings, Settings], Awaitable[None]]
@@ -49,12 +51,13 @@ class ReloadPlan:
     """What will run: the new file, with the restart-only sections as they were."""
     needs_restart: list[str] = field(default_factory=list)
     health_changed: bool = False
+    mqtt_changed: bool = False
 
 
 def plan_reload(running: Settings, new: Settings) -> ReloadPlan:
     changed = [name for name in RESTART_SECTIONS if getattr(running, name) != getattr(new, name)]
     kept = new.model_copy(update={name: getattr(running, name) for name in RESTART_SECTIONS})
-    return ReloadPlan(kept, changed, running.health != new.health)
+    return ReloadPlan(kept, changed, running.health != new.health, running.mqtt != new.mqtt)
 
 
 class ReloadHooks:
@@ -87,6 +90,8 @@ class Reloadable(Protocol):
 
     def snapshot(self) -> dict[str, Any]: ...
 
+    async def replace_uplink(self, mqtt: MQTTSettings) -> None: ...
+
 
 async def apply_reload(daemon: Reloadable, sensors: SensorSet) -> None:
     """One SIGHUP: ``RELOADING=1``, re-read, validate, apply (or refuse), ``READY=1``."""
@@ -116,6 +121,9 @@ async def apply_reload(daemon: Reloadable, sensors: SensorSet) -> None:
         daemon.settings = plan.settings
         configure_logging(plan.settings.logging, secrets=secrets_of(plan.settings))
         diff = await sensors.apply(plan.settings.sensors, restart_all=plan.health_changed)
+        if plan.mqtt_changed:
+            log.info("reload: [mqtt] changed; reconnecting the uplink with the new settings")
+            await daemon.replace_uplink(plan.settings.mqtt)
         await daemon.reload_hooks.run(old, plan.settings)
         record.needs_restart = plan.needs_restart
         record.last_result = f"applied: {diff}"
@@ -127,6 +135,7 @@ async def apply_reload(daemon: Reloadable, sensors: SensorSet) -> None:
             "event": "config_reload",
             "result": "applied",
             **vars(diff),
+            "mqtt_reconnected": plan.mqtt_changed,
             "needs_restart": plan.needs_restart,
         }
         await daemon.emit(daemon.device_event(data))

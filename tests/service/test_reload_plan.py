@@ -33,8 +33,9 @@ def test_plan_keeps_restart_only_sections(tmp_path: Path) -> None:
     text = text.replace('format = "text"', 'format = "json"')
     changed.write_text(text.replace('state_dir = "../state"', f'state_dir = "{running.storage.state_dir}"'))
     plan = plan_reload(running, load_settings(changed, environ={}))
-    assert plan.needs_restart == ["device", "mqtt"]
-    assert plan.settings.mqtt.port == 1883 and plan.settings.device == running.device
+    assert plan.needs_restart == ["device"]
+    assert plan.mqtt_changed and plan.settings.mqtt.port == 1884, "the uplink reconnects"
+    assert plan.settings.device == running.device
     assert plan.settings.logging.format == "json" and not plan.health_changed
 
 
