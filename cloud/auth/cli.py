@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cloud.auth import operators, registry
+from cloud.auth import operators, registry, revocation
 from cloud.auth.errors import AuthServiceError
 from cloud.auth.registry import Actor
 from cloud.auth.service import AuthService, open_service

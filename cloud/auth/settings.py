@@ -84,6 +84,13 @@ class BrokerSettings(_Section):
     max_packet_size: int = Field(
         262144, ge=1024, le=268435455, description="Bigger publishes are disconnected"
     )
+    admin_host: str = Field(
+        "127.0.0.1",
+        description="Where this service reaches the device listener to cut a revoked device's session",
+    )
+    cut_sessions: bool = Field(
+        True, description="Cut a revoked/disabled device's live session (client-id takeover)"
+    )
     ingest_identity: str = Field(
         "ingest",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",

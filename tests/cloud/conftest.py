@@ -33,7 +33,9 @@ def postgres_available() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: str | None) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_available: str | None
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'auth.db'}"
         return
@@ -87,8 +89,12 @@ def api(service: AuthService) -> Iterator[Api]:
     from cloud.auth import operators
 
     with service.transaction() as conn:
-        operators.create_operator(conn, username=ADMIN, password=ADMIN_PASSWORD, scopes=["admin"], now=service.now(), actor="test")
+        operators.create_operator(
+            conn, username=ADMIN, password=ADMIN_PASSWORD, scopes=["admin"], now=service.now(), actor="test"
+        )
     with TestClient(create_app(service)) as client:
-        r = client.post("/v1/token", data={"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD})
+        r = client.post(
+            "/v1/token", data={"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD}
+        )
         assert r.status_code == 200, r.text
         yield Api(client, service, r.json()["access_token"])

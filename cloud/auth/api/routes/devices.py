@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, status
 
-from cloud.auth import registry
+from cloud.auth import registry, revocation
 from cloud.auth.api.deps import AddressDep, Admin, DevicesRead, DevicesWrite, ServiceDep
 from cloud.auth.api.schemas import (
     ClaimToken,
@@ -98,7 +98,10 @@ def get_device(device_id: DeviceIdPath, _who: DevicesRead, service: ServiceDep) 
 def _set_status(service: AuthService, device_id: str, new: str, who: Any, address: str) -> Device:
     with service.transaction() as conn:
         registry.set_status(conn, device_id, new, now=service.now(), actor=Actor(who.name, address))
-    service.broker.apply()
+    if new == "active":
+        service.broker.apply()
+    else:
+        revocation.cut_off(service, device_id)
     return _device(service, device_id)
 
 
