@@ -189,9 +189,10 @@ def revoke_device(device_id: str, config: ConfigOption = None) -> None:
     with _service(config) as service:
         with service.transaction() as conn:
             registry.set_status(conn, device_id, "revoked", now=service.now(), actor=CLI_ACTOR)
-        result = service.broker.apply()
+        result = revocation.cut_off(service, device_id)
     console.print(
-        f"device {device_id} revoked; broker {'signalled' if result.signalled_pid else 'files written (no pid to signal)'}"
+        f"device {device_id} revoked; broker {'reloaded' if result.broker_signalled else 'files written (no pid to signal)'}; "
+        f"live session {'cut' if result.session_cut else 'not cut (not connected, or broker unreachable)'}"
     )
 
 

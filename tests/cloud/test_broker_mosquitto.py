@@ -194,10 +194,12 @@ def test_password_mode_device_connects_and_is_cut_when_revoked(tmp_path: Path, s
 
 
 def test_oversized_publish_is_disconnected(tmp_path: Path, sqlite_url: str) -> None:
-    with auth_with_broker(tmp_path, sqlite_url, max_packet_size=2048) as env:
-        with env.peer(env.enroll("dev-a")) as pa:
-            assert pa.connect()
-            assert pa.publish("devices/dev-a/events", b"x" * 1000) in ACCEPTED
-            with pytest.raises(ConnectionError):
-                pa.publish("devices/dev-a/events", b"x" * 4096)
-            assert pa.disconnects
+    with (
+        auth_with_broker(tmp_path, sqlite_url, max_packet_size=2048) as env,
+        env.peer(env.enroll("dev-a")) as pa,
+    ):
+        assert pa.connect()
+        assert pa.publish("devices/dev-a/events", b"x" * 1000) in ACCEPTED
+        with pytest.raises(ConnectionError):
+            pa.publish("devices/dev-a/events", b"x" * 4096)
+        assert pa.disconnects
