@@ -93,8 +93,10 @@ def issue_refresh_token(
 
 def rotate_refresh_token(
     conn: Connection, secret: str, *, now: float, ttl: float
-) -> tuple[Operator, list[str], str]:
-    """Spend a refresh token: the operator, its scopes and the new refresh token."""
+) -> tuple[Operator, list[str], str] | None:
+    """Spend a refresh token: the operator, its scopes and the new refresh token.
+
+    None if it had been spent before: its whole family is now revoked (commit, then refuse)."""
     row = conn.execute(
         sa.select(
             refresh_tokens,
@@ -114,9 +116,7 @@ def rotate_refresh_token(
             .values(revoked_at=int(now))
         )
         audit.record(conn, at=now, actor=row.username, action="refresh_token.reused", target=row.family_id)
-        raise NotAuthenticated(
-            "refresh token already used; every token of this session is revoked, log in again"
-        )
+        return None  # the caller commits the revocation, then refuses
     spent = conn.execute(
         refresh_tokens.update()
         .where(refresh_tokens.c.id == row.id, refresh_tokens.c.used_at.is_(None))

@@ -51,12 +51,17 @@ def token(
         now = service.now()
         try:
             with service.transaction() as conn:
-                op, scopes, new_refresh = operators.rotate_refresh_token(
+                rotated = operators.rotate_refresh_token(
                     conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl
+                )
+            if rotated is None:
+                raise NotAuthenticated(
+                    "refresh token already used; every token of this session is revoked, log in again"
                 )
         except NotAuthenticated:
             service.limiter.failed(None, address)
             raise
+        op, scopes, new_refresh = rotated
         return _access(service, op.username, scopes, new_refresh)
     if not client_secret:
         raise BadRequest("client_secret (the API key) is required for grant_type=client_credentials")
