@@ -192,6 +192,13 @@ def renew(
     if not _signature_ok(cert, signature, renewal_message(device_id, timestamp, csr_pem)):
         raise refused
     csr = load_csr(csr_pem)
+    superseded = conn.execute(
+        certificates.update()
+        .where(certificates.c.serial == current.serial, certificates.c.superseded_at.is_(None))
+        .values(superseded_at=int(now))
+    )
+    if superseded.rowcount != 1:  # a concurrent renewal with the same certificate won
+        raise refused
     issued = _issue(conn, ca, csr, device_id, now=now, lifetime=lifetime)
     audit.record(
         conn, at=now, actor=f"device:{device_id}", address=address, action="device.renewed", target=device_id,

@@ -153,8 +153,12 @@ def list_devices(
 def current_certificate(conn: Connection, device_id: str) -> sa.Row[tuple[object, ...]] | None:
     return conn.execute(
         sa.select(certificates)
-        .where(certificates.c.device_id == device_id, certificates.c.revoked_at.is_(None))
-        .order_by(certificates.c.issued_at.desc(), certificates.c.not_after.desc())
+        .where(
+            certificates.c.device_id == device_id,
+            certificates.c.revoked_at.is_(None),
+            certificates.c.superseded_at.is_(None),
+        )
+        .order_by(certificates.c.issued_at.desc())
         .limit(1)
     ).first()
 

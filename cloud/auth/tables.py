@@ -83,6 +83,9 @@ certificates = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of the DER, hex
     sa.Column("issued_at", sa.BigInteger, nullable=False),
     sa.Column("not_after", sa.BigInteger, nullable=False),
+    # Set when a renewal replaced it: still valid for TLS until it expires, but no longer
+    # the one that may ask for the next renewal.
+    sa.Column("superseded_at", sa.BigInteger),
     sa.Column("revoked_at", sa.BigInteger),
 )
 

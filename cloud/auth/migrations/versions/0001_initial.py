@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.Column("issued_at", sa.BigInteger, nullable=False),
         sa.Column("not_after", sa.BigInteger, nullable=False),
+        sa.Column("superseded_at", sa.BigInteger),
         sa.Column("revoked_at", sa.BigInteger),
     )
     op.create_table(
