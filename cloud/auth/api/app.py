@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cloud.auth.api.routes import api_keys, audit, devices, enroll, token, wellknown
+from cloud.auth.api.schemas import Problem
 from cloud.auth.errors import AuthServiceError, BrokerSyncError, RateLimited
 from cloud.auth.service import AuthService
 from cloud.common.errors import ScopeMissing, TokenInvalid
@@ -46,7 +47,8 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
     )
     app.state.service = service
     for module in (wellknown, token, devices, enroll, api_keys, audit):
-        app.include_router(module.router)
+        # 400: a body that is not JSON at all (FastAPI answers before validation).
+        app.include_router(module.router, responses={400: {"model": Problem}})
 
     @app.exception_handler(AuthServiceError)
     async def _service_error(_request: Request, exc: AuthServiceError) -> JSONResponse:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -135,4 +135,6 @@ class AuditEntry(BaseModel):
 
 
 class Problem(BaseModel):
-    detail: str
+    """Every error: a sentence saying what was wrong, or (422 from request validation) the list of problems."""
+
+    detail: str | list[dict[str, Any]]

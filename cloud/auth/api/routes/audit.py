@@ -19,7 +19,7 @@ def list_audit(
     _who: Admin,
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> list[AuditEntry]:
     query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
     if before_id is not None:
