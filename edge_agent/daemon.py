@@ -28,6 +28,7 @@ from drivers.errors import DriverError
 from edge_agent import __version__
 from edge_agent.clock_sync import ClockWatch
 from edge_agent.driver_registry import DriverRegistry, load_registry
+from edge_agent.enrollment import renewal_loop
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.hardware import Hardware
@@ -102,6 +103,7 @@ class Daemon:
                 await writer.submit(self._status_event("started"))
                 uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
+                renewal = tasks.create_task(renewal_loop(state_dir), name="certificate-renewal")
                 sampling = [
                     tasks.create_task(self._sensor(s, hardware, writer), name=f"sensor-{s.name}")
                     for s in settings.sensors
@@ -109,9 +111,9 @@ class Daemon:
                 ]
                 await self._stop.wait()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*sampling, clock]:
+                for task in [*sampling, clock, renewal]:
                     task.cancel()
-                await asyncio.gather(*sampling, clock, return_exceptions=True)
+                await asyncio.gather(*sampling, clock, renewal, return_exceptions=True)
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(

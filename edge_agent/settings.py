@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.identity import apply_enrolled_identity
 from edge_agent.units import ByteSize, Duration, parse_int_literal
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
@@ -192,7 +193,8 @@ def load_settings(
     settings, problems = _check_drivers(settings, source, registry or load_registry())
     if problems:
         raise ConfigError(problems)
-    return _resolve_paths(settings, path.parent)
+    # Enrolled credentials in the state dir fill [mqtt.tls] when the file leaves it out.
+    return apply_enrolled_identity(_resolve_paths(settings, path.parent))
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

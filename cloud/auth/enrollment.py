@@ -18,7 +18,6 @@ certificate is no longer the newest once renewed.)
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -35,13 +34,7 @@ from cloud.auth.errors import BadRequest, EnrollmentRefused
 from cloud.auth.mosquitto_passwd import hash_secret
 from cloud.auth.registry import Actor
 from cloud.auth.tables import certificates, devices, enrollment_tokens
-
-RENEW_CONTEXT = "edge-auth renew"
-
-
-def renewal_message(device_id: str, timestamp: int, csr_pem: str) -> bytes:
-    digest = hashlib.sha256(csr_pem.encode()).hexdigest()
-    return f"{RENEW_CONTEXT}\n{device_id}\n{timestamp}\n{digest}".encode()
+from edge_agent.protocol import renewal_message
 
 
 @dataclass(frozen=True)
