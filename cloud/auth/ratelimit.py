@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from cloud.auth.errors import RateLimited
 
@@ -40,6 +41,16 @@ class FailureLimiter:
         with self._lock:
             for key, _limit in self._keys(account, address):
                 self._recent(key, now).append(now)
+
+    @contextmanager
+    def guard(self, address: str, *counted: type[Exception], account: str | None = None) -> Iterator[None]:
+        """Refuse while over the limit; count a failure when the body raises one of ``counted``."""
+        self.check(account, address)
+        try:
+            yield
+        except counted:
+            self.failed(account, address)
+            raise
 
     def succeeded(self, account: str | None) -> None:
         if account is not None:

@@ -74,28 +74,8 @@ def issue_device_token(
         .where(enrollment_tokens.c.device_id == device_id, enrollment_tokens.c.revoked_at.is_(None))
         .values(revoked_at=int(now))
     )
-    secret = opaque.new_secret(opaque.ENROLLMENT)
-    expires = int(now + ttl)
-    conn.execute(
-        enrollment_tokens.insert().values(
-            id=str(uuid.uuid4()),
-            token_hash=opaque.digest(secret),
-            kind="device",
-            device_id=device_id,
-            uses_left=1,
-            max_uses=1,
-            created_by=actor.name,
-            created_at=int(now),
-            expires_at=expires,
-        )
-    )
-    audit.record(
-        conn,
-        at=now,
-        actor=actor.name,
-        address=actor.address,
-        action="enrollment_token.issued",
-        target=device_id,
+    _token_id, secret, expires = _insert_token(
+        conn, kind="device", device_id=device_id, uses=1, now=now, ttl=ttl, actor=actor
     )
     return secret, expires
 
@@ -106,15 +86,21 @@ def create_claim_token(
     """A batch claim token for factory images: (id, secret, expiry)."""
     if uses < 1:
         raise BadRequest("uses must be at least 1")
+    return _insert_token(conn, kind="claim", device_id=None, uses=uses, now=now, ttl=ttl, actor=actor)
+
+
+def _insert_token(
+    conn: Connection, *, kind: str, device_id: str | None, uses: int, now: float, ttl: float, actor: Actor
+) -> tuple[str, str, int]:
     token_id = str(uuid.uuid4())
-    secret = opaque.new_secret(opaque.CLAIM)
+    secret = opaque.new_secret(opaque.ENROLLMENT if kind == "device" else opaque.CLAIM)
     expires = int(now + ttl)
     conn.execute(
         enrollment_tokens.insert().values(
             id=token_id,
             token_hash=opaque.digest(secret),
-            kind="claim",
-            device_id=None,
+            kind=kind,
+            device_id=device_id,
             uses_left=uses,
             max_uses=uses,
             created_by=actor.name,
@@ -122,13 +108,14 @@ def create_claim_token(
             expires_at=expires,
         )
     )
+    action = "enrollment_token.issued" if kind == "device" else "claim_token.issued"
     audit.record(
         conn,
         at=now,
         actor=actor.name,
         address=actor.address,
-        action="claim_token.issued",
-        target=token_id,
+        action=action,
+        target=device_id or token_id,
         uses=uses,
     )
     return token_id, secret, expires

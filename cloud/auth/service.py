@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.auth import migrate
+from cloud.auth import api_keys, migrate
+from cloud.auth.api_keys import ApiKey
 from cloud.auth.broker_sync import BrokerSync
 from cloud.auth.ca import CertificateAuthority
+from cloud.auth.errors import NotAuthenticated
 from cloud.auth.ratelimit import FailureLimiter
 from cloud.auth.settings import AuthSettings
 from cloud.auth.signing_keys import KeyRing
@@ -50,6 +52,15 @@ class AuthService:
     def transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+    def api_key(self, presented: str, address: str) -> ApiKey:
+        """The API key presented, or NotAuthenticated (failures count against the address)."""
+        with self.limiter.guard(address, NotAuthenticated):
+            with self.transaction() as conn:
+                key = api_keys.authenticate(conn, presented, now=self.now())
+            if key is None:
+                raise NotAuthenticated("API key unknown, revoked or expired")
+        return key
 
     def rotate_signing_key(self) -> str:
         key = self.keys.rotate()

@@ -131,3 +131,31 @@ def test_unreachable_service_is_reported_as_such(tmp_path: Path) -> None:
         enroll(tmp_path, auth_url=url, token="t", device_id="dev-1", client=_fast(url))
     with pytest.raises(EnrollmentRefused, match="must match"):
         enroll(tmp_path, auth_url=url, token="t", device_id="bad/id")
+
+
+def test_renewal_is_due_with_a_third_of_the_lifetime_left(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    from edge_agent.enrollment import renewal_due
+    from tests.cloud.helpers import new_key
+
+    folder = _identity_files(tmp_path)
+    key = new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dev-1")])
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(start).not_valid_after(start + dt.timedelta(days=90))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (folder / "device.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    end = (start + dt.timedelta(days=90)).timestamp()
+    (folder / "enrollment.json").write_text(json.dumps({**INFO, "not_after": int(end)}))
+    identity = load_identity(tmp_path)
+    assert identity is not None
+    assert not renewal_due(identity, end - 31 * 86400)
+    assert renewal_due(identity, end - 29 * 86400)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cloud.auth import api_keys, opaque
+from cloud.auth import opaque
 from cloud.auth.errors import NotAuthenticated
 from cloud.auth.service import AuthService
 from cloud.common.errors import ScopeMissing, TokenInvalid
@@ -57,12 +57,7 @@ def principal(
         raise NotAuthenticated("send Authorization: Bearer <access token or API key>")
     token = credentials.credentials
     if token.startswith(opaque.API_KEY):
-        service.limiter.check(None, address)
-        with service.transaction() as conn:
-            key = api_keys.authenticate(conn, token, now=service.now())
-        if key is None:
-            service.limiter.failed(None, address)
-            raise NotAuthenticated("API key unknown, revoked or expired")
+        key = service.api_key(token, address)
         return Principal(f"api-key:{key.id}", frozenset(key.scopes))
     try:
         claims = service.verifier.verify(token)

@@ -47,23 +47,18 @@ def enroll(body: EnrollRequest, service: ServiceDep, address: AddressDep) -> Enr
         raise BadRequest("password mode takes no csr")
     if body.mode == "password" and service.settings.broker.password_port is None:
         raise BadRequest("password mode is off on this service (broker.password_port is not set)")
-    service.limiter.check(None, address)
-    try:
-        with service.transaction() as conn:
-            issued = enrollment.enroll(
-                conn,
-                service.ca,
-                token=body.token,
-                device_id=body.device_id,
-                csr_pem=body.csr,
-                now=service.now(),
-                lifetime=service.settings.certificates.device_lifetime,
-                address=address,
-                reserved=service.reserved_ids,
-            )
-    except EnrollmentRefused:
-        service.limiter.failed(None, address)
-        raise
+    with service.limiter.guard(address, EnrollmentRefused), service.transaction() as conn:
+        issued = enrollment.enroll(
+            conn,
+            service.ca,
+            token=body.token,
+            device_id=body.device_id,
+            csr_pem=body.csr,
+            now=service.now(),
+            lifetime=service.settings.certificates.device_lifetime,
+            address=address,
+            reserved=service.reserved_ids,
+        )
     service.broker.apply()
     return _response(service, issued)
 
@@ -75,23 +70,18 @@ def renew(device_id: DeviceIdPath, body: RenewRequest, service: ServiceDep, addr
         signature = base64.b64decode(body.signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("signature must be base64") from exc
-    service.limiter.check(None, address)
-    try:
-        with service.transaction() as conn:
-            issued = enrollment.renew(
-                conn,
-                service.ca,
-                device_id,
-                certificate_pem=body.certificate,
-                csr_pem=body.csr,
-                timestamp=body.timestamp,
-                signature=signature,
-                now=service.now(),
-                lifetime=service.settings.certificates.device_lifetime,
-                skew=service.settings.enrollment.renew_clock_skew,
-                address=address,
-            )
-    except (EnrollmentRefused, NotFound):
-        service.limiter.failed(None, address)
-        raise
+    with service.limiter.guard(address, EnrollmentRefused, NotFound), service.transaction() as conn:
+        issued = enrollment.renew(
+            conn,
+            service.ca,
+            device_id,
+            certificate_pem=body.certificate,
+            csr_pem=body.csr,
+            timestamp=body.timestamp,
+            signature=signature,
+            now=service.now(),
+            lifetime=service.settings.certificates.device_lifetime,
+            skew=service.settings.enrollment.renew_clock_skew,
+            address=address,
+        )
     return _response(service, issued)

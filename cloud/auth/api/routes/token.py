@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form
 
-from cloud.auth import access_tokens, api_keys, audit, operators
+from cloud.auth import access_tokens, audit, operators
 from cloud.auth.api.deps import AddressDep, ServiceDep
 from cloud.auth.api.schemas import Problem, TokenResponse
 from cloud.auth.errors import BadRequest, NotAuthenticated
@@ -47,9 +47,8 @@ def token(
     if grant_type == "refresh_token":
         if not refresh_token:
             raise BadRequest("refresh_token is required for grant_type=refresh_token")
-        service.limiter.check(None, address)
         now = service.now()
-        try:
+        with service.limiter.guard(address, NotAuthenticated):
             with service.transaction() as conn:
                 rotated = operators.rotate_refresh_token(
                     conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl
@@ -58,19 +57,11 @@ def token(
                 raise NotAuthenticated(
                     "refresh token already used; every token of this session is revoked, log in again"
                 )
-        except NotAuthenticated:
-            service.limiter.failed(None, address)
-            raise
         op, scopes, new_refresh = rotated
         return _access(service, op.username, scopes, new_refresh)
     if not client_secret:
         raise BadRequest("client_secret (the API key) is required for grant_type=client_credentials")
-    service.limiter.check(None, address)
-    with service.transaction() as conn:
-        key = api_keys.authenticate(conn, client_secret, now=service.now())
-    if key is None:
-        service.limiter.failed(None, address)
-        raise NotAuthenticated("API key unknown, revoked or expired")
+    key = service.api_key(client_secret, address)
     return _access(service, f"api-key:{key.id}", access_tokens.normalise_scopes(requested, key.scopes), None)
 
 
