@@ -89,6 +89,23 @@ def create_claim_token(
     return _insert_token(conn, kind="claim", device_id=None, uses=uses, now=now, ttl=ttl, actor=actor)
 
 
+def revoke_claim_token(conn: Connection, token_id: str, *, now: float, actor: Actor) -> None:
+    done = conn.execute(
+        enrollment_tokens.update()
+        .where(
+            enrollment_tokens.c.id == token_id,
+            enrollment_tokens.c.kind == "claim",
+            enrollment_tokens.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=int(now))
+    )
+    if done.rowcount != 1:
+        raise NotFound(f"no active claim token {token_id!r}")
+    audit.record(
+        conn, at=now, actor=actor.name, address=actor.address, action="claim_token.revoked", target=token_id
+    )
+
+
 def _insert_token(
     conn: Connection, *, kind: str, device_id: str | None, uses: int, now: float, ttl: float, actor: Actor
 ) -> tuple[str, str, int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from cloud.auth import registry
 from cloud.auth.service import AuthService
 from cloud.auth.session_kick import kick_session
 from cloud.auth.tables import certificates
@@ -27,7 +28,9 @@ class CutOff:
 def cut_off(service: AuthService, device_id: str) -> CutOff:
     result = service.broker.apply()
     b = service.settings.broker
-    if not b.cut_sessions:
+    with service.engine.connect() as conn:
+        enrolled = registry.get_device(conn, device_id).enrolled_at is not None
+    if not b.cut_sessions or not enrolled:  # never enrolled: no session to cut
         return CutOff(result.signalled_pid is not None, False)
     now = service.now()
     done, serial = kick_session(service.ca, device_id, host=b.admin_host, port=b.port, now=now)

@@ -83,6 +83,10 @@ def test_claim_token_enrolls_new_devices_up_to_its_uses(api: Api) -> None:
     assert status == 403 and "already used" in str(body["detail"])
     ids = {d["id"]: d["status"] for d in api.client.get("/v1/devices", headers=api.admin()).json()}
     assert ids == {"existing": "pending", "factory-1": "active", "factory-2": "active"}
+    r = api.client.post("/v1/claim-tokens", json={"uses": 5}, headers=api.admin())
+    assert api.client.delete(f"/v1/claim-tokens/{r.json()['id']}", headers=api.admin()).status_code == 204
+    status, body = enroll(api, r.json()["claim_token"], device_id="factory-4")
+    assert status == 403 and "withdrawn" in str(body["detail"])
 
 
 def test_reenrolling_with_a_new_token_revokes_the_old_certificate(api: Api) -> None:

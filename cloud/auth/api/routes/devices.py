@@ -164,3 +164,17 @@ def create_claim_token(
             conn, uses=body.uses, now=service.now(), ttl=ttl, actor=Actor(who.name, address)
         )
     return ClaimToken(id=token_id, claim_token=secret, uses=body.uses, expires_at=expires)
+
+
+@router.delete(
+    "/v1/claim-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": Problem}}
+)
+def revoke_claim_token(
+    token_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
+    who: Admin,
+    service: ServiceDep,
+    address: AddressDep,
+) -> None:
+    """Withdraw a claim token (a leaked factory image): devices already enrolled keep working."""
+    with service.transaction() as conn:
+        registry.revoke_claim_token(conn, token_id, now=service.now(), actor=Actor(who.name, address))
