@@ -61,6 +61,10 @@ class JWTVerifier:
                 keys[jwk["kid"]] = OKPAlgorithm.from_jwk(json.dumps(jwk))
         self._keys = keys
 
+    @property
+    def known_kids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
     def verify(self, token: str, *, scope: str | None = None) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
