@@ -124,3 +124,39 @@ def _daemon_delivers(env: object, config: Path, tmp_path: Path) -> None:
             agent.wait(timeout=30)
             log.close()
     assert "dev-e2e" in env.broker.log and "u'dev-e2e'" in env.broker.log
+
+
+def test_password_mode_enrollment_gives_the_agent_a_broker_password(tmp_path: Path) -> None:
+    from tests.cloud.mqtt_peer import Peer
+    from tests.mosquitto import free_port
+
+    runner = CliRunner()
+    with auth_with_broker(
+        tmp_path, f"sqlite:///{tmp_path / 'auth.db'}", host="127.0.0.1", password_port=free_port()
+    ) as env:
+        token = env.client.post("/v1/devices", json={"id": "dev-pw"}, headers=env.admin_headers).json()[
+            "enrollment_token"
+        ]
+        config = tmp_path / "edge" / "edge-agent.toml"
+        config.parent.mkdir()
+        config.write_text(CONFIG.format(device="dev-pw"))
+        with serve(env.service) as (url, _recorder):
+            args = ["enroll", "--password-mode", "--auth-url", url, "--token", token, "--config", str(config)]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+        identity = load_identity(tmp_path / "edge" / "state")
+        assert identity is not None and identity.mode == "password"
+        assert (identity.password_file.stat().st_mode & 0o777) == 0o600
+        mqtt = load_settings(config).mqtt
+        assert mqtt.username == "dev-pw" and mqtt.password is not None and mqtt.tls is not None
+        assert mqtt.tls.cert_file is None and mqtt.port == env.service.settings.broker.password_port
+        peer = Peer(
+            mqtt.port,
+            "dev-pw",
+            ca=mqtt.tls.ca_file,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value(),
+        )
+        with peer:
+            assert peer.connect(), env.broker.log
+            assert peer.publish("devices/dev-pw/events") in (0, 0x10)
