@@ -89,3 +89,39 @@ def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
 def test_the_sample_config_is_valid() -> None:
     settings = load_auth_settings(REPO / "config" / "edge-auth.toml")
     assert settings.broker.port == 8883 and settings.state_dir == REPO / "state" / "edge-auth"
+
+
+def test_serve_runs_migrates_and_serves_the_spec(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from tests.mosquitto import free_port
+
+    port = free_port()
+    config = write_config(tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cloud.auth", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.loads(r.read()) == {"status": "ok"}
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+                assert time.monotonic() < deadline, "edge-auth serve did not answer within 60 s"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=5) as r:
+            assert "/v1/enroll" in json.loads(r.read())["paths"]
+        assert (tmp_path / "broker" / "edge-devices.conf").exists()  # reconciled at start
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        if server.stdout:
+            server.stdout.close()
