@@ -6,6 +6,7 @@ every problem with its file/variable and field, and exits 78.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -203,8 +204,6 @@ def list_devices(config: ConfigOption = None) -> None:
         table = Table("id", "status", "mode", "certificate until")
         for row in registry.list_devices(conn, limit=100_000):
             cert = registry.current_certificate(conn, str(row.id))
-            import datetime as dt
-
             until = (
                 dt.datetime.fromtimestamp(int(cert.not_after), dt.UTC).strftime("%Y-%m-%d") if cert else "-"
             )

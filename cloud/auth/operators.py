@@ -7,6 +7,7 @@ thief and the owner both have to log in again.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -32,8 +33,6 @@ class Operator:
 def create_operator(
     conn: Connection, *, username: str, password: str, scopes: list[str], now: float, actor: str
 ) -> Operator:
-    import re
-
     if not re.match(USERNAME_PATTERN, username):
         raise BadRequest("user names are 1-64 characters: letters, digits, _ . @ -")
     problem = check_strength(password)

@@ -18,6 +18,7 @@ The live session is closed by the broker; the device's reconnect fails the TLS h
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import uuid
@@ -99,8 +100,6 @@ def _load_chain_from_memory(
     ctx: ssl.SSLContext, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
 ) -> None:
     """ssl wants files; a memfd keeps the throw-away key off the disk."""
-    import os
-
     pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
