@@ -33,6 +33,7 @@ from drivers.errors import DriverError
 from edge_agent import __version__
 from edge_agent.clock_sync import ClockWatch
 from edge_agent.driver_registry import DriverRegistry, load_registry
+from edge_agent.enrollment import renewal_loop
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.hardware import Hardware
@@ -156,6 +157,7 @@ class Daemon:
                 self._uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
                 checks = tasks.create_task(trust.run(), name="sensor-trust")
+                renewal = tasks.create_task(renewal_loop(state_dir), name="certificate-renewal")
                 stages.watch_writer(self.monitor, writer)
                 sensors = SensorSet(
                     lambda s: self._sensor(s, hardware, writer), lambda c, n: tasks.create_task(c, name=n)
@@ -183,10 +185,10 @@ class Daemon:
                 self.state.run_state = "stopping"
                 self.notifier.stopping()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*service, clock, checks]:
+                for task in [*service, clock, checks, renewal]:
                     task.cancel()
                 await sensors.stop_all()
-                await asyncio.gather(*service, clock, checks, return_exceptions=True)
+                await asyncio.gather(*service, clock, checks, renewal, return_exceptions=True)
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(

@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.identity import apply_enrolled_identity
 from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
 from edge_agent.units import ByteSize, Duration, parse_int_literal
 
@@ -233,7 +234,8 @@ def load_settings(
     problems += check_tests(settings, source, registry)
     if problems:
         raise ConfigError(problems)
-    return _resolve_paths(settings, path.parent)
+    # Enrolled credentials in the state dir fill [mqtt.tls] when the file leaves it out.
+    return apply_enrolled_identity(_resolve_paths(settings, path.parent))
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
