@@ -10,10 +10,9 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
 from edge_agent.outbox import (
@@ -27,6 +26,9 @@ from edge_agent.outbox import (
 )
 from edge_agent.protocol import boot_id
 from edge_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Inspect, export and salvage the outbox.", no_args_is_help=True)
 
@@ -49,6 +51,8 @@ def _mib(n: int) -> str:
 
 
 def _render(stats: OutboxStats) -> Table:
+    from rich.table import Table
+
     table = Table(show_header=False, title=f"outbox {stats.path}")
     last = "never" if stats.last_publish is None else f"{_age(time.time() - stats.last_publish)} ago"
     by_kind = ", ".join(f"{k} {v}" for k, v in sorted(stats.pending_by_kind.items())) or "-"

@@ -23,13 +23,9 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
-from rich.markup import escape
-from rich.prompt import Confirm, FloatPrompt, Prompt
-from rich.table import Table
 
 from drivers.errors import DriverError
 from edge_agent.calibration import (
@@ -42,9 +38,12 @@ from edge_agent.calibration import (
     fit,
 )
 from edge_agent.cli.cal_common import calibration_store, fail, known_sensor, opened_sensors
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, escape, load_config
 from edge_agent.settings import SensorSettings
 from edge_agent.units import parse_duration
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EX_INTERRUPTED = 130
 DEFAULT_VALID_FOR = "365d"
@@ -186,6 +185,8 @@ def _pick_quantity(target: SensorSettings, read: Reader, quantity: str | None, i
         fail(f"--quantity is required with --reference; {target.name} reports: {', '.join(reported)}")
     if len(reported) == 1:
         return reported[0]
+    from rich.prompt import Prompt
+
     return Prompt.ask("Quantity to calibrate", choices=reported, default=reported[0], console=console)
 
 
@@ -252,6 +253,8 @@ def _confirm(yes: bool, interactive: bool) -> bool:
     if yes:
         return True
     if interactive or sys.stdin.isatty():
+        from rich.prompt import Confirm
+
         return Confirm.ask("Save this calibration?", default=False, console=console)
     console.print("Save this calibration? [y/N] ", end="")
     answer = sys.stdin.readline()
@@ -266,6 +269,8 @@ def _wizard(
     samples: int,
     meta: _Meta,
 ) -> NewCalibration | None:
+    from rich.prompt import Confirm, Prompt
+
     console.rule(f"[bold]Calibrating {escape(target.name)}[/] ({escape(target.driver)})")
     console.print("Ctrl-C at any point cancels; nothing is saved before you confirm at the end.")
     q = _pick_quantity(target, read, quantity, interactive=True)
@@ -303,6 +308,8 @@ def _wizard(
 
 
 def _ask_reference(n: int, points: list[Point]) -> float:
+    from rich.prompt import FloatPrompt
+
     while True:
         value = FloatPrompt.ask(f"Reference value at point {n}", console=console)
         if value != value or value in (float("inf"), float("-inf")):
@@ -319,6 +326,8 @@ def _live_until_enter(
     read: Reader, sensor: str, quantity: str, correction: Correction, samples: int
 ) -> float:
     """Show live readings until Enter; returns the mean of the last ``samples`` raw readings."""
+    from rich.live import Live
+
     recent: deque[float] = deque(maxlen=samples)
     last_error = ""
     # Drop anything typed before the readings were on screen.
@@ -342,6 +351,8 @@ def _live_until_enter(
 def _live_table(
     sensor: str, quantity: str, recent: deque[float], correction: Correction, error: str
 ) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{sensor}.{quantity} — live (Enter when steady)")
     for name in ("raw", "reported now", f"mean of last {len(recent)}", "spread"):
         table.add_column(name, justify="right")
@@ -357,6 +368,8 @@ def _live_table(
 
 
 def _summary(new: NewCalibration, current: ActiveCalibrations) -> Table:
+    from rich.table import Table
+
     corr = new.correction
     table = Table(
         title=f"{new.sensor}.{new.quantity}: {new.method} correction  gain {corr.gain:.6g}  offset {corr.offset:+.6g}"
@@ -393,6 +406,8 @@ def _report_saved(saved: CalibrationRecord) -> None:
 
 
 def _show_after(read: Reader, sensor: str, saved: CalibrationRecord) -> None:
+    from rich.table import Table
+
     active = ActiveCalibrations([saved])
     table = Table(title=f"{sensor}: readings with the new correction")
     table.add_column("raw", justify="right")

@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from edge_agent.calibration import CalibrationInputError, CalibrationRecord
 from edge_agent.cli.cal_common import calibration_store, fail, known_sensor
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, escape, load_config
 from edge_agent.driver_registry import load_registry
 from edge_agent.sensor_tests.config import sensor_quantities
 from edge_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Calibration records: show, history, reset, rollback.", no_args_is_help=True)
 
@@ -42,6 +43,8 @@ def _check_quantity(settings: Settings, sensor: str, quantity: str | None) -> No
 
 
 def _table(records: list[CalibrationRecord], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for name in (
         "id",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, load_config
 
@@ -18,6 +17,8 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         f"[green]✓[/] {config}: valid — device [bold]{settings.device.id}[/], {len(settings.sensors)} sensors"
     )
     if settings.sensors:
+        from rich.table import Table
+
         table = Table("sensor", "driver", "where", "interval", "enabled")
         for s in settings.sensors:
             where = f"bus {s.bus} @ 0x{s.address:02x}" if s.address is not None else f"{s.port}"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
-from rich.table import Table
-
-from edge_agent.cli.common import console, err_console
+from edge_agent.cli.common import console, err_console, escape
 from edge_agent.driver_registry import load_registry
 
 
 def drivers() -> None:
     """List installed sensor drivers: name, bus, quantities and the package providing each."""
+    from rich.table import Table
+
     registry = load_registry()
     table = Table("driver", "bus", "addresses", "quantities", "provided by", title="sensor drivers")
     for name in registry.names():

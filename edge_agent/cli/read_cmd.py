@@ -7,20 +7,20 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
 
 from drivers.api import Sensor
 from drivers.errors import BusError, DriverError
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, escape, load_config
 from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import HardwareOpenError
 from edge_agent.hardware import Hardware
 from edge_agent.settings import SensorSettings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 MAX_ROWS_SHOWN = 40
 
@@ -86,6 +86,8 @@ class _TableView:
             self.rows.append((when, outcome.sensor, "[dim]no quantity available[/]", "", ""))
 
     def render(self) -> Table:
+        from rich.table import Table
+
         table = Table("time", "sensor", "quantity", "value", "unit")
         table.columns[3].justify = "right"
         for row in self.rows[-MAX_ROWS_SHOWN:]:
@@ -140,6 +142,8 @@ def read(
         if not opened:
             _finish(view, as_json)
             raise typer.Exit(1)
+        from rich.live import Live
+
         live = None if as_json else Live(view.render(), console=console, auto_refresh=False)
         try:
             if live is not None:

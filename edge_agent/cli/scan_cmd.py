@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from drivers.api import SMBusLike
 from edge_agent.cli.common import console, err_console, load_config
@@ -75,6 +74,8 @@ def scan_command(
         close = getattr(target, "close", None)
         if close is not None:
             close()
+    from rich.table import Table
+
     console.print(_grid(hits), highlight=False)
     table = Table("address", "identified as", "driver", title=f"I2C bus {bus}: {len(hits)} device(s)")
     for hit in hits:

@@ -6,7 +6,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
 from edge_agent.service.status_server import StatusUnavailable, read_status, status_socket
@@ -47,6 +46,8 @@ def _age(seconds: float | None) -> str:
 
 
 def render(snap: dict[str, Any]) -> None:
+    from rich.table import Table
+
     uptime = snap["uptime_s"]
     console.print(
         f"[bold]edge-agent {snap['version']}[/] device [bold]{snap['device_id']}[/] — {snap['state']}, "

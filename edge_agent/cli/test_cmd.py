@@ -12,19 +12,20 @@ import asyncio
 import json
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from edge_agent.cli.cal_common import active_calibrations, fail, opened_sensors
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, escape, load_config
 from edge_agent.sensor_tests.config import AgreementTest, TestSettings
 from edge_agent.sensor_tests.kinds import CannotJudge, SensorPort, TestContext
 from edge_agent.sensor_tests.result import TestResult, exit_status
 from edge_agent.sensor_tests.runner import TestRunner
 from edge_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Sensor tests: run them now.", no_args_is_help=True)
 
@@ -92,6 +93,8 @@ def _measured(result: TestResult) -> str:
 
 
 def _table(results: list[TestResult]) -> Table:
+    from rich.table import Table
+
     table = Table("test", "sensor", "kind", "status", "measured", "detail", "s")
     table.columns[6].justify = "right"
     for r in results:

@@ -1,0 +1,31 @@
+"""What ``edge-agent run`` imports: every module stays in the daemon's RSS for as long as it
+runs (bench/daemon_footprint.py, target < 50 MB), so the CLI's drawing library and the
+enrollment crypto are imported only by the commands that use them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Imported by the technician's commands only (rich ~2.4 MB, cryptography ~8 MB of RSS).
+NOT_FOR_THE_DAEMON = ("rich", "cryptography")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.check_output(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"], text=True
+    )
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_the_daemon_and_the_cli_app_import_neither_rich_nor_cryptography() -> None:
+    modules = _modules_after("import edge_agent.cli.app, edge_agent.daemon")
+    assert "edge_agent.daemon" in modules
+    heavy = sorted(m for m in modules if m.split(".")[0] in NOT_FOR_THE_DAEMON)
+    assert heavy == [], f"imported at start-up of `edge-agent run`: {heavy[:10]}"
+
+
+def test_a_command_that_draws_still_gets_rich() -> None:
+    modules = _modules_after("from edge_agent.cli.common import console\nconsole.print('x', end='')\nprint()")
+    assert "rich.console" in modules
