@@ -33,9 +33,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from edge_agent.driver_registry import DriverRegistry, load_registry
+from edge_agent.env_overrides import apply_env, env_paths
 from edge_agent.errors import ConfigError, ConfigProblem
 from edge_agent.identity import apply_enrolled_identity
 from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
@@ -165,12 +165,10 @@ class SensorSettings(_Section):
         return self.bus == SIM or (self.port or "").startswith(SIM_PORT_SCHEME)
 
 
-class Settings(BaseSettings):
-    """The whole agent configuration."""
+class Settings(BaseModel):
+    """The whole agent configuration (``EDGE_…`` variables are merged in by :func:`load_settings`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     device: DeviceSettings
     storage: StorageSettings = StorageSettings()
@@ -193,19 +191,6 @@ class Settings(BaseSettings):
     def sensor(self, name: str) -> SensorSettings | None:
         return next((s for s in self.sensors if s.name == name), None)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML data arrives as init kwargs (parsed by load_settings for precise
-        # errors); env vars must override it, so they come first.
-        return (env_settings, init_settings)
-
 
 def load_settings(
     path: Path = DEFAULT_CONFIG_PATH,
@@ -218,15 +203,13 @@ def load_settings(
     data = _read_toml(path)
     env = dict(os.environ if environ is None else environ)
     problems = _unknown_env_vars(env)
-    saved = _swap_environ(env) if environ is not None else None
+    data, env_problems = apply_env(data, env, Settings, prefix=ENV_PREFIX, ignore=ENV_NOT_SETTINGS)
+    problems += env_problems
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         problems += [_problem(err, source, env, data) for err in exc.errors()]
         raise ConfigError(problems) from exc
-    finally:
-        if saved is not None:
-            _swap_environ(saved)
     if problems:
         raise ConfigError(problems)
     registry = registry or load_registry()
@@ -277,20 +260,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
 
 
-def _swap_environ(new: dict[str, str]) -> dict[str, str]:
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(new)
-    return old
-
-
 def _env_paths(env: dict[str, str]) -> dict[tuple[str, ...], str]:
-    """Field paths set by ``EDGE_…`` variables, e.g. ``("mqtt", "port") -> "EDGE_MQTT__PORT"``."""
-    return {
-        tuple(key[len(ENV_PREFIX) :].lower().split("__")): key
-        for key in env
-        if key.upper().startswith(ENV_PREFIX) and key.upper() not in ENV_NOT_SETTINGS
-    }
+    return env_paths(env, ENV_PREFIX, ENV_NOT_SETTINGS)
 
 
 def _unknown_env_vars(env: dict[str, str]) -> list[ConfigProblem]:
