@@ -50,6 +50,7 @@ from drivers.ads1115 import (
 )
 from drivers.clock import SYSTEM_CLOCK, Clock
 from drivers.sim.i2c_bus import SimulatedI2CDevice
+from drivers.sim.recent import RecentList
 from drivers.sim.signals import Signal
 
 OFFSET_V = -60e-6  # input-referred offset; datasheet: ±3 LSB at ±2.048 V, single-ended
@@ -91,7 +92,7 @@ class SimulatedADS1115(SimulatedI2CDevice):
         """A started conversion never finishes (OS stays 0)."""
         self.rate_error = rate_error
         """Conversions take (1 + rate_error) / DR."""
-        self.writes: list[bytes] = []
+        self.writes: RecentList[bytes] = RecentList()
         """Every write transaction received, byte for byte."""
         self._power_on()
 

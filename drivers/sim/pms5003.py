@@ -40,6 +40,7 @@ from drivers.pms5003 import (
     checksum,
     encode_frame,
 )
+from drivers.sim.recent import RecentList
 from drivers.sim.serial_port import LineTransmitter, SerialDeviceModel
 from drivers.sim.signals import Signal
 
@@ -117,7 +118,7 @@ class SimulatedPMS5003(SerialDeviceModel):
         self.asleep = asleep
         self.corrupt_next = corrupt_next
         """Number of next data frames sent with a wrong checksum."""
-        self.commands: list[tuple[int, int]] = []
+        self.commands: RecentList[tuple[int, int]] = RecentList()
         """Every valid host command received, as (command, data)."""
         self.frames_sent = 0
         self.last_frame: Frame | None = None

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import serial
 
 from drivers.clock import SYSTEM_CLOCK, Clock
+from drivers.sim.recent import RecentBytes
 
 
 class LineTransmitter:
@@ -101,7 +102,7 @@ class SimulatedSerial:
         self.silent = False
         self.corrupt_probability = 0.0
         self.disconnected = False
-        self.bytes_written = bytearray()
+        self.bytes_written = RecentBytes()
         self._clock = clock
         self._rng = random.Random(seed)
         self._rx: deque[int] = deque()

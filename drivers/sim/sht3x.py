@@ -44,6 +44,7 @@ from drivers.sht3x import (
     crc8,
 )
 from drivers.sim.i2c_bus import SimulatedI2CDevice
+from drivers.sim.recent import RecentList
 from drivers.sim.signals import Signal
 
 CMD_FETCH_DATA = 0xE000
@@ -159,7 +160,7 @@ class SimulatedSHT3x(SimulatedI2CDevice):
         """The heater command sets the status bit, but nothing warms up."""
         self.stuck_busy = stuck_busy
         """Measurements never finish: the read header stays NACKed."""
-        self.commands: list[int] = []
+        self.commands: RecentList[int] = RecentList()
         """Every command received, in order (what was on the wire)."""
         self.spacing_violations = 0
         """Commands sent less than 1 ms after the previous one (DS §4)."""
