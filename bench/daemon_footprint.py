@@ -33,9 +33,18 @@ I2C = [("bme280", 0x76), ("bme280", 0x77), ("sht3x", 0x44), ("sht3x", 0x45)] + [
 SERIAL = ["pms5003", "pms5003"]
 
 
-# As systemd/edge-agent.service runs it: one malloc arena per sensor thread would cost
-# several MB of RSS for nothing on a device with one or two cores.
-UNIT_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+def unit_environment(unit: Path = REPO / "systemd" / "edge-agent.service") -> dict[str, str]:
+    """The ``Environment=`` settings of the systemd unit, so the daemon is measured as it runs
+    on a device (glibc's malloc arenas per thread, for one, cost several MB of RSS)."""
+    env: dict[str, str] = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            env[key] = value
+    return env
+
+
+UNIT_ENVIRONMENT = unit_environment()
 
 
 def config(directory: Path, port: int, count: int, interval: float) -> Path:
