@@ -380,6 +380,11 @@ class PowerCutOps(Operations):  # type: ignore[misc]
             "cut_reason": self.cut_reason,
             "armed": self.trigger is not None,
             "pending_ops": self.model.pending_ops(),
+            "pending_by_file": {
+                self.names.get(ino, f"#{ino}"): len(node.pending)
+                for ino, node in self.model.files.items()
+                if node.pending
+            },
             "opno": self.model.opno,
             "files": {p: asdict(c) for p, c in self.counters.items()},
             "dir_fsyncs": dict(self.dir_fsyncs),
