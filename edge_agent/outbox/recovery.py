@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.outbox.dirs import fsync_dir
 from edge_agent.outbox.errors import OutboxError
 from edge_agent.outbox.schema import SCHEMA_VERSION, SchemaError, check, migrate, version_of
 
@@ -132,7 +133,7 @@ def quarantine(path: Path, problem: str, wall: float) -> Path:
         source = Path(f"{path}{suffix}")
         if source.exists():
             os.replace(source, f"{target}{suffix}")
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     log.error(
         "OUTBOX QUARANTINED: %s is unusable (%s); moved to %s and starting a new outbox with a new epoch. "
         "Nothing was deleted: recover its events with `edge-agent buffer salvage %s`.",
@@ -142,14 +143,6 @@ def quarantine(path: Path, problem: str, wall: float) -> Path:
         target,
     )
     return target
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def prepare(path: Path, wall: float) -> Prepared:

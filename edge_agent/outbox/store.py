@@ -53,6 +53,7 @@ import aiosqlite
 from edge_agent.events import Lane, NewEvent, StoredEvent
 from edge_agent.outbox import codec, ranges
 from edge_agent.outbox.codec import EncodedEvent
+from edge_agent.outbox.dirs import make_durable_dir
 from edge_agent.outbox.errors import OutboxClosedError, OutboxError, OutboxFullError, OutboxLockedError
 from edge_agent.outbox.recovery import BUSY_TIMEOUT_MS, Prepared, is_full, prepare
 from edge_agent.outbox.reserve import Reserve
@@ -217,7 +218,8 @@ class Outbox:
         if max_bytes <= 0 or max_age_s <= 0:
             raise ValueError("max_bytes and max_age_s must be positive")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Its name in its parent must survive a power cut too (see dirs.py).
+        await asyncio.to_thread(make_durable_dir, path.parent)
         lock_fd = _lock(path)
         conn: aiosqlite.Connection | None = None
         try:
