@@ -8,6 +8,8 @@
 * ``POWERCUT_PRAGMAS='{"wal_autocheckpoint": 16}'`` — extra pragmas for ``Outbox.open``
   (the test injection the outbox offers), to make the daemon's own connection checkpoint
   often enough for cuts to land inside checkpoints.
+* ``POWERCUT_SYNCHRONOUS=NORMAL`` — open the outbox with its benchmark-only
+  ``synchronous="NORMAL"``: the control run showing what the campaign catches.
 
 Nothing else changes: this runs the real CLI entry point.
 """
@@ -42,11 +44,14 @@ def install_hooks() -> None:
         Outbox.append_encoded = logged  # type: ignore[method-assign]
 
     pragmas = json.loads(os.environ.get("POWERCUT_PRAGMAS") or "{}")
-    if pragmas:
+    synchronous = os.environ.get("POWERCUT_SYNCHRONOUS")
+    if pragmas or synchronous:
         open_outbox = Outbox.open.__func__  # type: ignore[attr-defined]
 
         async def opened(cls: type[Outbox], path: Any, **kwargs: Any) -> Outbox:
             kwargs["pragmas"] = {**(kwargs.get("pragmas") or {}), **pragmas}
+            if synchronous:
+                kwargs["synchronous"] = synchronous
             outbox: Outbox = await open_outbox(cls, path, **kwargs)
             return outbox
 

@@ -91,17 +91,19 @@ class Settings:
     rounds: int = 100
     seed: int = 7
     interval: str = "50ms"
-    run_max: float = 1.5
+    run_max: float = 1.0
     """Longest run before a timed cut (seconds after the first commit)."""
-    early_max: float = 1.5
+    early_max: float = 1.0
     """Latest early cut (seconds after the process started)."""
     weights: tuple[float, ...] = (0.35, 0.15, 0.25, 0.25)
     """Of KINDS."""
     eviction_share: float = 0.3
     prefix_share: float = 0.35
-    small_cap: str = "24KiB"
+    small_cap: str = "6KiB"
     autocheckpoints: tuple[int | None, ...] = (8, 16, 64, None)
     """Pages; None = the outbox's own setting."""
+    synchronous: str = "FULL"
+    """The outbox's setting for appends; "NORMAL" is the control run (it must fail)."""
     arm_timeout: float = 6.0
     start_timeout: float = 40.0
     drain_timeout: float = 90.0
@@ -126,12 +128,15 @@ class Counts:
     rounds: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     modes: Counter[str] = field(default_factory=Counter)
+    checkpoint_writes: int = 0
+    """Cuts at a write to the main database file: SQLite in WAL mode writes it only while
+    checkpointing, so these cut a checkpoint."""
     mid_checkpoint: int = 0
-    """Cuts with writes to the main database file not yet fsynced (inside a checkpoint)."""
+    """Cuts with writes to the main database file done and not yet fsynced (half a checkpoint)."""
     mid_wal: int = 0
     """Cuts with WAL writes not yet fsynced (inside a transaction or a NORMAL-synced delete)."""
     eviction_rounds: int = 0
-    """Rounds with the tiny cap in which evictions were committed."""
+    """Rounds in which the outbox evicted (tiny cap, no acks)."""
     cuts_while_evicting: int = 0
     """Of those, cuts that fell with WAL writes pending (inside a transaction, which evicts)."""
     torn: int = 0
@@ -160,7 +165,8 @@ class Counts:
             "  by moment:  " + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
             "  by revert:  " + ", ".join(f"{k} {v}" for k, v in sorted(self.modes.items()))
             + f" (torn writes {self.torn}); {self.dropped_ops} operations / {self.dropped_bytes} bytes dropped",
-            f"  inside a checkpoint (main file written, not fsynced): {self.mid_checkpoint}",
+            f"  at a checkpoint's write to the main file: {self.checkpoint_writes}, "
+            f"with earlier checkpoint writes not yet fsynced: {self.mid_checkpoint}",
             f"  inside a transaction (WAL written, not fsynced):      {self.mid_wal}",
             f"  rounds evicting (tiny cap, no acks): {self.eviction_rounds}, "
             f"cut inside a transaction there: {self.cuts_while_evicting}",
@@ -242,7 +248,6 @@ class Campaign:
         self.reported_lost: set[Event] = set()
         self.ingest = RecordingIngest(broker.port)
         self.last_evicted: list[tuple[int, int]] = []
-        self._evicted_before = 0
 
     # -- the daemon --------------------------------------------------------------------
 
@@ -274,6 +279,8 @@ reconnect_max = "1s"
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
         env["POWERCUT_COMMIT_LOG"] = str(self.commit_log)
         env["POWERCUT_PRAGMAS"] = json.dumps({"wal_autocheckpoint": autocheckpoint} if autocheckpoint else {})
+        if self.settings.synchronous != "FULL":
+            env["POWERCUT_SYNCHRONOUS"] = self.settings.synchronous
         with self.agent_log.open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "tests.powercut.agent_main", "run", "--config", str(config)],
@@ -303,6 +310,8 @@ reconnect_max = "1s"
         s, rng, counts = self.settings, self.rng, self.counts
         kind = rng.choices(KINDS, s.weights)[0]
         small_cap = rng.random() < s.eviction_share
+        if small_cap and rng.random() < 0.6:
+            kind = "wal"  # nearly every transaction evicts here: cut inside one
         mode = "prefix" if rng.random() < s.prefix_share else "drop"
         torn = mode == "prefix" and rng.random() < 0.5
         autocheckpoint = rng.choice(s.autocheckpoints)
@@ -310,6 +319,7 @@ reconnect_max = "1s"
         config = self._config(small_cap=small_cap)
         mount = PowerCutMount(self.backing, self.mnt, log=self.dir / "fs.log")
         before = self._log_size()
+        log_start = self.agent_log.stat().st_size if self.agent_log.exists() else 0
         agent = self._start_agent(config, autocheckpoint)
         try:
             if kind == "early":
@@ -337,6 +347,7 @@ reconnect_max = "1s"
         counts.rounds += 1
         counts.kinds[kind] += 1
         counts.modes[mode] += 1
+        counts.checkpoint_writes += kind == "checkpoint"
         counts.mid_checkpoint += pending.get(OUTBOX, 0) > 0
         counts.mid_wal += wal_pending
         counts.torn += report["torn"] is not None
@@ -344,10 +355,12 @@ reconnect_max = "1s"
         counts.dropped_bytes += report["dropped_bytes"]
 
         image = inspect_outbox(self.backing / "state", self.dir / "scratch")
-        if small_cap and image.evicted_size_cap > self._evicted_before:
-            counts.eviction_rounds += 1
-            counts.cuts_while_evicting += wal_pending
-        self._evicted_before = image.evicted_size_cap
+        # The outbox logs each eviction inside the transaction that does it (committed or cut).
+        with self.agent_log.open("rb") as log:
+            log.seek(log_start)
+            if b"outbox size_cap: evicted" in log.read():
+                counts.eviction_rounds += 1
+                counts.cuts_while_evicting += wal_pending
         self.ingest.settle()
         self._check(n, image, f"{kind}/{mode}{'+torn' if torn else ''}")
         self.progress(

@@ -80,7 +80,7 @@ class RecordingIngest(IngestStandIn):
             if device is not None:
                 client.publish(acks_topic(device), json.dumps({"epoch": epoch, "seqs": seq_ranges(seqs)}), qos=1)
 
-    def settle(self, quiet: float = 0.4, timeout: float = 5.0) -> None:
+    def settle(self, quiet: float = 0.25, timeout: float = 5.0) -> None:
         """Wait until nothing has arrived for ``quiet`` seconds (what was in flight is in)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -15,8 +15,8 @@ The rules, the strict POSIX reading that ext4 with ``data=ordered`` is kinder th
   its inode had durably.
 * Cutting the power keeps the durable state and, in the ``prefix`` mode, also a random
   prefix of the pending operations in the order they were made, across all files (a
-  write cache flushing in order); ``torn`` additionally keeps the first 512-byte sectors
-  of the first write that did not make it.
+  write cache flushing in order); with ``torn`` the prefix ends inside a write of several
+  sectors, of which only the first 512-byte sectors made it.
 
 Every operation gets a global number (``opno``), the order the cut honours.
 """
@@ -247,8 +247,17 @@ class DurabilityModel:
             + [opno for n in self.dirs.values() for opno, _ in n.pending]
         )
         rng = random.Random(seed)
+        big_writes = [
+            opno
+            for n in self.files.values()
+            for opno, op in n.pending
+            if op[0] == "write" and len(op[2]) >= 2 * SECTOR  # type: ignore[arg-type]
+        ]
         if mode == "drop" or not pending:
             keep_upto = 0
+        elif torn and big_writes:
+            # Everything before a write of several sectors, and a part of that write.
+            keep_upto = rng.choice(big_writes) - 1
         else:
             # Keep the first k pending operations, k uniform in 0..len (both ends included).
             k = rng.randint(0, len(pending))
@@ -268,7 +277,7 @@ class DurabilityModel:
                     if torn and opno == first_lost and op[0] == "write":
                         data = op[2]
                         assert isinstance(data, bytes)
-                        sectors = rng.randint(0, max(0, (len(data) - 1) // SECTOR))
+                        sectors = rng.randint(1, max(1, (len(data) - 1) // SECTOR))
                         if sectors:
                             _apply_file(buf, op, limit=sectors * SECTOR)
                             torn_ino = ino
