@@ -40,4 +40,6 @@ def make_durable_dir(directory: Path) -> None:
         try:
             fsync_dir(here)
         except OSError as exc:
-            log.warning("could not fsync the directory %s (a power cut may lose its new entries): %s", here, exc)
+            log.warning(
+                "could not fsync the directory %s (a power cut may lose its new entries): %s", here, exc
+            )

@@ -44,7 +44,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import REPO
 from tests.mosquitto import Mosquitto
@@ -163,7 +162,8 @@ class Counts:
         lines = [
             f"power cuts: {self.rounds} in {self.seconds:.0f} s",
             "  by moment:  " + ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())),
-            "  by revert:  " + ", ".join(f"{k} {v}" for k, v in sorted(self.modes.items()))
+            "  by revert:  "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.modes.items()))
             + f" (torn writes {self.torn}); {self.dropped_ops} operations / {self.dropped_bytes} bytes dropped",
             f"  at a checkpoint's write to the main file: {self.checkpoint_writes}, "
             f"with earlier checkpoint writes not yet fsynced: {self.mid_checkpoint}",
@@ -416,8 +416,10 @@ reconnect_max = "1s"
             if (epoch, seq, event_id) in self.reported_lost:
                 continue
             self.reported_lost.add((epoch, seq, event_id))
-            where = "is neither in the outbox, acked nor evicted" if epoch == image.epoch else (
-                "was not acked and its epoch is gone"
+            where = (
+                "is neither in the outbox, acked nor evicted"
+                if epoch == image.epoch
+                else ("was not acked and its epoch is gone")
             )
             counts.lost.append(f"round {n} ({how}): epoch {epoch} seq {seq} ({event_id}) {where}")
         if image.epoch is not None and image.last_seq < top.get(image.epoch, 0):

@@ -33,7 +33,6 @@ import logging
 import os
 import shutil
 import socket
-import stat
 import sys
 import threading
 from collections import deque
@@ -130,7 +129,11 @@ class PowerCutOps(Operations):  # type: ignore[misc]
             if self.off and path != "/":
                 raise FuseOSError(errno.EIO)
             try:
-                st = os.fstat(fh) if fh is not None and fh in self.handles else os.lstat(self._real(path or "/"))
+                st = (
+                    os.fstat(fh)
+                    if fh is not None and fh in self.handles
+                    else os.lstat(self._real(path or "/"))
+                )
             except OSError as exc:
                 raise FuseOSError(exc.errno or errno.EIO) from exc
             return {
@@ -362,7 +365,9 @@ class PowerCutOps(Operations):  # type: ignore[misc]
                 if not self.off:
                     return {"error": "revert needs a cut first"}
                 image = self.model.crash_image(
-                    request.get("mode", "drop"), seed=int(request.get("seed", 0)), torn=bool(request.get("torn"))
+                    request.get("mode", "drop"),
+                    seed=int(request.get("seed", 0)),
+                    torn=bool(request.get("torn")),
                 )
                 self._write_image(image)
                 return {

@@ -8,7 +8,6 @@ any source ever attached to it; two ids for one position is a *reissued seq*: a 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.protocol import CONTENT_ENCODING_PROPERTY, acks_topic, decode_batch, device_of_topic, seq_ranges
+from edge_agent.protocol import (
+    CONTENT_ENCODING_PROPERTY,
+    acks_topic,
+    decode_batch,
+    device_of_topic,
+    seq_ranges,
+)
 from tests.uplink.ingest import IngestStandIn
 
 Event = tuple[str, int, str]
@@ -78,7 +83,9 @@ class RecordingIngest(IngestStandIn):
         device = device_of_topic(msg.topic)
         for epoch, seqs in by_epoch.items():
             if device is not None:
-                client.publish(acks_topic(device), json.dumps({"epoch": epoch, "seqs": seq_ranges(seqs)}), qos=1)
+                client.publish(
+                    acks_topic(device), json.dumps({"epoch": epoch, "seqs": seq_ranges(seqs)}), qos=1
+                )
 
     def settle(self, quiet: float = 0.25, timeout: float = 5.0) -> None:
         """Wait until nothing has arrived for ``quiet`` seconds (what was in flight is in)."""

@@ -34,7 +34,7 @@ def require_fuse() -> None:
     else:
         try:
             import mfusepy  # noqa: F401
-        except (ImportError, OSError, EnvironmentError) as exc:
+        except (ImportError, OSError) as exc:
             problem = f"mfusepy cannot load libfuse3: {exc} (pip install mfusepy; apt install fuse3)"
     if problem:
         if under_ci():
@@ -66,7 +66,9 @@ class PowerCutMount:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the power-cut FS exited with {self.process.returncode}: {self._log_tail()}")
+                raise RuntimeError(
+                    f"the power-cut FS exited with {self.process.returncode}: {self._log_tail()}"
+                )
             if os.path.ismount(self.mountpoint) and self.control.exists():
                 return
             time.sleep(0.02)

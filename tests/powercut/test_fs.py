@@ -129,7 +129,9 @@ def sqlite_rows(path: Path) -> tuple[str, int]:
 
 
 @pytest.mark.parametrize(("synchronous", "survive"), [("FULL", True), ("OFF", False)])
-def test_sqlite_wal_commits_survive_only_when_fsynced(mounter: Mounter, synchronous: str, survive: bool) -> None:
+def test_sqlite_wal_commits_survive_only_when_fsynced(
+    mounter: Mounter, synchronous: str, survive: bool
+) -> None:
     """The mount carries SQLite's WAL and its mmap'd -shm, and bites: without fsync, commits are gone."""
     m = mounter()
     db = m.mountpoint / "t.db"

@@ -19,11 +19,13 @@ from edge_agent.outbox.store import Outbox
 from tests.powercut.mount import PowerCutMount, require_fuse
 
 
-async def commit_events(db: Path, n: int) -> int:
+async def commit_events(db: Path, n: int) -> tuple[Outbox, int]:
     outbox = await Outbox.open(db, max_bytes=2**20, max_age_s=3600, boot="test-boot")
-    events = [NewEvent.now("reading", "s", {"x_c": float(i)}, boot="test-boot", clock="synced") for i in range(n)]
+    events = [
+        NewEvent.now("reading", "s", {"x_c": float(i)}, boot="test-boot", clock="synced") for i in range(n)
+    ]
     stored = await outbox.append(events)
-    return outbox, stored[-1].seq  # type: ignore[return-value]
+    return outbox, stored[-1].seq
 
 
 @pytest.mark.parametrize("precreated", [False, True], ids=["outbox-creates-it", "created-before-by-another"])
