@@ -85,8 +85,34 @@ def inspect(path: Path) -> Health:
     """Check an existing file; raises :class:`OutboxError` for errors that are not the file's.
 
     Read-only: a read-write connection would checkpoint the WAL into a damaged file when it
-    closes, and delete the WAL, changing the very files that are to be quarantined.
+    closes, and delete the WAL, changing the very files that are to be quarantined.  One
+    exception: a *hot rollback journal*, left by a power cut while the file was being
+    created (before it switched to WAL; found by the power-cut tests), which a read-only
+    connection cannot roll back (SQLITE_READONLY_ROLLBACK).  Rolling it back is SQLite's
+    own recovery, with no WAL involved, so a read-write connection does it and the check
+    runs again.
     """
+    health = _inspect_read_only(path)
+    if health.problem == _HOT_JOURNAL:
+        _roll_back_hot_journal(path)
+        health = _inspect_read_only(path)
+    return health
+
+
+_HOT_JOURNAL = "a hot rollback journal that a read-only connection cannot roll back"
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    conn = connect(path)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read rolls back
+    except sqlite3.Error as exc:
+        log.warning("rolling back the hot journal of %s failed: %s", path, exc)
+    finally:
+        conn.close()
+
+
+def _inspect_read_only(path: Path) -> Health:
     epoch = None
     try:
         conn = connect(path, read_only=True)
@@ -104,6 +130,8 @@ def inspect(path: Path) -> Health:
     except SchemaError as exc:
         return Health(str(exc), epoch)
     except sqlite3.Error as exc:
+        if error_code(exc) == sqlite3.SQLITE_READONLY_ROLLBACK:
+            return Health(_HOT_JOURNAL, epoch)
         if not is_corruption(exc) and error_code(exc) in _NOT_THE_FILES_FAULT:
             raise OutboxError(f"cannot check {path}: {exc}") from exc
         # Corrupt, or unreadable in some other way (cannot open it, a read error): either

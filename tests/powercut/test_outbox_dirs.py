@@ -52,3 +52,65 @@ def test_committed_events_survive_a_cut_right_after_the_first_start(tmp_path: Pa
     assert db.exists(), "the outbox vanished with the power: its directory entry was never fsynced"
     stats = read_stats(db)
     assert (stats.next_seq, stats.pending) == (last + 1, 25)
+
+
+def writes_to_create(tmp_path: Path) -> int:
+    """How many writes a first open plus one append makes (to aim cuts at each of them)."""
+    mount = PowerCutMount(tmp_path / "count", tmp_path / "count-mnt")
+    try:
+
+        async def scenario() -> None:
+            outbox, _ = await commit_events(mount.mountpoint / "state" / "outbox.db", 5)
+            await outbox.close()
+
+        asyncio.run(scenario())
+        return sum(f["writes"] for f in mount.stats()["files"].values())
+    finally:
+        mount.unmount()
+
+
+def test_a_cut_at_any_write_while_the_outbox_is_created_leaves_a_file_that_opens(tmp_path: Path) -> None:
+    """Cut at the n-th write of the very first start (creation, WAL switch, migrations, first
+    append), for every n: the next start opens the file without quarantine, and whatever
+    append had returned is there."""
+    require_fuse()
+    total = writes_to_create(tmp_path)
+    assert total > 10
+    # Every write of the creation and the migrations, then a sample of the rest.
+    for n in [*range(1, 41), *range(41, total + 1, 4)]:
+        disk, mnt = tmp_path / f"disk{n}", tmp_path / "mnt"
+        mount = PowerCutMount(disk, mnt)
+        mount.arm("", after=n)
+        committed = 0
+
+        async def first_start() -> int:
+            try:
+                outbox = await Outbox.open(mnt / "state" / "outbox.db", max_bytes=2**20, max_age_s=3600, boot="b")
+            except Exception:  # the power went while opening: nothing was promised
+                return 0
+            try:
+                event = NewEvent.now("reading", "s", {"x_c": 1.0}, boot="b", clock="synced")
+                return (await outbox.append([event] * 5))[-1].seq
+            except Exception:  # ... or while appending
+                return 0
+            finally:
+                with contextlib.suppress(Exception):
+                    await outbox.close()
+
+        try:
+            committed = asyncio.run(first_start())
+            mount.cut()
+            mount.revert("prefix" if n % 2 else "drop", seed=n)
+        finally:
+            mount.unmount()
+
+        async def next_start() -> tuple[Path | None, int]:
+            outbox = await Outbox.open(disk / "state" / "outbox.db", max_bytes=2**20, max_age_s=3600, boot="b")
+            try:
+                return outbox.quarantined, outbox.next_seq
+            finally:
+                await outbox.close()
+
+        quarantined, next_seq = asyncio.run(next_start())
+        assert quarantined is None, f"cut at write {n} of {total}: the next start quarantined the outbox"
+        assert next_seq > committed, f"cut at write {n}: committed seq {committed} lost"
