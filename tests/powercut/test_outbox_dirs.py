@@ -54,6 +54,30 @@ def test_committed_events_survive_a_cut_right_after_the_first_start(tmp_path: Pa
     assert (stats.next_seq, stats.pending) == (last + 1, 25)
 
 
+async def first_start(db: Path) -> int:
+    """Open a new outbox and append 5 events; the seq append returned, 0 if the power went first."""
+    try:
+        outbox = await Outbox.open(db, max_bytes=2**20, max_age_s=3600, boot="b")
+    except Exception:  # the power went while opening: nothing was promised
+        return 0
+    try:
+        events = [NewEvent.now("reading", "s", {"x_c": float(i)}, boot="b", clock="synced") for i in range(5)]
+        return (await outbox.append(events))[-1].seq
+    except Exception:  # ... or while appending
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            await outbox.close()
+
+
+async def next_start(db: Path) -> tuple[Path | None, int]:
+    outbox = await Outbox.open(db, max_bytes=2**20, max_age_s=3600, boot="b")
+    try:
+        return outbox.quarantined, outbox.next_seq
+    finally:
+        await outbox.close()
+
+
 def writes_to_create(tmp_path: Path) -> int:
     """How many writes a first open plus one append makes (to aim cuts at each of them)."""
     mount = PowerCutMount(tmp_path / "count", tmp_path / "count-mnt")
@@ -83,34 +107,13 @@ def test_a_cut_at_any_write_while_the_outbox_is_created_leaves_a_file_that_opens
         mount.arm("", after=n)
         committed = 0
 
-        async def first_start() -> int:
-            try:
-                outbox = await Outbox.open(mnt / "state" / "outbox.db", max_bytes=2**20, max_age_s=3600, boot="b")
-            except Exception:  # the power went while opening: nothing was promised
-                return 0
-            try:
-                event = NewEvent.now("reading", "s", {"x_c": 1.0}, boot="b", clock="synced")
-                return (await outbox.append([event] * 5))[-1].seq
-            except Exception:  # ... or while appending
-                return 0
-            finally:
-                with contextlib.suppress(Exception):
-                    await outbox.close()
-
         try:
-            committed = asyncio.run(first_start())
+            committed = asyncio.run(first_start(mnt / "state" / "outbox.db"))
             mount.cut()
             mount.revert("prefix" if n % 2 else "drop", seed=n)
         finally:
             mount.unmount()
 
-        async def next_start() -> tuple[Path | None, int]:
-            outbox = await Outbox.open(disk / "state" / "outbox.db", max_bytes=2**20, max_age_s=3600, boot="b")
-            try:
-                return outbox.quarantined, outbox.next_seq
-            finally:
-                await outbox.close()
-
-        quarantined, next_seq = asyncio.run(next_start())
+        quarantined, next_seq = asyncio.run(next_start(disk / "state" / "outbox.db"))
         assert quarantined is None, f"cut at write {n} of {total}: the next start quarantined the outbox"
         assert next_seq > committed, f"cut at write {n}: committed seq {committed} lost"
