@@ -9,7 +9,9 @@ stores and acknowledges; then, at a random moment, the power goes:
 * ``early``      — a random moment right after start (opening, recovery, migration);
 * ``checkpoint`` — at the n-th write to the main database file, which SQLite in WAL mode
   writes only while checkpointing (the daemon's connection checkpoints every few pages here);
-* ``wal``        — at the n-th write to the WAL: inside a transaction or its commit.
+* ``wal``        — at the n-th write to the WAL: inside a transaction or its commit;
+* ``stopped``    — after a clean stop (SIGTERM): SQLite's last checkpoint and its unlink of
+  the WAL, which no directory fsync follows.
 
 In a share of the rounds the outbox cap is tiny and the ingest stops acknowledging, so
 the outbox evicts in nearly every transaction: cuts land during evictions.  The daemon is
@@ -52,7 +54,7 @@ from tests.powercut.mount import PowerCutMount
 
 DEVICE = "powercut"
 OUTBOX = "state/outbox.db"
-KINDS = ("timed", "early", "checkpoint", "wal")
+KINDS = ("timed", "early", "checkpoint", "wal", "stopped")
 
 SENSORS = """
 [[sensors]]
@@ -94,7 +96,7 @@ class Settings:
     """Longest run before a timed cut (seconds after the first commit)."""
     early_max: float = 1.0
     """Latest early cut (seconds after the process started)."""
-    weights: tuple[float, ...] = (0.35, 0.15, 0.25, 0.25)
+    weights: tuple[float, ...] = (0.3, 0.12, 0.24, 0.24, 0.1)
     """Of KINDS."""
     eviction_share: float = 0.3
     prefix_share: float = 0.35
@@ -329,6 +331,10 @@ reconnect_max = "1s"
                     raise RuntimeError(f"round {n}: the daemon committed nothing within {s.start_timeout} s")
                 if kind == "timed":
                     time.sleep(rng.uniform(0.05, s.run_max))
+                elif kind == "stopped":
+                    time.sleep(rng.uniform(0.05, s.run_max))
+                    agent.send_signal(signal.SIGTERM)
+                    agent.wait(timeout=30)
                 else:
                     time.sleep(rng.uniform(0, 0.3))
                     suffix = "outbox.db" if kind == "checkpoint" else "outbox.db-wal"
