@@ -14,6 +14,7 @@ shows any reissued seq or lost event, or the control shows none.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -33,6 +34,10 @@ def main() -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="print every round")
     args = parser.parse_args()
+    # Stopped with SIGTERM/SIGINT (also when started in the background): clean up the
+    # daemon, the mount and the broker on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def progress(line: str) -> None:
         if args.verbose:
