@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,3 +153,23 @@ def test_sqlite_wal_commits_survive_only_when_fsynced(
     check, rows = sqlite_rows(mounter().mountpoint / "t.db")
     assert check == "ok"
     assert rows == (50 if survive else 0)
+
+
+def test_the_control_channel_answers_bad_requests_with_errors(mounter: Mounter) -> None:
+    m = mounter()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(m.control))
+        stream = sock.makefile("rwb")
+        for line in (
+            b"not json\n",
+            b'{"cmd": "reboot"}\n',
+            b'{"cmd": "revert"}\n',
+            b'{"cmd": "arm"}\n',
+            b"[]\n",
+        ):
+            stream.write(line)
+            stream.flush()
+            assert "error" in json.loads(stream.readline()), line
+    (m.mountpoint / "still").write_bytes(b"works")  # the file system is unharmed
+    assert m.stats()["off"] is False
