@@ -20,8 +20,9 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
@@ -122,9 +123,7 @@ class Daemon:
                 ]
                 await self._stop.wait()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*sampling, clock, checks]:
-                    task.cancel()
-                await asyncio.gather(*sampling, clock, checks, return_exceptions=True)
+                await cancel_all([*sampling, clock, checks])
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
@@ -198,6 +197,24 @@ async def _until_sent(outbox: Outbox, forwarder: Forwarder) -> None:
     """While the uplink is connected, wait for the outbox to empty (what is left goes next start)."""
     while outbox.pending_count > 0 and forwarder.stats.state == "connected":
         await asyncio.sleep(0.05)
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[Any]], *, again_after: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait until they have ended, cancelling again any that goes on.
+
+    One ``cancel()`` is not always enough: Python 3.11's ``asyncio.wait_for`` (the sensor
+    loops wait for reads with it) swallows a cancellation that arrives while its inner
+    future completes, and the loop samples on.  Found by the power-cut campaign: a clean
+    stop hung, sampling, until it was killed.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_after)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: a task that failed earlier is not reported again at exit
 
 
 async def _bounded(what: str, step: Awaitable[object], timeout: float) -> None:

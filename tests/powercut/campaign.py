@@ -106,6 +106,8 @@ class Settings:
     synchronous: str = "FULL"
     """The outbox's setting for appends; "NORMAL" is the control run (it must fail)."""
     arm_timeout: float = 6.0
+    stop_timeout: float = 40.0
+    """A clean stop is bounded (about 20 s at worst); past this it counts as hung."""
     start_timeout: float = 40.0
     drain_timeout: float = 90.0
 
@@ -156,6 +158,7 @@ class Counts:
     lost: list[str] = field(default_factory=list)
     behind: list[str] = field(default_factory=list)
     undelivered: int = 0
+    stop_hangs: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -182,9 +185,9 @@ class Counts:
             f"{self.epoch_changes}",
             f"reissued seqs: {len(self.reissued)}; lost events: {len(self.lost)}; "
             f"outbox behind a known seq: {len(self.behind)}; not delivered after the final drain: "
-            f"{self.undelivered}",
+            f"{self.undelivered}; clean stops that hung: {len(self.stop_hangs)}",
         ]
-        for problem in (self.quarantines + self.failures)[:5]:
+        for problem in (self.quarantines + self.stop_hangs + self.failures)[:5]:
             lines.append(f"  ! {problem}")
         return "\n".join(lines)
 
@@ -341,7 +344,10 @@ reconnect_max = "1s"
                     elif kind == "stopped":
                         time.sleep(rng.uniform(0.05, s.run_max))
                         agent.send_signal(signal.SIGTERM)
-                        agent.wait(timeout=30)
+                        try:
+                            agent.wait(timeout=s.stop_timeout)
+                        except subprocess.TimeoutExpired:  # cut it all the same, and say so
+                            counts.stop_hangs.append(f"round {n}: no exit {s.stop_timeout:g} s after SIGTERM")
                     else:
                         time.sleep(rng.uniform(0, 0.3))
                         suffix = "outbox.db" if kind == "checkpoint" else "outbox.db-wal"

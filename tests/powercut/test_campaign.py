@@ -29,6 +29,7 @@ def test_power_cuts_never_reissue_a_seq_nor_lose_an_event(tmp_path: Path) -> Non
     print(report)  # shown with -s, and in the failure below
     assert not counts.failures, report
     assert counts.undelivered == 0, report
+    assert not counts.stop_hangs, report
     # A quarantine after a power cut would mean SQLite's WAL recovery failed: none expected.
     assert not counts.quarantines, report
     # The campaign exercised what it claims.
