@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edge_agent.daemon import cancel_all
+from edge_agent.tasks import cancel_all
 
 
 def test_a_loop_whose_first_cancellation_is_swallowed_is_cancelled_again() -> None:
