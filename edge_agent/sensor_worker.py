@@ -72,7 +72,10 @@ class SensorWorker:
         """``fn()`` on the worker; ``TimeoutError`` if it takes longer than ``timeout``."""
         future = self.submit(fn)
         # shield: a timeout must not cancel the future the worker will still complete.
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+        # arrives as the read completes, and a sampling loop went on after its stop.
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)
 
     def stop(self) -> None:
         self._jobs.put(_STOP)

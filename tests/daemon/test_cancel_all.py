@@ -47,3 +47,30 @@ def test_failed_and_finished_tasks_are_collected_without_hanging() -> None:
         await asyncio.wait_for(cancel_all(tasks), 5)
 
     asyncio.run(scenario())
+
+
+def test_a_read_completing_as_the_sampler_is_cancelled_does_not_swallow_the_cancel() -> None:
+    """SensorWorker.call: the race of the test above must raise CancelledError at the source."""
+    from edge_agent.sensor_worker import SensorWorker
+
+    class ControlledWorker(SensorWorker):
+        def submit(self, fn):  # type: ignore[no-untyped-def]
+            self.pending: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            return self.pending
+
+    async def scenario() -> bool:
+        worker = ControlledWorker("race")
+        try:
+            task = asyncio.create_task(worker.call(lambda: None, 5))
+            await asyncio.sleep(0)
+            worker.pending.set_result({"x_c": 1.0})  # the read completes...
+            task.cancel()  # ...in the same loop iteration as the stop
+            try:
+                await task
+            except asyncio.CancelledError:
+                return True
+            return False
+        finally:
+            worker.stop()
+
+    assert asyncio.run(scenario()), "the cancellation was swallowed: a sampling loop would go on"
