@@ -318,6 +318,12 @@ class CalibrationStore:
                 raise CalibrationInputError(f"{what} has no calibration history; nothing to roll back")
             head = max(heads, key=lambda r: r.id)
             before = None if head.previous is None else self.get(head.previous)
+            if before is None and not head.applies:
+                # Already back before the first calibration: another row would change nothing.
+                what = f"{sensor}.{head.quantity}"
+                raise CalibrationInputError(
+                    f"{what} has no earlier calibration to go back to (no correction applies now)"
+                )
             if before is None:
                 # Back to before the first calibration: no correction.
                 return self._insert(

@@ -67,6 +67,9 @@ def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
         assert store.active()[0].id == back.id  # the rollback row is what readings carry
         gone = store.rollback("climate")
         assert not gone.applies and store.active() == []
+        with pytest.raises(CalibrationInputError, match="no earlier calibration"):
+            store.rollback("climate")  # nothing further back: refused, not a no-op history row
+        assert store.history("climate")[-1].id == gone.id
         with pytest.raises(CalibrationInputError, match="nothing to reset"):
             store.reset("climate")
         c = store.save(new(21.0))
