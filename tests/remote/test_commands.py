@@ -102,7 +102,12 @@ def test_ping_and_run_test_and_get_calibration() -> None:
         ("run-test", b'{"test": "' + b"x" * 70_000 + b'"}', "bad_request", "exceeds"),
         ("ping", {"extra": 1}, "bad_request", "extra"),
         ("get-calibration", {"sensor": 5}, "bad_request", "sensor"),
-        ("get-calibration", {"sensor": "nope"}, "bad_request", "unknown sensor 'nope' (sensors: cabinet, climate)"),
+        (
+            "get-calibration",
+            {"sensor": "nope"},
+            "bad_request",
+            "unknown sensor 'nope' (sensors: cabinet, climate)",
+        ),
     ],
 )
 def test_bad_requests_get_error_replies(name: str, payload: Any, code: str, words: str) -> None:
