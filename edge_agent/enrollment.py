@@ -216,7 +216,7 @@ def enroll(
     client: HttpClient | None = None,
 ) -> EnrolledIdentity:
     """Enroll and write the identity; returns it.  Raises :class:`EnrollmentError`."""
-    if device_id is not None and not DEVICE_ID_PATTERN.match(device_id):
+    if device_id is not None and not DEVICE_ID_PATTERN.fullmatch(device_id):
         raise EnrollmentRefused(f"device id {device_id!r} must match {DEVICE_ID_PATTERN.pattern}", 0)
     client = client or HttpClient(auth_url)
     folder = identity_dir(state_dir)

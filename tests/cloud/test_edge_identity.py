@@ -167,6 +167,8 @@ def test_unreachable_service_is_reported_as_such(tmp_path: Path) -> None:
         enroll(tmp_path, auth_url=url, token="t", device_id="dev-1", client=_fast(url))
     with pytest.raises(EnrollmentRefused, match="must match"):
         enroll(tmp_path, auth_url=url, token="t", device_id="bad/id")
+    with pytest.raises(EnrollmentRefused, match="must match"):
+        enroll(tmp_path, auth_url=url, token="t", device_id="dev-1\n")
 
 
 def test_renewal_is_due_with_a_third_of_the_lifetime_left(tmp_path: Path) -> None:
