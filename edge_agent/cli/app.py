@@ -14,6 +14,7 @@ from edge_agent.cli.enroll_cmd import enroll_command
 from edge_agent.cli.read_cmd import read
 from edge_agent.cli.run_cmd import run
 from edge_agent.cli.scan_cmd import scan_command
+from edge_agent.cli.status_cmd import status
 
 app = typer.Typer(
     name="edge-agent",
@@ -32,6 +33,7 @@ app.command("drivers")(drivers)
 app.command("scan")(scan_command)
 app.command("read")(read)
 app.command("enroll")(enroll_command)
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:
