@@ -28,12 +28,20 @@ Changed = Callable[[list[CalibrationRecord]], Awaitable[object]]
 async def watch_calibrations(
     store: CalibrationStore, active: ActiveCalibrations, on_change: Changed, *, poll_s: float = POLL_S
 ) -> None:
-    """Keep ``active`` in step with the database until cancelled."""
-    version = await asyncio.to_thread(store.data_version)
-    heads = {(r.sensor, r.quantity): r.id for r in await asyncio.to_thread(store.current)}
+    """Keep ``active`` in step with the database until cancelled.
+
+    The first pass compares the database with what ``active`` holds, so a change saved
+    between the caller's load and this start is applied and reported too.  The version
+    is read before the rows: a commit after that read changes it and is seen next poll.
+    """
+    heads = {(r.sensor, r.quantity): r.id for r in active.records()}
+    version: int | None = None
     problem: str | None = None
+    first = True
     while True:
-        await asyncio.sleep(poll_s)
+        if not first:
+            await asyncio.sleep(poll_s)
+        first = False
         try:
             now = await asyncio.to_thread(store.data_version)
             if now == version:
