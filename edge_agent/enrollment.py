@@ -5,8 +5,9 @@ CSR with the enrollment token to ``POST {auth_url}/v1/enroll``, and write the re
 certificate, CA and broker address into ``<state_dir>/identity/`` (see
 :mod:`edge_agent.identity`; the daemon uses them from then on).  ``renew``: a new key and
 CSR, signed over with the *current* key (``protocol.renewal_message``), sent to
-``POST {auth_url}/v1/devices/{id}/renew``.  The daemon runs :func:`renewal_loop`, which
-renews once less than a third of the certificate's lifetime (at most 30 days) is left.
+``POST {auth_url}/v1/devices/{id}/renew``.  The daemon's
+:func:`edge_agent.cert_renewal.renewal_loop` calls ``renew`` once less than a third of
+the certificate's lifetime (at most 30 days) is left.
 
 HTTP is the standard library's ``urllib`` (the device installs no web stack).  Errors::
 
@@ -19,7 +20,6 @@ HTTP is the standard library's ``urllib`` (the device installs no web stack).  E
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -57,9 +57,6 @@ from edge_agent.protocol import DEVICE_ID_PATTERN, renewal_message
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_S = 30.0
-RENEW_CHECK_S = 86400.0
-RENEW_RETRY_S = 3600.0
-RENEW_BEFORE_MAX_S = 30 * 86400.0
 
 
 class EnrollmentError(EdgeAgentError):
@@ -185,23 +182,30 @@ def _new_key_and_csr(device_id: str) -> tuple[bytes, str]:
     return key_pem, csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _not_after(cert_pem: str) -> int:
+def _validity(cert_pem: str) -> tuple[int, int]:
+    """(not_before, not_after) in Unix seconds, recorded so the daemon need not parse X.509."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError as exc:
         raise EnrollmentError(f"the auth service's answer holds no valid certificate: {exc}") from exc
-    return int(cert.not_valid_after_utc.timestamp())
+    return int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
 
 
 def _write_info(
-    folder: Path, device_id: str, mode: str, auth_url: str, broker: dict[str, Any], not_after: int | None
+    folder: Path,
+    device_id: str,
+    mode: str,
+    auth_url: str,
+    broker: dict[str, Any],
+    validity: tuple[int, int] | None,
 ) -> None:
     info = {
         "device_id": device_id,
         "mode": mode,
         "auth_url": auth_url,
         "broker": broker,
-        "not_after": not_after,
+        "not_before": None if validity is None else validity[0],
+        "not_after": None if validity is None else validity[1],
     }
     _write(folder / INFO_FILE, json.dumps(info, indent=2).encode(), 0o644)
 
@@ -244,14 +248,14 @@ def enroll(
         key_pem, csr = _new_key_and_csr(device_id or "device")
         answer = client.post("/v1/enroll", {**body, "csr": csr})
         certificate = _field(answer, "certificate", str)
-        not_after = _not_after(certificate)
+        validity = _validity(certificate)
         ca_pem = _field(answer, "ca_certificate", str)
         broker = {"host": _field(answer, "broker.host", str), "port": _field(answer, "broker.port", int)}
         enrolled_id = _field(answer, "device_id", str)
         _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
         _write(folder / CA_FILE, ca_pem.encode(), 0o644)
         _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
-        _write_info(folder, enrolled_id, "cert", auth_url, broker, not_after)
+        _write_info(folder, enrolled_id, "cert", auth_url, broker, validity)
         (folder / PASSWORD_FILE).unlink(missing_ok=True)
     identity = load_identity(state_dir)  # also moves the .new pair into place
     if identity is None:
@@ -290,40 +294,14 @@ def renew(state_dir: Path, *, client: HttpClient | None = None, now: float | Non
     )
     folder = identity.directory
     certificate = _field(answer, "certificate", str)
-    not_after = _not_after(certificate)
+    validity = _validity(certificate)
     ca_pem = _field(answer, "ca_certificate", str)
     _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
     _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
     _write(folder / CA_FILE, ca_pem.encode(), 0o644)
     broker = {"host": identity.broker_host, "port": identity.broker_port}
-    _write_info(folder, identity.device_id, "cert", identity.auth_url, broker, not_after)
+    _write_info(folder, identity.device_id, "cert", identity.auth_url, broker, validity)
     renewed = load_identity(state_dir)
     if renewed is None:
         raise EnrollmentError(f"the renewed identity in {folder} cannot be read back")
     return renewed
-
-
-def renewal_due(identity: EnrolledIdentity, now: float) -> bool:
-    """Less than a third of the lifetime (at most 30 days) left."""
-    if identity.mode != "cert" or identity.not_after is None:
-        return False
-    cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
-    lifetime = cert.not_valid_after_utc.timestamp() - cert.not_valid_before_utc.timestamp()
-    return identity.not_after - now < min(lifetime / 3, RENEW_BEFORE_MAX_S)
-
-
-async def renewal_loop(state_dir: Path, *, check_every: float = RENEW_CHECK_S) -> None:
-    """For the daemon: renew the certificate when due; check daily, retry hourly after a failure."""
-    while True:
-        delay = check_every
-        identity = load_identity(state_dir)
-        if identity is not None and renewal_due(identity, time.time()):
-            try:
-                renewed = await asyncio.to_thread(renew, state_dir)
-                log.info(
-                    "certificate renewed; valid until %s (used from the next connection)", renewed.not_after
-                )
-            except (EnrollmentError, OSError, ValueError) as exc:
-                log.warning("certificate renewal failed (retrying in %d min): %s", RENEW_RETRY_S // 60, exc)
-                delay = min(check_every, RENEW_RETRY_S)
-        await asyncio.sleep(delay)

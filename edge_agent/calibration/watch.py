@@ -28,20 +28,13 @@ Changed = Callable[[list[CalibrationRecord]], Awaitable[object]]
 async def watch_calibrations(
     store: CalibrationStore, active: ActiveCalibrations, on_change: Changed, *, poll_s: float = POLL_S
 ) -> None:
-    """Keep ``active`` in step with the database until cancelled.
-
-    The first pass compares the database with what ``active`` holds, so a change saved
-    between the caller's load and this start is applied and reported too.  The version
-    is read before the rows: a commit after that read changes it and is seen next poll.
-    """
-    heads = {(r.sensor, r.quantity): r.id for r in active.records()}
+    """Keep ``active`` in step with the database until cancelled."""
+    # No version yet: the first poll always compares the database with what is in effect,
+    # so a calibration saved between building ``active`` and starting this task is not missed.
     version: int | None = None
     problem: str | None = None
-    first = True
     while True:
-        if not first:
-            await asyncio.sleep(poll_s)
-        first = False
+        await asyncio.sleep(poll_s)
         try:
             now = await asyncio.to_thread(store.data_version)
             if now == version:
@@ -56,8 +49,10 @@ async def watch_calibrations(
             log.info("calibration database readable again")
             problem = None
         version = now
-        changed = [r for r in current if heads.get((r.sensor, r.quantity)) != r.id]
-        heads = {(r.sensor, r.quantity): r.id for r in current}
+        in_effect = {(r.sensor, r.quantity): r.id for r in active.records()}
+        changed = [
+            r for r in current if in_effect.get((r.sensor, r.quantity)) != (r.id if r.applies else None)
+        ]
         active.replace(current)
         if changed:
             for r in changed:

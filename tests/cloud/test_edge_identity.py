@@ -178,7 +178,7 @@ def test_renewal_is_due_with_a_third_of_the_lifetime_left(tmp_path: Path) -> Non
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    from edge_agent.enrollment import renewal_due
+    from edge_agent.cert_renewal import renewal_due
     from tests.cloud.helpers import new_key
 
     folder = _identity_files(tmp_path)
