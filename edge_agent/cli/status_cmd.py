@@ -8,8 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, report_config_error
+from edge_agent.cli.state_dir import state_dir_of
+from edge_agent.errors import ConfigError
 from edge_agent.service.status_server import StatusUnavailable, read_status, status_socket
+from edge_agent.settings import load_settings
 
 EX_NOT_RUNNING = 3
 """LSB init-script convention for "program is not running" (as ``systemctl status``)."""
@@ -22,14 +25,27 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="The daemon's full snapshot as JSON.")] = False,
 ) -> None:
     """Show the running daemon's sensors, outbox, uplink and clock (exit 3 if it is not running)."""
-    settings = load_config(config)
-    path = status_socket(settings.storage.state_dir)
+    # Only the state directory is needed: a file broken since the daemon started (a
+    # rejected reload) must not hide the daemon that still runs the last valid one.
+    invalid: ConfigError | None = None
     try:
-        snap = read_status(path)
+        state_dir = load_settings(config).storage.state_dir
+    except ConfigError as exc:
+        invalid, state_dir = exc, state_dir_of(config)
+    try:
+        snap = read_status(status_socket(state_dir))
     except StatusUnavailable as exc:
         err_console.print(f"[red]{exc}[/]")
+        if invalid is not None:
+            report_config_error(invalid)  # most likely why it is not running (exit 78)
         err_console.print("start it with: sudo systemctl start edge-agent  (or: edge-agent run --config …)")
         raise typer.Exit(EX_NOT_RUNNING) from exc
+    if invalid is not None:
+        err_console.print(
+            f"[yellow]note:[/] {config} is invalid now ({len(invalid.problems)} problem(s); "
+            f"edge-agent config check --config {config}); the daemon keeps running its last valid "
+            "configuration and would not start again with this file"
+        )
     if as_json:
         typer.echo(json.dumps(snap, indent=2))
         return
