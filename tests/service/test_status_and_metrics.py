@@ -112,6 +112,7 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     ):
         assert name in families, name
     assert families["edge_agent_publish_latency_seconds"].type == "histogram"
+    assert [name for name, _ in samples if name.endswith("_created")] == [], "timestamps read as counts"
 
     gone = cli("status", "--config", str(config))
     assert gone.returncode == 3
