@@ -213,7 +213,7 @@ class Metrics:
     def __init__(self, snapshot: Snapshot) -> None:
         # No ``*_created`` series: in the text format they read as gauges such as
         # ``edge_agent_events_created 1.79e+09``, which a newcomer takes for a count.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client 0.26
         self.registry = CollectorRegistry(auto_describe=False)
         self.publish_latency = Histogram(
             "edge_agent_publish_latency_seconds",
