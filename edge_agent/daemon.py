@@ -42,7 +42,7 @@ from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
 from edge_agent.sampler import SensorLoop
-from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.sensor_health import BreakerPolicy, Change, HealthGuard, SensorHealth, health_event
 from edge_agent.sensor_trust import SensorTrust
 from edge_agent.service import stages
 from edge_agent.service.notify import Notifier
@@ -341,18 +341,28 @@ class Daemon:
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
                 self._attempted_open(sensor.name)
                 reason = f"{type(exc).__name__}: {exc}"
-                if self.state.sensors_not_open.get(sensor.name) != reason:
+                previous = self.state.sensors_not_open.get(sensor.name)
+                if previous != reason:
                     log.error(
                         "sensor %s cannot be opened (retrying every ≤%.0f s): %s", sensor.name, delay, reason
                     )
                 self.state.sensors_not_open[sensor.name] = reason
+                if previous is None:  # status shows it failed: the cloud and the metrics learn it too
+                    await self._open_health(sensor.name, Change("ok", "failed", reason))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, OPEN_RETRY_MAX_S)
                 continue
             if self.state.sensors_not_open.pop(sensor.name, None) is not None:
                 log.info("sensor %s is open now", sensor.name)
+                await self._open_health(sensor.name, Change("failed", "ok", "opened"))
             self._attempted_open(sensor.name)
             return driver
+
+    async def _open_health(self, sensor: str, change: Change) -> None:
+        """A sensor that cannot be opened is ``failed`` before it has a health guard."""
+        if self.metrics is not None:
+            self.metrics.health_changed(sensor, change)
+        await self._announce(sensor, health_event(change, 0))
 
     async def _watch_clock(self, outbox: Outbox) -> None:
         while True:
