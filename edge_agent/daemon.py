@@ -334,10 +334,10 @@ class Daemon:
         delay = OPEN_RETRY_MIN_S
         while True:
             try:
-                # Probing a chip blocks on the bus: keep it off the event loop.
-                driver: Sensor = await asyncio.wait_for(
-                    asyncio.to_thread(hardware.open_sensor, sensor), timeout=max(sensor.timeout, 10.0)
-                )
+                # Probing a chip blocks on the bus: keep it off the event loop.  (asyncio.timeout:
+                # wait_for on 3.11 can swallow the cancel of a reload or a stop, see sensor_worker.)
+                async with asyncio.timeout(max(sensor.timeout, 10.0)):
+                    driver: Sensor = await asyncio.to_thread(hardware.open_sensor, sensor)
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
                 self._attempted_open(sensor.name)
                 reason = f"{type(exc).__name__}: {exc}"

@@ -72,7 +72,10 @@ class SensorWorker:
         """``fn()`` on the worker; ``TimeoutError`` if it takes longer than ``timeout``."""
         future = self.submit(fn)
         # shield: a timeout must not cancel the future the worker will still complete.
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+        # arrives with the result (gh-86296), and the stopped sensor went on sampling.
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)
 
     def stop(self) -> None:
         self._jobs.put(_STOP)
