@@ -142,7 +142,7 @@ class Daemon:
             driver,
             interval=sensor.interval,
             timeout=sensor.timeout,
-            emit=writer.submit,
+            emit=writer.submit_or_drop,
             boot=self.boot,
             clock=self.clock,
         )
