@@ -344,13 +344,19 @@ class Outbox:
         return await self.append_encoded([self.encode(e) for e in events])
 
     async def append_encoded(
-        self, encoded: Sequence[EncodedEvent], *, also: Sequence[tuple[str, tuple[Any, ...]]] = ()
+        self,
+        encoded: Sequence[EncodedEvent],
+        *,
+        also: Sequence[tuple[str, tuple[Any, ...]]] = (),
+        committing: asyncio.Event | None = None,
     ) -> list[StoredEvent]:
-        """:meth:`append` for events already encoded; ``also`` = statements for the same transaction."""
+        """:meth:`append` for events already encoded; ``also`` = statements for the same
+        transaction.  ``committing`` is set when the rows are in and the COMMIT (WAL write
+        and fsync, no GIL held) starts: a pipelining caller prepares its next batch then."""
         if not encoded and not also:
             return []
         try:
-            stored = await self._write(lambda t: self._insert_batch(t, encoded, also))
+            stored = await self._write(lambda t: self._insert_batch(t, encoded, also), committing=committing)
         except OutboxError as exc:
             if not is_full(exc.__cause__ or exc):
                 raise
@@ -494,16 +500,26 @@ class Outbox:
                 raise OutboxError(f"outbox read failed: {exc}") from exc
 
     async def _write(
-        self, body: Callable[[_Tally], Awaitable[T]], *, synchronous: Synchronous | None = None
+        self,
+        body: Callable[[_Tally], Awaitable[T]],
+        *,
+        synchronous: Synchronous | None = None,
+        committing: asyncio.Event | None = None,
     ) -> T:
         """Run ``body`` in one write transaction (``synchronous`` defaults to the durable
-        setting, FULL).  Shielded: once started, it finishes."""
+        setting, FULL); ``committing`` is set when its COMMIT starts.  Shielded: once
+        started, it finishes."""
         self._check_open()
-        task = asyncio.ensure_future(self._transaction(body, synchronous or self._durable))
+        task = asyncio.ensure_future(self._transaction(body, synchronous or self._durable, committing))
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
-    async def _transaction(self, body: Callable[[_Tally], Awaitable[T]], synchronous: Synchronous) -> T:
+    async def _transaction(
+        self,
+        body: Callable[[_Tally], Awaitable[T]],
+        synchronous: Synchronous,
+        committing: asyncio.Event | None,
+    ) -> T:
         conn = self._conn
         async with self._lock:
             self._check_open()
@@ -523,6 +539,8 @@ class Outbox:
                 tally.last_publish = self._last_publish
                 tally.disk_full_count += disk_full
                 await conn.execute(_UPDATE_STATE, tally.row())
+                if committing is not None:
+                    committing.set()
                 await conn.commit()
             except BaseException as exc:
                 # An eviction rolled back may have moved the age deadline: check again next time.
@@ -562,33 +580,21 @@ class Outbox:
 
     async def _insert(self, tally: _Tally, encoded: Sequence[EncodedEvent]) -> list[StoredEvent]:
         runtime = self._runtime.now()
-        epoch = self.epoch
         seq = tally.last_seq
         rows: list[tuple[Any, ...]] = []
         stored: list[StoredEvent] = []
         add_row, add_stored = rows.append, stored.append
         added = 0
-        # The hot loop of an append: EncodedEvent.body() and envelope_of() inlined.
+        # The hot loop of an append: EncodedEvent.body() inlined.  The envelope dict is
+        # not built: the returned events decode their body if anyone asks.
         for enc in encoded:
             seq += 1
             digits = str(seq)
             size = enc.fixed_size + len(digits)
-            e = enc.event
+            kind = enc.event.kind
             body = enc.head + digits + enc.tail
-            add_row((seq, enc.lane, e.kind, size, runtime, enc.unsynced, body))
-            envelope = {
-                "id": e.id,
-                "seq": seq,
-                "epoch": epoch,
-                "boot": e.boot,
-                "kind": e.kind,
-                "sensor": e.sensor,
-                "ts": e.ts,
-                "clock": e.clock,
-                "mono": float(e.mono),
-                "data": e.data,
-            }
-            add_stored(codec.stored(seq, e.kind, body, size, envelope))
+            add_row((seq, enc.lane, kind, size, runtime, enc.unsynced, body))
+            add_stored(StoredEvent(seq, kind, body, size))
             added += size
         await self._conn.executemany(_INSERT, rows)
         tally.last_seq = seq
