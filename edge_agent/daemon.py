@@ -111,7 +111,9 @@ class Daemon:
                 log.info("stopping: sampling ends, committed events are flushed")
                 for task in [*sampling, clock]:
                     task.cancel()
-                await asyncio.gather(*sampling, clock, return_exceptions=True)
+                await _bounded(
+                    "sampling to stop", asyncio.gather(*sampling, clock, return_exceptions=True), 3
+                )
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
@@ -123,7 +125,7 @@ class Daemon:
                 )
                 await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
                 await _bounded("the uplink task", asyncio.shield(uplink), 2)
-                for task in (writing, uplink):
+                for task in (writing, uplink, *sampling, clock):  # again: a task may have missed it
                     task.cancel()
         finally:
             hardware.close()
@@ -154,9 +156,8 @@ class Daemon:
         while True:
             try:
                 # Probing a chip blocks on the bus: keep it off the event loop.
-                driver: Sensor = await asyncio.wait_for(
-                    asyncio.to_thread(hardware.open_sensor, sensor), timeout=max(sensor.timeout, 10.0)
-                )
+                async with asyncio.timeout(max(sensor.timeout, 10.0)):  # not wait_for: see SensorWorker.call
+                    driver: Sensor = await asyncio.to_thread(hardware.open_sensor, sensor)
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.state.sensors_not_open.get(sensor.name) != reason:

@@ -392,7 +392,8 @@ class Outbox:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._committed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancellation
+                    await self._committed.wait()
             except TimeoutError:
                 return False
         return False
