@@ -344,19 +344,13 @@ class Outbox:
         return await self.append_encoded([self.encode(e) for e in events])
 
     async def append_encoded(
-        self,
-        encoded: Sequence[EncodedEvent],
-        *,
-        also: Sequence[tuple[str, tuple[Any, ...]]] = (),
-        committing: asyncio.Event | None = None,
+        self, encoded: Sequence[EncodedEvent], *, also: Sequence[tuple[str, tuple[Any, ...]]] = ()
     ) -> list[StoredEvent]:
-        """:meth:`append` for events already encoded; ``also`` = statements for the same
-        transaction.  ``committing`` is set when the rows are in and the COMMIT (WAL write
-        and fsync, no GIL held) starts: a pipelining caller prepares its next batch then."""
+        """:meth:`append` for events already encoded; ``also`` = statements for the same transaction."""
         if not encoded and not also:
             return []
         try:
-            stored = await self._write(lambda t: self._insert_batch(t, encoded, also), committing=committing)
+            stored = await self._write(lambda t: self._insert_batch(t, encoded, also))
         except OutboxError as exc:
             if not is_full(exc.__cause__ or exc):
                 raise
@@ -501,26 +495,16 @@ class Outbox:
                 raise OutboxError(f"outbox read failed: {exc}") from exc
 
     async def _write(
-        self,
-        body: Callable[[_Tally], Awaitable[T]],
-        *,
-        synchronous: Synchronous | None = None,
-        committing: asyncio.Event | None = None,
+        self, body: Callable[[_Tally], Awaitable[T]], *, synchronous: Synchronous | None = None
     ) -> T:
         """Run ``body`` in one write transaction (``synchronous`` defaults to the durable
-        setting, FULL); ``committing`` is set when its COMMIT starts.  Shielded: once
-        started, it finishes."""
+        setting, FULL).  Shielded: once started, it finishes."""
         self._check_open()
-        task = asyncio.ensure_future(self._transaction(body, synchronous or self._durable, committing))
+        task = asyncio.ensure_future(self._transaction(body, synchronous or self._durable))
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
-    async def _transaction(
-        self,
-        body: Callable[[_Tally], Awaitable[T]],
-        synchronous: Synchronous,
-        committing: asyncio.Event | None,
-    ) -> T:
+    async def _transaction(self, body: Callable[[_Tally], Awaitable[T]], synchronous: Synchronous) -> T:
         conn = self._conn
         async with self._lock:
             self._check_open()
@@ -540,8 +524,6 @@ class Outbox:
                 tally.last_publish = self._last_publish
                 tally.disk_full_count += disk_full
                 await conn.execute(_UPDATE_STATE, tally.row())
-                if committing is not None:
-                    committing.set()
                 await conn.commit()
             except BaseException as exc:
                 # An eviction rolled back may have moved the age deadline: check again next time.

@@ -1,4 +1,4 @@
-"""Group commit: many producers, one transaction per batch, the next batch prepared during the fsync.
+"""Group commit: many producers, one transaction per batch.
 
 Each producer awaits :meth:`OutboxWriter.submit`, which resolves once its event is
 COMMITTED (with its seq).  :meth:`OutboxWriter.run` takes everything queued, up to
@@ -7,17 +7,9 @@ next batch gathers.  So the cost of an fsync is shared by every event that arriv
 the previous one, and a single producer still gets its event committed without waiting
 for a timer.
 
-Pipelined: a transaction has a CPU phase (SQLite inserting the rows, which needs the GIL
-for every row it binds) and an I/O phase (COMMIT: writing and fsyncing the WAL, which
-holds no GIL).  The writer encodes the NEXT batch to JSON during the I/O phase of the
-current one, and stays out of the way during its CPU phase: Python work on the event
-loop while SQLite binds rows on aiosqlite's thread makes both wait for the GIL (measured:
-executemany falls from 330,000 to 7,000 rows/s next to a busy encoder).  So ``submit``
-only queues; the writer encodes.  An event that has no valid wire form fails its own
-submission (``ValueError``), alone.
-
-``submit_many`` hands over several events for one wait (a sampling tick of many sensors):
-they are committed together, never split across transactions.  A producer cancelled while
+Events are encoded in ``submit`` (an invalid one fails there, alone), while the previous
+batch commits.  ``submit_many`` hands over several events for one wait (a sampling tick
+of many sensors): they are committed together, never split across transactions.  A producer cancelled while
 waiting does not un-submit: its event is committed all the same.
 """
 
@@ -36,10 +28,8 @@ from edge_agent.outbox.store import Outbox
 
 log = logging.getLogger("edge_agent.outbox")
 
-_Entry = tuple[list[NewEvent], "asyncio.Future[list[StoredEvent]]"]
-"""One submission: its events and the future its producer waits on."""
-_Ready = list[tuple[list[EncodedEvent], "asyncio.Future[list[StoredEvent]]"]]
-"""A batch taken from the queue and encoded, waiting for its transaction."""
+_Entry = tuple[list[EncodedEvent], "asyncio.Future[list[StoredEvent]]"]
+"""One submission: its encoded events and the future its producer waits on."""
 
 
 class OutboxWriter:
@@ -74,7 +64,7 @@ class OutboxWriter:
         (:class:`OutboxFullError`, …) if its batch could not be committed;
         :class:`OutboxClosedError` after :meth:`stop`.
         """
-        return (await self._enqueue([event]))[0]
+        return (await self._enqueue([self._outbox.encode(event)]))[0]
 
     async def submit_or_drop(self, event: NewEvent) -> StoredEvent | None:
         """:meth:`submit` for a producer that must go on whatever the storage does (a
@@ -101,14 +91,15 @@ class OutboxWriter:
         """Queue several events (a sampling tick of many sensors): committed together, in
         order, in the same transaction (never split), for the price of one wait.  One
         invalid event refuses the whole submission (``ValueError``)."""
-        return await self._enqueue(list(events)) if events else []
+        encoded = [self._outbox.encode(event) for event in events]
+        return await self._enqueue(encoded) if encoded else []
 
-    def _enqueue(self, events: list[NewEvent]) -> asyncio.Future[list[StoredEvent]]:
+    def _enqueue(self, encoded: list[EncodedEvent]) -> asyncio.Future[list[StoredEvent]]:
         if self._stopping:
             raise OutboxClosedError("the outbox writer is stopped")
         future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append((events, future))
-        self._queued += len(events)
+        self._queue.append((encoded, future))
+        self._queued += len(encoded)
         self._wake.set()
         return future
 
@@ -117,30 +108,19 @@ class OutboxWriter:
         if self._running:
             raise RuntimeError("OutboxWriter.run is already running")
         self._running = True
-        ready: _Ready = []
         try:
             while True:
-                if not ready:
-                    if not self._queue:
-                        if self._stopping:
-                            return
-                        self._wake.clear()
-                        await self._wake.wait()
-                        continue
-                    ready = self._take()
-                    continue  # every submission of it may have been invalid
-                ready = await self._commit(ready)
-                # Let the producers just resolved run now, not during the next
-                # transaction's inserts (GIL), and join the batch after it.
-                await asyncio.sleep(0)
+                if not self._queue:
+                    if self._stopping:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self._commit_one_batch()
         finally:
             self._running = False
             self._stopping = True  # ended (stopped or cancelled): later submits must not hang
-            closed = OutboxClosedError("the outbox writer stopped before committing this event")
-            for _, future in ready:
-                if not future.done():
-                    future.set_exception(closed)
-            self._fail_queued(closed)
+            self._fail_queued(OutboxClosedError("the outbox writer stopped before committing this event"))
             self._finished.set()
 
     async def stop(self) -> None:
@@ -150,68 +130,32 @@ class OutboxWriter:
         if self._running:
             await self._finished.wait()
         else:
-            ready: _Ready = []
-            while ready or self._queue:
-                ready = await self._commit(ready or self._take())
+            while self._queue:
+                await self._commit_one_batch()
 
-    def _take(self) -> _Ready:
-        """Take up to ``max_batch`` events (whole submissions) off the queue, and encode them."""
+    async def _commit_one_batch(self) -> None:
         batch = [self._queue.popleft()]
         n = len(batch[0][0])
         while self._queue and n + len(self._queue[0][0]) <= self._max_batch:
             batch.append(self._queue.popleft())
             n += len(batch[-1][0])
         self._queued -= n
-        encode = self._outbox.encode
-        ready: _Ready = []
-        for events, future in batch:
-            try:
-                ready.append(([encode(event) for event in events], future))
-            except ValueError as exc:  # this submission fails alone
-                if not future.done():
-                    future.set_exception(exc)
-        return ready
-
-    async def _commit(self, batch: _Ready) -> _Ready:
-        """Commit ``batch`` in one transaction; returns the next batch, encoded meanwhile."""
-        if not batch:
-            return []
-        committing = asyncio.Event()
         # Shielded: a cancelled run() still learns the outcome and resolves the producers.
         self._in_flight = append = asyncio.create_task(
-            self._outbox.append_encoded(
-                [encoded for events, _ in batch for encoded in events], committing=committing
-            )
+            self._outbox.append_encoded([encoded for entry, _ in batch for encoded in entry])
         )
-        upcoming: _Ready = []
         try:
-            flushing = asyncio.create_task(committing.wait())
-            try:
-                await asyncio.wait((append, flushing), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                flushing.cancel()
-            if not append.done() and self._queue:
-                upcoming = self._take()  # while the WAL is written and fsynced (no GIL needed)
             await asyncio.shield(append)
         except asyncio.CancelledError:
             with contextlib.suppress(BaseException):
                 await append
             self._resolve(batch, append)
-            self._requeue(upcoming)
             raise
         except Exception:
             pass  # handed to the producers below
         self._resolve(batch, append)
-        return upcoming
 
-    def _requeue(self, ready: _Ready) -> None:
-        """Put an encoded batch back at the head of the queue (its events are still valid)."""
-        for encoded, future in reversed(ready):
-            events = [e.event for e in encoded]
-            self._queue.appendleft((events, future))
-            self._queued += len(events)
-
-    def _resolve(self, batch: _Ready, append: asyncio.Future[list[StoredEvent]]) -> None:
+    def _resolve(self, batch: list[_Entry], append: asyncio.Future[list[StoredEvent]]) -> None:
         error: BaseException | None
         if not append.done() or append.cancelled():
             error = OutboxClosedError("the outbox writer was cancelled before this event was committed")
