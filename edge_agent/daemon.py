@@ -35,6 +35,7 @@ from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
 from edge_agent.sampler import SensorLoop
+from edge_agent.sensor_trust import SensorTrust
 from edge_agent.settings import SensorSettings, Settings
 from edge_agent.uplink import Forwarder
 
@@ -64,6 +65,7 @@ class Daemon:
         self.boot = boot_id()
         self.clock = ClockWatch(settings.device.clock_check)
         self.state = DaemonState()
+        self.trust: SensorTrust | None = None
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -95,6 +97,16 @@ class Daemon:
         )
         writer = OutboxWriter(outbox)
         forwarder = Forwarder(outbox, settings.mqtt, device_id=settings.device.id, boot=self.boot)
+        trust = self.trust = SensorTrust(
+            settings,
+            sensors=self.state.sensors,
+            not_open=self.state.sensors_not_open,
+            submit=writer.submit,
+            boot=self.boot,
+            clock=self.clock,
+        )
+        await trust.open()
+        trust.attach(forwarder)
         hardware = Hardware(self.registry)
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -102,6 +114,7 @@ class Daemon:
                 await writer.submit(self._status_event("started"))
                 uplink = tasks.create_task(forwarder.run(), name="uplink")
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
+                checks = tasks.create_task(trust.run(), name="sensor-trust")
                 sampling = [
                     tasks.create_task(self._sensor(s, hardware, writer), name=f"sensor-{s.name}")
                     for s in settings.sensors
@@ -109,10 +122,10 @@ class Daemon:
                 ]
                 await self._stop.wait()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*sampling, clock]:
+                for task in [*sampling, clock, checks]:
                     task.cancel()
                 await _bounded(
-                    "sampling to stop", asyncio.gather(*sampling, clock, return_exceptions=True), 3
+                    "sampling to stop", asyncio.gather(*sampling, clock, checks, return_exceptions=True), 3
                 )
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
@@ -125,9 +138,10 @@ class Daemon:
                 )
                 await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
                 await _bounded("the uplink task", asyncio.shield(uplink), 2)
-                for task in (writing, uplink, *sampling, clock):  # again: a task may have missed it
+                for task in (writing, uplink, *sampling, clock, checks):  # again: one may have missed it
                     task.cancel()
         finally:
+            await trust.close()
             hardware.close()
             await outbox.close()
         log.info("stopped")
@@ -147,6 +161,7 @@ class Daemon:
             emit=writer.submit_or_drop,
             boot=self.boot,
             clock=self.clock,
+            transform=self.trust.transform(sensor.name) if self.trust else dict,
         )
         self.state.sensors[sensor.name] = loop
         await loop.run()

@@ -12,7 +12,12 @@
      │    ├── OutboxClosedError   used after close / writer stopped
      │    ├── OutboxLockedError   another process holds the outbox (a second daemon)
      │    └── OutboxFullError     no room even after evicting (disk full beyond the reserve)
-     └── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
+     ├── UplinkError         (edge_agent.uplink.errors) MQTT trouble, drawn in that module
+     ├── CalibrationStoreError  (edge_agent.calibration.store) calibration.db unusable
+     ├── CalibrationInputError  (edge_agent.calibration.fit, also a ValueError) reference
+     │                       points that give no sane correction; nothing is saved
+     └── CannotJudge         (edge_agent.sensor_tests.kinds) a sensor test could not reach
+                             a verdict: its result is ``error``
 
 Sensor failures are :class:`drivers.errors.DriverError` (the drivers package stands on
 its own and has its own tree); the agent catches them per sensor.

@@ -19,7 +19,7 @@ from smbus2 import i2c_msg
 
 from drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
 from drivers.clock import SYSTEM_CLOCK, Clock
-from drivers.sim import SimulatedI2CDevice, SimulatedSerial, SimulatedSMBus
+from drivers.sim import Environment, SimulatedI2CDevice, SimulatedSerial, SimulatedSMBus
 from edge_agent.driver_registry import DriverRegistry
 from edge_agent.errors import HardwareOpenError
 from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
@@ -127,6 +127,8 @@ class Hardware:
         self.clock = clock
         self.seed = seed
         self.sim_bus = SimulatedSMBus(SIM, seed=seed)
+        self.environment = Environment()
+        """The simulated sensors share one room: their temperatures (etc.) agree."""
         self._i2c: dict[int | str, LockedBus] = {}
         self._closables: list[Any] = []
 
@@ -143,6 +145,7 @@ class Hardware:
         if device is None:
             assert spec.simulator is not None
             device = self.sim_bus.attach(spec.simulator(address, clock=self.clock, seed=self.seed))
+            self.environment.adopt(getattr(device, "signals", {}))
         return device
 
     def serial(self, spec: DriverSpec, port: str, baudrate: int) -> SerialLike:
@@ -152,6 +155,7 @@ class Hardware:
             if found is None or found.spec.simulator is None:
                 raise HardwareOpenError(f"{port}: no serial simulator named {target!r}")
             model = found.spec.simulator(clock=self.clock, seed=self.seed)
+            self.environment.adopt(getattr(model, "signals", {}))
             opened: SerialLike = SimulatedSerial(
                 model,
                 port=port,

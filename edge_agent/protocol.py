@@ -7,6 +7,7 @@ the prose version).  Topics::
     devices/{device_id}/status      device → cloud   retained birth {"state": "online"}; last will "offline"
     devices/{device_id}/acks        cloud → device   {"epoch": …, "seqs": [[first, last], …]} stored ranges
     devices/{device_id}/commands/…  cloud → device   remote commands (MQTT v5 response topic)
+    devices/{device_id}/responses…  device → cloud   command replies (on the request's response topic)
 
 An event envelope::
 
@@ -55,6 +56,30 @@ def status_topic(device_id: str) -> str:
 
 def acks_topic(device_id: str) -> str:
     return f"devices/{device_id}/acks"
+
+
+def command_topic(device_id: str, name: str) -> str:
+    """Where the cloud sends command ``name`` (e.g. ``run-test``)."""
+    return f"devices/{device_id}/commands/{name}"
+
+
+def commands_filter(device_id: str) -> str:
+    """What the device subscribes to for its commands."""
+    return command_topic(device_id, "+")
+
+
+def command_name(device_id: str, topic: str) -> str | None:
+    """``devices/X/commands/ping`` → ``ping`` (None when the topic is not one of X's commands)."""
+    prefix = command_topic(device_id, "")
+    name = topic.removeprefix(prefix)
+    if name == topic or not name or "/" in name:
+        return None
+    return name
+
+
+def responses_topic(device_id: str) -> str:
+    """Where error replies go when a request's response topic is missing or not allowed."""
+    return f"devices/{device_id}/responses"
 
 
 def device_of_topic(topic: str) -> str | None:

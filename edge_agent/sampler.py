@@ -15,16 +15,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
 from edge_agent.clock_sync import ClockWatch
 from edge_agent.events import NewEvent
-from edge_agent.sensor_worker import SensorWorker
+from edge_agent.sensor_worker import SensorAccess
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[NewEvent], Awaitable[object]]
+Transform = Callable[[Mapping[str, float]], dict[str, Any]]
+"""Turns a driver's values into a reading's ``data`` (calibration corrections, their ids)."""
 
 
 @dataclass
@@ -51,6 +56,7 @@ class SensorLoop:
         boot: str,
         clock: ClockWatch,
         monotonic: Callable[[], float] = time.monotonic,
+        transform: Transform = dict,
     ) -> None:
         self.name = name
         self.driver = driver
@@ -61,7 +67,9 @@ class SensorLoop:
         self._boot = boot
         self._clock = clock
         self._monotonic = monotonic
-        self._worker = SensorWorker(name)
+        self._access = SensorAccess(name, driver, timeout)
+        self._worker = self._access.worker
+        self._transform = transform
 
     async def run(self) -> None:
         next_tick = self._monotonic()
@@ -78,8 +86,16 @@ class SensorLoop:
         finally:
             self._worker.stop()
 
+    async def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+        """``fn()`` on this sensor's worker between two samples (how sensor tests read)."""
+        return await self._access.call(fn, timeout)
+
     async def sample_once(self) -> NewEvent | None:
         """Take one reading; returns the event handed on, or None if there was none."""
+        async with self._access.turn:  # sensor tests' reads take turns with sampling
+            return await self._sample_once()
+
+    async def _sample_once(self) -> NewEvent | None:
         c = self.counters
         if self._worker.busy:
             c.skipped_busy += 1
@@ -111,7 +127,7 @@ class SensorLoop:
         return NewEvent.now(
             "reading",
             self.name,
-            dict(values),
+            self._transform(values),
             boot=self._boot,
             clock=self._clock.state,
             mono=self._monotonic(),

@@ -21,6 +21,31 @@ T = TypeVar("T")
 _STOP = object()
 
 
+class SensorAccess:
+    """A sensor's driver and worker, shared by sampling and sensor tests: one call at a time.
+
+    Callers take turns (``turn``) instead of finding the worker busy, so a sensor test
+    taking ten readings never makes the sampler skip a tick; it only delays it a little.
+    """
+
+    def __init__(self, name: str, driver: Any, timeout: float) -> None:
+        self.name = name
+        self.driver = driver
+        self.timeout = timeout
+        self.worker = SensorWorker(name)
+        self.turn = asyncio.Lock()
+
+    async def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+        """``fn()`` on the worker in turn; ``TimeoutError`` if it (or a hung earlier call) overruns."""
+        async with self.turn:
+            if self.worker.busy:
+                raise TimeoutError(f"sensor {self.name}: an earlier call is still running (driver hung?)")
+            return await self.worker.call(fn, self.timeout if timeout is None else timeout)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
 class SensorWorker:
     """Runs blocking calls for one sensor on its own daemon thread."""
 

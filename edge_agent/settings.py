@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
 from edge_agent.units import ByteSize, Duration, parse_int_literal
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
@@ -140,6 +141,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     mqtt: MQTTSettings = MQTTSettings()
     sensors: list[SensorSettings] = Field(default_factory=list)
+    tests: list[TestSettings] = Field(default_factory=list, description="Sensor tests ([[tests]])")
 
     @model_validator(mode="after")
     def _unique_sensor_names(self) -> Settings:
@@ -189,7 +191,9 @@ def load_settings(
             _swap_environ(saved)
     if problems:
         raise ConfigError(problems)
-    settings, problems = _check_drivers(settings, source, registry or load_registry())
+    registry = registry or load_registry()
+    settings, problems = _check_drivers(settings, source, registry)
+    problems += check_tests(settings, source, registry)
     if problems:
         raise ConfigError(problems)
     return _resolve_paths(settings, path.parent)
@@ -308,9 +312,10 @@ def _problem(err: ErrorDetails, source: str, env: dict[str, str], data: dict[str
     # Model-level validators report at the model, not the field: drop pydantic's
     # type tags ("function-after[...]") that appear in the location for unions.
     loc = tuple(p for p in err["loc"] if isinstance(p, int) or not re.match(r"^[a-z-]+\[", str(p)))
+    loc = drop_union_tag(loc)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = test_model_of(loc, data) if loc[0] == "tests" else _model_at(loc[:-1])
         known = set(parent.model_fields) if parent else set()
         message = _unknown_key_message(str(loc[-1]), known)
     elif err["type"] == "missing":
@@ -320,13 +325,13 @@ def _problem(err: ErrorDetails, source: str, env: dict[str, str], data: dict[str
 
 
 def _sensor_label(loc: tuple[str | int, ...], data: dict[str, Any]) -> str:
-    """`` (sensor "climate")`` so the user need not count ``[[sensors]]`` tables."""
-    if len(loc) >= 2 and loc[0] == "sensors" and isinstance(loc[1], int):
-        sensors = data.get("sensors")
-        if isinstance(sensors, list) and loc[1] < len(sensors) and isinstance(sensors[loc[1]], dict):
-            name = sensors[loc[1]].get("name")
+    """`` (sensor "climate")`` so the user need not count ``[[sensors]]`` or ``[[tests]]`` tables."""
+    if len(loc) >= 2 and loc[0] in ("sensors", "tests") and isinstance(loc[1], int):
+        tables = data.get(str(loc[0]))
+        if isinstance(tables, list) and loc[1] < len(tables) and isinstance(tables[loc[1]], dict):
+            name = tables[loc[1]].get("name")
             if isinstance(name, str):
-                return f' (sensor "{name}")'
+                return f' ({str(loc[0])[:-1]} "{name}")'
     return ""
 
 

@@ -8,12 +8,14 @@ values, corrupt CRC, dead heater) and the serial line (garbage, corrupt frames,
 silence).
 """
 
+from drivers.sim.environment import Environment
 from drivers.sim.i2c_bus import BusFault, SimulatedI2CDevice, SimulatedSMBus
 from drivers.sim.serial_port import SerialDeviceModel, SimulatedSerial
 from drivers.sim.signals import Signal, SignalFaults
 
 __all__ = [
     "BusFault",
+    "Environment",
     "SerialDeviceModel",
     "Signal",
     "SignalFaults",

@@ -63,7 +63,14 @@ class Signal:
         self._start = self._last_t
         self._fault_since = self._last_t
         self._stuck_value: float | None = None
+        self._leader: Signal | None = None
         self._lock = threading.Lock()
+
+    def follow(self, leader: Signal) -> None:
+        """Take the truth from ``leader`` (two sensors in the same air); own noise and faults stay."""
+        if leader is self or leader._leader is not None:
+            raise ValueError("a signal follows a leader that follows nobody")
+        self._leader = leader
 
     def set_faults(self, **changes: float | bool) -> None:
         """Switch faults on or off, e.g. ``set_faults(stuck=True)``."""
@@ -107,6 +114,8 @@ class Signal:
             return value
 
     def _truth(self, now: float) -> float:
+        if self._leader is not None:
+            return min(max(self._leader.true_value(), self.lo), self.hi)
         dt = max(0.0, now - self._last_t)
         if self.walk and dt:
             # Mean-reverting random walk: wanders but never leaves the plausible band.

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from edge_agent import __version__
-from edge_agent.cli import buffer_cmd, config_cmd
+from edge_agent.cli import buffer_cmd, calibration_cmd, config_cmd, test_cmd
+from edge_agent.cli.calibrate_cmd import calibrate
 from edge_agent.cli.drivers_cmd import drivers
 from edge_agent.cli.read_cmd import read
 from edge_agent.cli.run_cmd import run
@@ -22,6 +23,9 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(buffer_cmd.app, name="buffer")
+app.add_typer(test_cmd.app, name="test")
+app.add_typer(calibration_cmd.app, name="calibration")
+app.command("calibrate")(calibrate)
 app.command("run")(run)
 app.command("drivers")(drivers)
 app.command("scan")(scan_command)

@@ -109,6 +109,9 @@ class Message:
     topic: str
     payload: bytes
     user_properties: dict[str, str]
+    response_topic: str | None = None
+    """MQTT v5 Response Topic: where a request wants its reply."""
+    correlation_data: bytes | None = None
 
 
 MessageHandler = Callable[[Message], None]
@@ -409,7 +412,15 @@ class Connection:
             fut.set_result(reason_codes)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        message = Message(msg.topic, bytes(msg.payload), user_properties(msg.properties))
+        props = msg.properties
+        correlation = getattr(props, "CorrelationData", None)
+        message = Message(
+            msg.topic,
+            bytes(msg.payload),
+            user_properties(props),
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation_data=bytes(correlation) if correlation is not None else None,
+        )
         self._in_loop(self._deliver, message)
 
     def _deliver(self, message: Message) -> None:

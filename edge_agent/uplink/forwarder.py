@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -61,6 +61,7 @@ from edge_agent.uplink.errors import (
     ConnectionLost,
     PublishRejected,
     PublishTimeout,
+    SubscribeRejected,
     UplinkError,
 )
 from edge_agent.uplink.lanes import LaneName, LaneReader, TokenBucket
@@ -83,6 +84,16 @@ Opener = Callable[[ConnectParams, MessageHandler], Awaitable[Connection]]
 
 async def open_connection(params: ConnectParams, on_message: MessageHandler) -> Connection:
     return await Connection.open(params, on_message=on_message)
+
+
+class CommandRouter(Protocol):
+    """Takes the messages of the device's commands topic (:mod:`edge_agent.remote`)."""
+
+    topic_filter: str
+
+    def matches(self, topic: str) -> bool: ...
+
+    def receive(self, message: Message) -> None: ...
 
 
 @dataclass(eq=False)
@@ -124,6 +135,7 @@ class Forwarder:
         rng: random.Random | None = None,
         opener: Opener = open_connection,
         drain_timeout: float = 3.0,
+        commands: CommandRouter | None = None,
     ) -> None:
         self._outbox = outbox
         self.settings = settings
@@ -133,6 +145,9 @@ class Forwarder:
         self._wall = wall_clock
         self._open = opener
         self._drain_timeout = drain_timeout
+        self.commands = commands
+        """Remote commands: subscribed on every connect, their messages routed here."""
+        self._conn: Connection | None = None
         self._e2e = settings.delivery == "end-to-end"
         self._events_topic = events_topic(device_id)
         self._acks_topic = acks_topic(device_id)
@@ -287,16 +302,40 @@ class Forwarder:
 
     async def _open_session(self, params: ConnectParams) -> Connection:
         conn = await self._open(params, self._on_message)
-        if not self._e2e:
-            return conn
         try:
-            await conn.subscribe(self._acks_topic, qos=1)
+            if self._e2e:
+                await conn.subscribe(self._acks_topic, qos=1)
+            if self.commands is not None:
+                await self._subscribe_commands(conn, self.commands.topic_filter)
         except ConnectionLost as exc:
             raise BrokerUnreachable(f"connection lost while subscribing: {exc.reason}") from exc
         except BaseException:
-            conn.abort("acks subscription failed")
+            conn.abort("subscription failed")
             raise
         return conn
+
+    async def _subscribe_commands(self, conn: Connection, topic: str) -> None:
+        try:
+            await conn.subscribe(topic, qos=1)
+        except SubscribeRejected as exc:
+            # Forwarding events matters more than commands: carry on without them.
+            log.warning("MQTT: remote commands unavailable on this connection: %s", exc)
+
+    def publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
+        """Publish a command reply (QoS 1, not stored) now; raises when not connected."""
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            raise ConnectionLost("not connected")
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ContentType = "application/json"
+        if correlation is not None:
+            props.CorrelationData = correlation
+        conn.publish(topic, payload, properties=props).add_done_callback(self._reply_published)
+
+    def _reply_published(self, fut: asyncio.Future[None]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            log.warning("MQTT: command reply not delivered: %s", exc)
 
     def _params(self) -> ConnectParams:
         will = Will(self._status_topic, status_payload("offline", boot=self.boot, epoch=self._outbox.epoch))
@@ -375,6 +414,7 @@ class Forwarder:
 
     def _begin_session(self, conn: Connection) -> None:
         s = self.settings
+        self._conn = conn
         live_from = self._outbox.next_seq
         # One outbox query per several batches, bounded in memory.
         prefetch = max(s.batch_max_events, min(20 * s.batch_max_events, 2000))
@@ -627,6 +667,9 @@ class Forwarder:
         self._changed.set()
 
     def _on_message(self, message: Message) -> None:
+        if self.commands is not None and self.commands.matches(message.topic):
+            self.commands.receive(message)
+            return
         if message.topic != self._acks_topic:
             return
         try:

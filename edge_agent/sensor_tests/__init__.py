@@ -1,0 +1,1 @@
+"""Sensor tests: config models, kinds, runner, scheduler."""

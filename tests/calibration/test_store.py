@@ -1,0 +1,153 @@
+"""The calibration history: save, reset, rollback (as history), reopen, concurrent reader, bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge_agent.calibration import (
+    ActiveCalibrations,
+    CalibrationInputError,
+    CalibrationStore,
+    CalibrationStoreError,
+    NewCalibration,
+    Point,
+    fit,
+)
+from edge_agent.calibration.schema import SCHEMA_VERSION
+from edge_agent.calibration.watch import watch_calibrations
+
+
+def new(offset_ref: float, quantity: str = "temperature_c", sensor: str = "climate") -> NewCalibration:
+    points = [Point(20.0, offset_ref)]
+    method, correction = fit(points)
+    return NewCalibration(
+        sensor=sensor,
+        quantity=quantity,
+        method=method,
+        correction=correction,
+        points=points,
+        as_found=[20.0],
+        as_left=[offset_ref],
+        reference_instrument="Fluke 1524 s/n 42",
+        technician="ana",
+        note="after fan replacement",
+        expires_at=2_000_000_000.0,
+    )
+
+
+def test_save_keeps_everything_and_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.db"
+    with CalibrationStore.open(path, wall=lambda: 1_700_000_000.0) as store:
+        saved = store.save(new(19.5))
+    with CalibrationStore.open(path) as store:
+        (r,) = store.active("climate")
+    assert r == saved
+    assert (r.action, r.method, r.gain, r.offset) == ("calibrate", "offset", 1.0, -0.5)
+    assert r.points == [Point(20.0, 19.5)] and r.as_found == [20.0] and r.as_left == [19.5]
+    assert (r.reference_instrument, r.technician, r.note) == (
+        "Fluke 1524 s/n 42",
+        "ana",
+        "after fan replacement",
+    )
+    assert r.created_at == r.calibrated_at == 1_700_000_000.0 and r.expires_at == 2_000_000_000.0
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
+    with CalibrationStore.open(tmp_path / "c.db") as store:
+        a = store.save(new(19.5))
+        b = store.save(new(19.0))
+        assert [r.id for r in store.active()] == [b.id]
+        back = store.rollback("climate")
+        assert back.action == "rollback" and back.restores == a.id and back.offset == a.offset
+        assert store.active()[0].id == back.id  # the rollback row is what readings carry
+        gone = store.rollback("climate")
+        assert not gone.applies and store.active() == []
+        with pytest.raises(CalibrationInputError, match="nothing to reset"):
+            store.reset("climate")
+        c = store.save(new(21.0))
+        (reset,) = store.reset("climate", "temperature_c", technician="bo")
+        assert reset.previous == c.id and store.active() == []
+        undo = store.rollback("climate", "temperature_c")
+        assert undo.applies and undo.restores == c.id
+        history = store.history("climate")
+        assert [r.action for r in history] == [
+            "calibrate", "calibrate", "rollback", "rollback", "calibrate", "reset", "rollback",
+        ]  # fmt: skip
+        assert len({r.id for r in history}) == len(history)
+
+
+def test_nothing_to_roll_back(tmp_path: Path) -> None:
+    with (
+        CalibrationStore.open(tmp_path / "c.db") as store,
+        pytest.raises(CalibrationInputError, match="no calibration history"),
+    ):
+        store.rollback("climate")
+
+
+def test_reset_without_quantity_resets_every_quantity(tmp_path: Path) -> None:
+    with CalibrationStore.open(tmp_path / "c.db") as store:
+        store.save(new(19.5))
+        store.save(new(45.0, quantity="relative_humidity_pct"))
+        store.save(new(1.0, sensor="cabinet"))
+        assert len(store.reset("climate")) == 2
+        assert [r.sensor for r in store.active()] == ["cabinet"]
+
+
+def test_corrupt_or_newer_file_is_a_clear_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CalibrationStoreError, match="cannot be used"):
+        CalibrationStore.open(junk)
+    newer = tmp_path / "newer.db"
+    db = sqlite3.connect(newer)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(CalibrationStoreError, match="newer"):
+        CalibrationStore.open(newer)
+
+
+def test_active_calibrations_apply_and_carry_ids(tmp_path: Path) -> None:
+    points = [Point(10.4, 10.0), Point(30.8, 30.0)]
+    method, correction = fit(points)
+    with CalibrationStore.open(tmp_path / "c.db") as store:
+        saved = store.save(
+            NewCalibration("climate", "temperature_c", method, correction, points, [10.4, 30.8], [10.0, 30.0])
+        )
+        active = ActiveCalibrations(store.current())
+    data = active.reading_data("climate")({"temperature_c": 20.6, "pressure_pa": 100000.0})
+    assert data["temperature_c"] == pytest.approx(20.0)
+    assert data["pressure_pa"] == 100000.0 and data["cal"] == {"temperature_c": saved.id}
+    assert active.reading_data("cabinet")({"temperature_c": 20.6}) == {"temperature_c": 20.6}  # no "cal" key
+
+
+def test_watcher_picks_up_a_change_committed_by_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+
+    async def scenario() -> list[int]:
+        reader = CalibrationStore.open(path)
+        active = ActiveCalibrations(reader.current())
+        changes: list[int] = []
+
+        async def changed(records: list) -> None:  # type: ignore[type-arg]
+            changes.extend(r.id for r in records)
+
+        watcher = asyncio.create_task(watch_calibrations(reader, active, changed, poll_s=0.05))
+        with CalibrationStore.open(path) as writer:  # the CLI, in effect
+            saved = await asyncio.to_thread(writer.save, new(19.5))
+        for _ in range(400):
+            if changes:
+                break
+            await asyncio.sleep(0.025)
+        data = active.reading_data("climate")({"temperature_c": 20.0, "pressure_pa": 1e5})
+        assert data == {"temperature_c": 19.5, "pressure_pa": 1e5, "cal": {"temperature_c": saved.id}}
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        reader.close()
+        return changes
+
+    assert len(asyncio.run(scenario())) == 1
