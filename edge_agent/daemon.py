@@ -101,7 +101,7 @@ class Daemon:
             settings,
             sensors=self.state.sensors,
             not_open=self.state.sensors_not_open,
-            submit=writer.submit,
+            submit=writer.submit_or_drop,  # a full disk must not end the daemon
             boot=self.boot,
             clock=self.clock,
         )
