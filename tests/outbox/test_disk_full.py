@@ -131,3 +131,36 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
             await outbox.close()
 
         asyncio.run(main())
+
+
+def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After SQLITE_FULL the WAL is checkpointed every few pages (it cannot grow on a full
+    disk); once the filler is gone the normal WAL comes back, and it is logged once."""
+    with small_tmpfs(tmp_path / "mnt", "4m") as mnt:
+
+        async def main() -> None:
+            outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
+            filler = fill(mnt, leave=300 * 1024)
+            committed = await _fill_until_full(outbox, batch=50, rounds=200)
+            assert outbox._tight
+            pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+            assert next(iter(pages))[0] == 16
+            # Acknowledged events go even on the full disk (a delete needs WAL room too).
+            assert await outbox.delete(committed[-100:]) > 0
+            filler.unlink()
+            for r in range(300):  # more than TIGHT_CHECK_COMMITS transactions
+                await outbox.append([reading(r)])
+                if not outbox._tight:
+                    break
+            assert not outbox._tight
+            pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+            assert next(iter(pages))[0] == RESERVE // (2 * 4096)
+            await outbox.close()
+
+        with caplog.at_level("DEBUG", logger="edge_agent.outbox"):
+            asyncio.run(main())
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "the disk is full" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert any("has room again" in r.getMessage() for r in caplog.records)
