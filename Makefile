@@ -8,13 +8,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/edge-agent.toml
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean install
+
+# On the device, as root: `sudo make install`.  Creates the edge-agent user, a venv in
+# $(PREFIX), /etc/edge-agent/edge-agent.toml (the simulated setup, if none exists yet),
+# installs and starts the systemd unit.  Re-running upgrades the code, keeps the config.
+PREFIX  ?= /opt/edge-agent
+ETC     ?= /etc/edge-agent
+UNITDIR ?= /etc/systemd/system
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-agent needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cloud]'
 	@touch $@
 
 # The daemon on simulated sensors; it forwards to the MQTT broker on localhost:1883
@@ -28,9 +35,31 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy edge_agent drivers
+	$(BIN)/mypy edge_agent drivers cloud
 
 check: test lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+install:
+	@test "$$(id -u)" = 0 || { echo "make install must run as root (sudo make install)"; exit 1; }
+	getent group i2c >/dev/null || groupadd --system i2c
+	getent group dialout >/dev/null || groupadd --system dialout
+	id -u edge-agent >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/edge-agent \
+		--no-create-home --shell /usr/sbin/nologin edge-agent
+	usermod -a -G i2c,dialout edge-agent
+	$(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install --quiet --upgrade pip
+	$(PREFIX)/bin/python -m pip install --quiet .
+	ln -sf $(PREFIX)/bin/edge-agent /usr/local/bin/edge-agent
+	install -d -m 0755 $(ETC)
+	test -e $(ETC)/edge-agent.toml || { \
+		sed 's#^state_dir = .*#state_dir = "/var/lib/edge-agent"#' config/edge-agent.toml > $(ETC)/edge-agent.toml; \
+		chown root:edge-agent $(ETC)/edge-agent.toml; chmod 0640 $(ETC)/edge-agent.toml; }
+	$(PREFIX)/bin/edge-agent config check --config $(ETC)/edge-agent.toml
+	install -m 0644 systemd/edge-agent.service $(UNITDIR)/edge-agent.service
+	systemctl daemon-reload
+	systemctl enable edge-agent
+	systemctl restart edge-agent
+	@echo "edge-agent installed: systemctl status edge-agent; edge-agent status; curl 127.0.0.1:9108/metrics"

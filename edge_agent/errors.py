@@ -16,8 +16,10 @@
      ├── CalibrationStoreError  (edge_agent.calibration.store) calibration.db unusable
      ├── CalibrationInputError  (edge_agent.calibration.fit, also a ValueError) reference
      │                       points that give no sane correction; nothing is saved
-     └── CannotJudge         (edge_agent.sensor_tests.kinds) a sensor test could not reach
-                             a verdict: its result is ``error``
+     ├── CannotJudge         (edge_agent.sensor_tests.kinds) a sensor test could not reach
+     │                       a verdict: its result is ``error``
+     └── StatusUnavailable   (edge_agent.service.status_server) ``edge-agent status``
+                             found no running daemon, or a reply that is not a status
 
 Sensor failures are :class:`drivers.errors.DriverError` (the drivers package stands on
 its own and has its own tree); the agent catches them per sensor.

@@ -130,6 +130,7 @@ class Hardware:
         self.environment = Environment()
         """The simulated sensors share one room: their temperatures (etc.) agree."""
         self._i2c: dict[int | str, LockedBus] = {}
+        self._ports: dict[str, SerialLike] = {}
         self._closables: list[Any] = []
 
     def i2c(self, bus: int | str) -> LockedBus:
@@ -165,9 +166,20 @@ class Hardware:
                 seed=self.seed,
             )
         else:
+            # One open per device: a sensor restarted by a reload gets the port anew.
+            self._close_port(port)
             opened = open_serial_port(port, baudrate)
+            self._ports[port] = opened
         self._closables.append(opened)
         return opened
+
+    def _close_port(self, port: str) -> None:
+        previous = self._ports.pop(port, None)
+        if previous is not None:
+            close = getattr(previous, "close", None)
+            if close is not None:
+                close()
+            self._closables.remove(previous)
 
     def open_sensor(self, sensor: SensorSettings) -> Sensor:
         """Build the configured driver on its bus or port (the chip is probed now)."""
@@ -191,6 +203,7 @@ class Hardware:
                 close()
         self._closables.clear()
         self._i2c.clear()
+        self._ports.clear()
 
     def __enter__(self) -> Hardware:
         return self

@@ -22,6 +22,7 @@ as UTF-8 JSON, optionally zlib-compressed, in which case the MQTT v5 user proper
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -191,3 +192,13 @@ def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
         else:
             out.append((s, s))
     return out
+
+
+RENEWAL_CONTEXT = "edge-auth renew"
+
+
+def renewal_message(device_id: str, timestamp: int, csr_pem: str) -> bytes:
+    """What a device signs with its *current* key to renew its certificate
+    (``POST /v1/devices/{id}/renew``; see docs/CLOUD_AUTH.md)."""
+    digest = hashlib.sha256(csr_pem.encode()).hexdigest()
+    return f"{RENEWAL_CONTEXT}\n{device_id}\n{timestamp}\n{digest}".encode()

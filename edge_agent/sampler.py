@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from drivers.api import Sensor
 from drivers.errors import DriverError
@@ -38,8 +39,22 @@ class SensorCounters:
     errors: int = 0
     timeouts: int = 0
     skipped_busy: int = 0
+    skipped_open: int = 0
+    """Ticks not read because the sensor's circuit breaker is open."""
+    errors_by_kind: Counter[str] = field(default_factory=Counter)
+    """Failed reads by kind: the driver error's class name, ``timeout``, ``busy``, ``driver_bug``."""
     last_ok_mono: float | None = None
     last_error: str | None = None
+
+
+class ReadGuard(Protocol):
+    """Decides whether a sensor is read and hears how each read went (its health)."""
+
+    async def admit(self, loop: SensorLoop) -> bool: ...
+
+    async def succeeded(self) -> None: ...
+
+    async def failed(self, kind: str, message: str, loop: SensorLoop | None = None) -> None: ...
 
 
 class SensorLoop:
@@ -57,6 +72,7 @@ class SensorLoop:
         clock: ClockWatch,
         monotonic: Callable[[], float] = time.monotonic,
         transform: Transform = dict,
+        guard: ReadGuard | None = None,
     ) -> None:
         self.name = name
         self.driver = driver
@@ -70,6 +86,7 @@ class SensorLoop:
         self._access = SensorAccess(name, driver, timeout)
         self._worker = self._access.worker
         self._transform = transform
+        self.guard = guard
 
     async def run(self) -> None:
         next_tick = self._monotonic()
@@ -90,6 +107,15 @@ class SensorLoop:
         """``fn()`` on this sensor's worker between two samples (how sensor tests read)."""
         return await self._access.call(fn, timeout)
 
+    async def rebuild_driver(self, build: Callable[[], Any], timeout: float) -> None:
+        """Replace the driver with ``build()``, run on this sensor's worker (a hung bus holds
+        up this sensor only).  Called from within a sample, i.e. in turn; ``TimeoutError``
+        if the worker is still busy with a hung call."""
+        if self._worker.busy:
+            raise TimeoutError(f"sensor {self.name}: its worker is still busy with a hung call")
+        driver = await self._worker.call(build, timeout)
+        self.driver = self._access.driver = driver
+
     async def sample_once(self) -> NewEvent | None:
         """Take one reading; returns the event handed on, or None if there was none."""
         async with self._access.turn:  # sensor tests' reads take turns with sampling
@@ -97,28 +123,34 @@ class SensorLoop:
 
     async def _sample_once(self) -> NewEvent | None:
         c = self.counters
+        if self.guard is not None and not await self.guard.admit(self):
+            c.skipped_open += 1
+            return None
         if self._worker.busy:
             c.skipped_busy += 1
+            await self._failed("busy", f"previous read still running after {self.timeout:g} s (driver hung?)")
             return None
         try:
             values = await self._worker.call(self.driver.read, self.timeout)
         except TimeoutError:
             c.timeouts += 1
-            self._failed(f"read took longer than {self.timeout:g} s (driver hung?)")
+            await self._failed("timeout", f"read took longer than {self.timeout:g} s (driver hung?)")
             return None
         except DriverError as exc:
             c.errors += 1
-            self._failed(f"{type(exc).__name__}: {exc}")
+            await self._failed(type(exc).__name__, f"{type(exc).__name__}: {exc}")
             return None
         except Exception as exc:  # a driver bug (third-party code): this sensor fails, the daemon goes on
             c.errors += 1
             if c.last_error is None or not c.last_error.startswith("driver bug"):
                 log.exception("sensor %s: driver raised a non-driver error", self.name)
-            self._failed(f"driver bug: {type(exc).__name__}: {exc}")
+            await self._failed("driver_bug", f"driver bug: {type(exc).__name__}: {exc}")
             return None
         c.reads += 1
         c.last_ok_mono = self._monotonic()
         c.last_error = None
+        if self.guard is not None:
+            await self.guard.succeeded()
         event = self._reading(values)
         await self._emit(event)
         return event
@@ -133,8 +165,11 @@ class SensorLoop:
             mono=self._monotonic(),
         )
 
-    def _failed(self, message: str) -> None:
+    async def _failed(self, kind: str, message: str) -> None:
         # Log the first failure and changes of reason, not every repetition.
         if message != self.counters.last_error:
             log.warning("sensor %s: %s", self.name, message)
         self.counters.last_error = message
+        self.counters.errors_by_kind[kind] += 1
+        if self.guard is not None:
+            await self.guard.failed(kind, message, self)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.identity import apply_enrolled_identity
 from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
 from edge_agent.units import ByteSize, Duration, parse_int_literal
 
@@ -111,6 +113,39 @@ class MQTTSettings(_Section):
     reconnect_max: Duration = Field(120.0, gt=0)
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(
+            'expected "HOST:PORT", e.g. "127.0.0.1:9108" (or "[::1]:9108"; port 0 picks a free one)'
+        )
+    return value
+
+
+class MetricsSettings(_Section):
+    enabled: bool = Field(True, description="Serve Prometheus metrics over HTTP")
+    listen: Annotated[str, AfterValidator(_host_port)] = Field(
+        "127.0.0.1:9108", description="Address of /metrics; 0.0.0.0:9108 exposes it to the network"
+    )
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = Field("text", description="key=value text or one JSON object per line")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    repeat_window: Duration = Field(
+        60.0, ge=0, description="An identical message is logged once per window, then counted; 0 logs all"
+    )
+
+
+class HealthSettings(_Section):
+    """The per-sensor circuit breaker (see edge_agent/sensor_health.py)."""
+
+    open_after: int = Field(5, ge=1, description="Consecutive errors that mark a sensor failed")
+    probe_after: Duration = Field(30.0, gt=0, description="First probe of a failed sensor; doubles each time")
+    probe_max: Duration = Field(600.0, gt=0, description="Longest wait between probes")
+    close_after: int = Field(3, ge=1, description="Good reads after a probe before the sensor is ok again")
+
+
 class SensorSettings(_Section):
     name: SensorName
     driver: str
@@ -140,6 +175,9 @@ class Settings(BaseSettings):
     device: DeviceSettings
     storage: StorageSettings = StorageSettings()
     mqtt: MQTTSettings = MQTTSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    health: HealthSettings = HealthSettings()
     sensors: list[SensorSettings] = Field(default_factory=list)
     tests: list[TestSettings] = Field(default_factory=list, description="Sensor tests ([[tests]])")
 
@@ -196,7 +234,8 @@ def load_settings(
     problems += check_tests(settings, source, registry)
     if problems:
         raise ConfigError(problems)
-    return _resolve_paths(settings, path.parent)
+    # Enrolled credentials in the state dir fill [mqtt.tls] when the file leaves it out.
+    return apply_enrolled_identity(_resolve_paths(settings, path.parent))
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

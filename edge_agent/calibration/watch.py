@@ -29,8 +29,9 @@ async def watch_calibrations(
     store: CalibrationStore, active: ActiveCalibrations, on_change: Changed, *, poll_s: float = POLL_S
 ) -> None:
     """Keep ``active`` in step with the database until cancelled."""
-    version = await asyncio.to_thread(store.data_version)
-    heads = {(r.sensor, r.quantity): r.id for r in await asyncio.to_thread(store.current)}
+    # No version yet: the first poll always compares the database with what is in effect,
+    # so a calibration saved between building ``active`` and starting this task is not missed.
+    version: int | None = None
     problem: str | None = None
     while True:
         await asyncio.sleep(poll_s)
@@ -48,8 +49,10 @@ async def watch_calibrations(
             log.info("calibration database readable again")
             problem = None
         version = now
-        changed = [r for r in current if heads.get((r.sensor, r.quantity)) != r.id]
-        heads = {(r.sensor, r.quantity): r.id for r in current}
+        in_effect = {(r.sensor, r.quantity): r.id for r in active.records()}
+        changed = [
+            r for r in current if in_effect.get((r.sensor, r.quantity)) != (r.id if r.applies else None)
+        ]
         active.replace(current)
         if changed:
             for r in changed:

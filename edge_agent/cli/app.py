@@ -10,9 +10,11 @@ from edge_agent import __version__
 from edge_agent.cli import buffer_cmd, calibration_cmd, config_cmd, test_cmd
 from edge_agent.cli.calibrate_cmd import calibrate
 from edge_agent.cli.drivers_cmd import drivers
+from edge_agent.cli.enroll_cmd import enroll_command
 from edge_agent.cli.read_cmd import read
 from edge_agent.cli.run_cmd import run
 from edge_agent.cli.scan_cmd import scan_command
+from edge_agent.cli.status_cmd import status
 
 app = typer.Typer(
     name="edge-agent",
@@ -30,6 +32,8 @@ app.command("run")(run)
 app.command("drivers")(drivers)
 app.command("scan")(scan_command)
 app.command("read")(read)
+app.command("enroll")(enroll_command)
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:

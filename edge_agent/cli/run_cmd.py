@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 import typer
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, err_console, exit_config_error, load_config
 from edge_agent.errors import ConfigError
+from edge_agent.logging_setup import configure_logging, secrets_of
 from edge_agent.outbox.errors import OutboxError
 
 EX_TEMPFAIL = 75
@@ -18,14 +17,12 @@ EX_TEMPFAIL = 75
 def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Run the agent: sample sensors, commit every event to the outbox, forward over MQTT."""
     settings = load_config(config)
-    # One line per event worth knowing, to stdout for journald (which adds the time).
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    # One line per event worth knowing, to stdout for journald; secrets masked.
+    configure_logging(settings.logging, secrets=secrets_of(settings))
     from edge_agent.daemon import run_daemon  # keeps paho/aiosqlite out of the other commands' start-up
 
     try:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(run_daemon(settings, config))
     except ConfigError as exc:
         exit_config_error(exc)
     except OutboxError as exc:

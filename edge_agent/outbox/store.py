@@ -317,6 +317,16 @@ class Outbox:
     def pending_count(self) -> int:
         return self._tally.pending_count
 
+    @property
+    def evicted(self) -> dict[EvictionReason, int]:
+        """Events evicted over the file's life, by reason (for metrics; no query)."""
+        t = self._tally
+        return {
+            "size_cap": t.evicted_size_cap,
+            "age_cap": t.evicted_age_cap,
+            "disk_full": t.evicted_disk_full,
+        }
+
     def runtime(self) -> float:
         """The outbox runtime clock now (seconds)."""
         return self._runtime.now()

@@ -57,6 +57,11 @@ class OutboxWriter:
         """Events waiting for a transaction."""
         return self._queued
 
+    @property
+    def committing(self) -> bool:
+        """A transaction is running (for the watchdog: busy is not idle)."""
+        return self._in_flight is not None and not self._in_flight.done()
+
     async def submit(self, event: NewEvent) -> StoredEvent:
         """Queue ``event``; returns it as stored once committed.
 

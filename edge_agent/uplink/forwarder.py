@@ -108,6 +108,7 @@ class InFlight:
     """The PUBACK of the current send; None while the batch waits to be (re)sent."""
     pubacked: bool = False
     published_at: float = 0.0
+    first_published_at: float = 0.0
     pubacked_at: float = 0.0
     sends: int = 0
     done: bool = False
@@ -162,6 +163,8 @@ class Forwarder:
         self._batch_head = empty.removesuffix("]}")
         self._backoff = FullJitter(settings.reconnect_min, settings.reconnect_max, rng)
         self.stats = UplinkStats(delivery=settings.delivery)
+        self.latency_observers: list[Callable[[float], None]] = []
+        """Called with each batch's seconds from its first publish to its confirmation (metrics)."""
 
         self._stop_event = asyncio.Event()
         self._finished = asyncio.Event()
@@ -567,6 +570,8 @@ class Forwarder:
         rec.future = fut
         rec.pubacked = False
         rec.published_at = self._clock()
+        if rec.sends == 1:
+            rec.first_published_at = rec.published_at
         self.stats.published_batches += 1
         self.stats.published_events += len(rec.events)
         self.stats.published_bytes += len(payload)
@@ -663,6 +668,8 @@ class Forwarder:
             self._inflight.pop(rec, None)
             self.stats.acked_batches += 1
             self.stats.inflight_batches = len(self._inflight)
+            for observe in self.latency_observers:
+                observe(self._clock() - rec.first_published_at)
         self._delete_needed.set()
         self._changed.set()
 

@@ -151,3 +151,32 @@ def test_watcher_picks_up_a_change_committed_by_another_connection(tmp_path: Pat
         return changes
 
     assert len(asyncio.run(scenario())) == 1
+
+
+def test_watcher_reports_nothing_when_the_database_matches_what_is_in_effect(tmp_path: Path) -> None:
+    """A reset made before the daemon started is not announced again as a change at start."""
+    path = tmp_path / "c.db"
+    with CalibrationStore.open(path) as setup:
+        setup.save(new(19.5))
+        setup.save(new(0.5, quantity="relative_humidity_pct"))
+        setup.reset("climate", "temperature_c")
+
+    async def scenario() -> tuple[list[int], dict[str, float]]:
+        reader = CalibrationStore.open(path)
+        active = ActiveCalibrations(reader.current())
+        changes: list[int] = []
+
+        async def changed(records: list) -> None:  # type: ignore[type-arg]
+            changes.extend(r.id for r in records)
+
+        watcher = asyncio.create_task(watch_calibrations(reader, active, changed, poll_s=0.01))
+        await asyncio.sleep(0.2)  # many polls, the first of which always compares
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        corrected, _ = active.apply("climate", {"temperature_c": 20.0, "relative_humidity_pct": 40.0})
+        reader.close()
+        return changes, corrected
+
+    changes, corrected = asyncio.run(scenario())
+    assert changes == []
+    assert corrected == {"temperature_c": 20.0, "relative_humidity_pct": 20.5}

@@ -90,14 +90,17 @@ port = {broker.port}
 reconnect_min = "0.2s"
 reconnect_max = "1s"
 {mqtt_extra}
+
+[metrics]
+listen = "127.0.0.1:0"
 """
         + FAST_SENSORS.format(interval=interval)
     )
     return path
 
 
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+def start_agent(config: Path, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")} | (extra_env or {})
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],

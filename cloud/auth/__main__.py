@@ -1,0 +1,3 @@
+from cloud.auth.cli import main
+
+main()

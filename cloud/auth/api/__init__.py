@@ -1,0 +1,1 @@
+"""The auth service's HTTP API (FastAPI): ``create_app(service)``."""

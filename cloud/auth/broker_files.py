@@ -1,0 +1,132 @@
+"""Rendering Mosquitto's security files from the identities (pure functions: text in, text out).
+
+Mosquitto 2.0.11 facts these rules rest on (measured; re-checked by tests/cloud):
+
+* ``use_identity_as_username true`` makes the certificate CN the user name, and
+  ``use_username_as_clientid true`` makes it the client id too, so one device cannot take
+  over another's client id (without it any valid user can).
+* ACL ``pattern`` lines with ``%u`` give each device its own topics; SUBSCRIBE is granted
+  for any filter and only delivery is filtered by ``read`` rules.
+* MQTT v5 clients get PUBACK reason 0x87 for a refused publish (3.1.1 gets a silent drop),
+  so devices speak v5.  The listener cannot refuse 3.1.1 in 2.0; the ACL holds either way.
+* A CRL update plus SIGHUP stops new TLS handshakes but leaves a live session up;
+  ``user X`` + ``topic deny #`` in the ACL (or removing X from the password file) plus
+  SIGHUP cuts it.  Revocation therefore does all of these.
+* ``max_packet_size`` disconnects a client that sends a bigger packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+HEADER = "# Written by edge-auth from its database; rewritten on every change: do not edit.\n"
+
+DEVICE_WRITE = ("devices/%u/events", "devices/%u/status", "devices/%u/responses/#")
+DEVICE_READ = ("devices/%u/acks", "devices/%u/commands/#")
+INGEST_READ = ("devices/+/events", "devices/+/status")
+INGEST_WRITE = ("devices/+/acks", "devices/+/commands/#")
+
+
+@dataclass(frozen=True)
+class BrokerLayout:
+    """Where the files live (as Mosquitto will read them) and the listeners' parameters."""
+
+    out_dir: Path
+    port: int
+    bind_address: str
+    password_port: int | None
+    max_packet_size: int
+
+    @property
+    def conf(self) -> Path:
+        return self.out_dir / "edge-devices.conf"
+
+    @property
+    def acl(self) -> Path:
+        return self.out_dir / "acl"
+
+    @property
+    def passwd(self) -> Path:
+        return self.out_dir / "passwd"
+
+    @property
+    def crl(self) -> Path:
+        return self.out_dir / "crl.pem"
+
+    @property
+    def ca(self) -> Path:
+        return self.out_dir / "ca.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.out_dir / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.out_dir / "server.key"
+
+
+def render_conf(layout: BrokerLayout) -> str:
+    lines = [
+        HEADER.rstrip("\n"),
+        "# Include from mosquitto.conf (Debian: put this folder's path in an include_dir line,",
+        "# or copy this file to /etc/mosquitto/conf.d/).  Devices must use MQTT v5.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        f"acl_file {layout.acl}",
+        f"password_file {layout.passwd}",
+        f"max_packet_size {layout.max_packet_size}",
+        "",
+        "# Devices: mutual TLS; the certificate CN is the user name and the client id.",
+        f"listener {layout.port} {layout.bind_address}",
+        f"cafile {layout.ca}",
+        f"certfile {layout.server_cert}",
+        f"keyfile {layout.server_key}",
+        f"crlfile {layout.crl}",
+        "tls_version tlsv1.2",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "use_username_as_clientid true",
+    ]
+    if layout.password_port is not None:
+        lines += [
+            "",
+            "# Devices in password mode (brokers/clients without client certificates):",
+            "# server TLS, user name = device id, password from the password file.",
+            f"listener {layout.password_port} {layout.bind_address}",
+            f"cafile {layout.ca}",
+            f"certfile {layout.server_cert}",
+            f"keyfile {layout.server_key}",
+            "tls_version tlsv1.2",
+            "require_certificate false",
+            "use_username_as_clientid true",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_acl(*, ingest_identity: str, denied: list[str]) -> str:
+    """Every device gets its own topics through ``%u`` patterns; ``denied`` ids get nothing."""
+    lines = [
+        HEADER.rstrip("\n"),
+        "",
+        "# Each device: its own topics only (%u = certificate CN or user name).",
+    ]
+    lines += [f"pattern write {t}" for t in DEVICE_WRITE]
+    lines += [f"pattern read {t}" for t in DEVICE_READ]
+    lines += [
+        "",
+        "# The ingest service: reads every device's events and status, answers with acks and commands.",
+    ]
+    lines += [f"user {ingest_identity}"]
+    lines += [f"topic read {t}" for t in INGEST_READ]
+    lines += [f"topic write {t}" for t in INGEST_WRITE]
+    if denied:
+        lines += ["", "# Revoked or disabled devices: nothing at all (a live session is cut on reload)."]
+        for device_id in sorted(denied):
+            lines += [f"user {device_id}", "topic deny #"]
+    return "\n".join(lines) + "\n"
+
+
+def render_passwd(entries: list[str]) -> str:
+    return "".join(f"{e}\n" for e in sorted(entries))

@@ -1,0 +1,52 @@
+"""Database engines for the cloud services (SQLAlchemy 2 Core; SQLite or PostgreSQL).
+
+A SQLite URL gets foreign keys on and WAL with a busy timeout, so the threads of one
+service process do not trip over each other's writes; a PostgreSQL URL with no driver
+named uses psycopg 3.  :func:`wait_for_database` retries the first connection with a
+jittered backoff, because a service often starts before its database is ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (the one driver the ``cloud`` extra installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@retry(
+    retry=retry_if_exception_type(sa.exc.OperationalError),
+    wait=wait_random_exponential(multiplier=0.2, max=5),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
+def wait_for_database(engine: Engine) -> None:
+    """Connect once; retried for up to 30 s while the database is not reachable yet."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

@@ -1,0 +1,159 @@
+"""The daemon's logs: one line per event worth knowing, to stdout (journald), no secrets.
+
+- ``[logging] format = "text"``: ``key=value`` pairs (``level=warning logger=… msg="…"``),
+  with ``ts=`` unless stdout is the journal (``$JOURNAL_STREAM``), which stamps lines itself;
+  ``"json"``: one JSON object per line (``ts``, ``level``, ``logger``, ``msg``, ``exc``).
+- :class:`RepeatFilter`: an identical warning or error (same logger, template and
+  arguments) is logged once per ``repeat_window``; the repeats are counted and the next
+  line that gets through says how many were suppressed.
+- :class:`Redactor`: every secret the configuration holds (the MQTT password) is replaced
+  by ``***`` in the formatted line, exception text included, whatever code logged it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from edge_agent.settings import LoggingSettings, Settings
+
+MAX_TRACKED = 1000
+"""Distinct repeated messages remembered at once (oldest forgotten first)."""
+
+
+class RepeatFilter(logging.Filter):
+    """Lets an identical WARNING+ record through once per ``window`` seconds; counts the rest."""
+
+    def __init__(self, window: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window = window
+        self._clock = clock
+        self._seen: dict[tuple[Any, ...], list[float | int]] = {}
+        """key -> [time the last line got through, repeats suppressed since]."""
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.window <= 0 or record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg), _args_key(record.args))
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            seen[1] += 1
+            self.suppressed += 1
+            return False
+        if seen is not None and seen[1]:
+            record.repeated = int(seen[1])
+        self._seen.pop(key, None)
+        self._seen[key] = [now, 0]
+        if len(self._seen) > MAX_TRACKED:
+            del self._seen[next(iter(self._seen))]
+        return True
+
+
+def _args_key(args: object) -> str:
+    try:
+        return repr(args)
+    except Exception:  # a broken __repr__ in someone's argument must not break logging
+        return object.__repr__(args)
+
+
+class Redactor:
+    """Replaces known secret strings by ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class _Base(logging.Formatter):
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def message(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        repeated = getattr(record, "repeated", 0)
+        if repeated:
+            text += f" (and {repeated} identical line(s) suppressed)"
+        return text
+
+
+class KeyValueFormatter(_Base):
+    def __init__(self, redact: Redactor, *, with_time: bool) -> None:
+        super().__init__(redact)
+        self.with_time = with_time
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = []
+        if self.with_time:
+            parts.append(f"ts={_iso(record.created)}")
+        parts += [
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"msg={_quote(self.message(record))}",
+        ]
+        if record.exc_info:
+            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        return self.redact(" ".join(parts))
+
+
+class JSONFormatter(_Base):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": self.message(record),
+        }
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return self.redact(json.dumps(body, ensure_ascii=False))
+
+
+def _iso(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # quotes, escapes newlines: one line per record
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value in the configuration."""
+    password = settings.mqtt.password
+    return [password.get_secret_value()] if password is not None else []
+
+
+def configure_logging(
+    config: LoggingSettings, *, secrets: Iterable[str] = (), stream: IO[str] | None = None
+) -> logging.Handler:
+    """Replace the root logger's handlers with one stdout handler as ``config`` says."""
+    redact = Redactor(secrets)
+    handler = logging.StreamHandler(stream or sys.stdout)
+    formatter: logging.Formatter
+    if config.format == "json":
+        formatter = JSONFormatter(redact)
+    else:
+        formatter = KeyValueFormatter(redact, with_time=not os.environ.get("JOURNAL_STREAM"))
+    handler.setFormatter(formatter)
+    handler.addFilter(RepeatFilter(config.repeat_window))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(config.level.upper())
+    # paho and asyncio chatter at DEBUG only.
+    for noisy in ("asyncio", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    return handler

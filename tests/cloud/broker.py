@@ -1,0 +1,126 @@
+"""A real Mosquitto running the files the auth service generates, and enrolled devices for it."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from cloud.auth import operators
+from cloud.auth.api.app import create_app
+from cloud.auth.service import AuthService, open_service
+from cloud.auth.service_identity import write_service_identity
+from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD, csr_pem, key_pem, make_settings, new_key
+from tests.cloud.mqtt_peer import Peer
+from tests.mosquitto import Mosquitto, free_port
+
+
+class GeneratedBroker(Mosquitto):
+    """Mosquitto whose only listeners and security settings are the generated ``edge-devices.conf``."""
+
+    def __init__(self, directory: Path, out_dir: Path, port: int, pid_file: Path) -> None:
+        super().__init__(directory)
+        self.port = port
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"user {getpass.getuser()}",
+                    f"pid_file {pid_file}",
+                    "persistence false",
+                    f"log_dest file {directory / 'mosquitto.log'}",
+                    "log_type all",
+                    f"include_dir {out_dir}",
+                ]
+            )
+            + "\n"
+        )
+        self.pid_file = pid_file
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        super().start(timeout)
+        # Mosquitto writes pid_file only when it daemonises; the service finds it here.
+        assert self.process is not None
+        self.pid_file.write_text(f"{self.process.pid}\n")
+        return self
+
+
+@dataclass
+class Identity:
+    device_id: str
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass
+class AuthWithBroker:
+    service: AuthService
+    client: TestClient
+    broker: GeneratedBroker
+    admin_headers: dict[str, str]
+    files: Path
+
+    def enroll(self, device_id: str) -> Identity:
+        r = self.client.post("/v1/devices", json={"id": device_id}, headers=self.admin_headers)
+        assert r.status_code == 201, r.text
+        key = new_key()
+        r = self.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "csr": csr_pem(key)})
+        assert r.status_code == 200, r.text
+        return self._save(
+            device_id, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
+        )
+
+    def _save(self, name: str, key: bytes, cert: bytes, ca: str) -> Identity:
+        folder = self.files / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "key.pem").write_bytes(key)
+        (folder / "key.pem").chmod(0o600)
+        (folder / "cert.pem").write_bytes(cert)
+        (folder / "ca.pem").write_text(ca)
+        return Identity(name, folder / "cert.pem", folder / "key.pem", folder / "ca.pem")
+
+    def ingest(self) -> Identity:
+        name = self.service.settings.broker.ingest_identity
+        folder = self.files / name
+        write_service_identity(self.service, folder, name)
+        return Identity(name, folder / f"{name}.pem", folder / f"{name}.key", folder / "ca.pem")
+
+    def peer(self, who: Identity, client_id: str | None = None) -> Peer:
+        return Peer(self.broker.port, client_id or who.device_id, ca=who.ca, cert=who.cert, key=who.key)
+
+    def revoke(self, device_id: str) -> None:
+        r = self.client.post(f"/v1/devices/{device_id}/revoke", headers=self.admin_headers)
+        assert r.status_code == 200, r.text
+
+
+@contextmanager
+def auth_with_broker(tmp_path: Path, database_url: str, **broker: object) -> Iterator[AuthWithBroker]:
+    port = free_port()
+    pid_file = tmp_path / "mosquitto.pid"
+    settings = make_settings(
+        tmp_path, database_url, port=port, bind_address="127.0.0.1", pid_file=pid_file, **broker
+    )
+    service = open_service(settings)  # writes the broker files (reconcile at start)
+    try:
+        with operators_admin(service), TestClient(create_app(service)) as client:
+            r = client.post(
+                "/v1/token", data={"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            with GeneratedBroker(tmp_path / "mosquitto", settings.broker.out_dir, port, pid_file) as mosq:
+                yield AuthWithBroker(service, client, mosq, headers, tmp_path / "identities")
+    finally:
+        service.close()
+
+
+@contextmanager
+def operators_admin(service: AuthService) -> Iterator[None]:
+    with service.transaction() as conn:
+        operators.create_operator(
+            conn, username=ADMIN, password=ADMIN_PASSWORD, scopes=["admin"], now=service.now(), actor="test"
+        )
+    yield

@@ -1,0 +1,127 @@
+"""``edge-auth``: configuration errors (exit 78), admin from stdin, devices, broker files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cloud.auth.cli import app
+from cloud.auth.settings import load_auth_settings
+from cloud.common.errors import EX_CONFIG
+from tests.conftest import REPO
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "edge-auth.toml"
+    config.write_text(f'state_dir = "state"\n[broker]\nout_dir = "broker"\nport = 18883\n{extra}')
+    return config
+
+
+def test_bad_config_names_file_and_field_and_exits_78(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 'max_packet_sise = 5\n[tokens]\naccess_ttl = "soon"\n')
+    env = {**os.environ, "AUTH_SERVER__PORT": "not-a-port"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cloud.auth", "db", "upgrade", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    err = " ".join(result.stderr.split())
+    assert (
+        f"{config}: broker.max_packet_sise: unknown key 'max_packet_sise' (did you mean 'max_packet_size'?)"
+        in err
+    )
+    assert f"{config}: tokens.access_ttl: 'soon' is not a duration" in err
+    assert "environment variable AUTH_SERVER__PORT: server.port" in err
+
+
+def test_environment_overrides_the_file_and_paths_are_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH_BROKER__PORT", "19999")
+    settings = load_auth_settings(write_config(tmp_path))
+    assert settings.broker.port == 19999
+    assert settings.state_dir == tmp_path / "state" and settings.broker.out_dir == tmp_path / "broker"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'state' / 'auth.db'}"
+
+
+def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = str(write_config(tmp_path))
+    result = runner.invoke(
+        app, ["create-admin", "--password-stdin", "-c", config], input="a long enough password\n"
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["create-admin", "--password-stdin", "-c", config], input="another long password\n"
+    )
+    assert result.exit_code == 1 and "exists" in result.output
+    result = runner.invoke(
+        app, ["create-admin", "-u", "shorty", "--password-stdin", "-c", config], input="short\n"
+    )
+    assert result.exit_code == 1 and "at least 12" in result.output
+    result = runner.invoke(app, ["create-device", "dev-7", "--json", "-c", config])
+    assert result.exit_code == 0 and '"enrollment_token": "eet_' in result.output
+    result = runner.invoke(
+        app, ["broker-config", "--out", str(tmp_path / "out"), "--no-reload", "-c", config]
+    )
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["acl", "ca.pem", "crl.pem", "edge-devices.conf", "passwd", "server.key", "server.pem"]
+    conf = (tmp_path / "out" / "edge-devices.conf").read_text()
+    for line in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
+                 "allow_anonymous false", "listener 18883 0.0.0.0", f"crlfile {tmp_path / 'out' / 'crl.pem'}"):  # fmt: skip
+        assert line in conf
+    assert (tmp_path / "out" / "server.key").stat().st_mode & 0o077 == 0o040  # group (the broker) may read it
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+    result = runner.invoke(app, ["revoke-device", "dev-7", "-c", config])
+    assert result.exit_code == 0 and "revoked" in result.output
+    result = runner.invoke(app, ["devices", "-c", config])
+    assert "dev-7" in result.output and "revoked" in result.output
+
+
+def test_the_sample_config_is_valid() -> None:
+    settings = load_auth_settings(REPO / "config" / "edge-auth.toml")
+    assert settings.broker.port == 8883 and settings.state_dir == REPO / "state" / "edge-auth"
+
+
+def test_serve_runs_migrates_and_serves_the_spec(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from tests.mosquitto import free_port
+
+    port = free_port()
+    config = write_config(tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cloud.auth", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert json.loads(r.read()) == {"status": "ok"}
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+                assert time.monotonic() < deadline, "edge-auth serve did not answer within 60 s"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=5) as r:
+            assert "/v1/enroll" in json.loads(r.read())["paths"]
+        assert (tmp_path / "broker" / "edge-devices.conf").exists()  # reconciled at start
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+        if server.stdout:
+            server.stdout.close()

@@ -1,0 +1,103 @@
+"""A failing sensor opens its breaker while the others keep their rate; every change is a
+``status`` event that reaches the broker, and shows in status and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from drivers.sim.i2c_bus import BusFault
+from edge_agent.daemon import Daemon
+from edge_agent.driver_registry import load_registry
+from edge_agent.hardware import Hardware
+from edge_agent.settings import load_settings
+from tests.daemon.agent_process import Subscriber, write_config
+from tests.daemon.test_crash_recovery import wait_until
+from tests.mosquitto import Mosquitto
+from tests.service.helpers import until
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_failing_sensor_is_isolated(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path / "broker") as broker:
+        sub = Subscriber(broker, "crash-test")
+        config = write_config(tmp_path, broker, interval="100ms")
+        with config.open("a") as f:
+            f.write('\n[health]\nopen_after = 3\nprobe_after = "1s"\nprobe_max = "2s"\n')
+        registry = load_registry()
+        hardware = Hardware(registry, seed=3)
+        daemon = Daemon(load_settings(config, environ={}), registry=registry, hardware=hardware)
+        result: dict[str, object] = {}
+
+        def reads(name: str) -> int:
+            loop = daemon.state.sensors.get(name)
+            return loop.counters.reads if loop else 0
+
+        async def rate(name: str, seconds: float) -> float:
+            before, start = reads(name), time.monotonic()
+            await asyncio.sleep(seconds)
+            return (reads(name) - before) / (time.monotonic() - start)
+
+        async def scenario() -> None:
+            await until(lambda: reads("climate") >= 5 and reads("cabinet") >= 5)
+            result["rate_before"] = await rate("cabinet", 2.0)
+            hardware.sim_bus.inject(0x76, BusFault(count=None))  # climate's chip stops answering
+            await until(lambda: daemon.snapshot()["sensors"][0]["health"] == "failed")
+            climate_reads = reads("climate")
+            result["rate_during"] = await rate("cabinet", 2.0)
+            result["climate_reads_while_failed"] = reads("climate") - climate_reads
+            url = daemon.snapshot()["metrics"]
+            result["metrics"] = await asyncio.to_thread(scrape, url)
+            result["snapshot"] = daemon.snapshot()
+            hardware.sim_bus.clear_faults()
+            await until(lambda: daemon.snapshot()["sensors"][0]["health"] == "ok")
+            daemon.request_stop()
+
+        async def main() -> None:
+            async with asyncio.timeout(90):
+                await asyncio.gather(daemon.run(), scenario())
+
+        try:
+            asyncio.run(main())
+            assert wait_until(
+                lambda: (
+                    [e["data"]["state"] for e in sub.events if e["data"].get("event") == "sensor_health"][-1:]
+                    == ["ok"]
+                ),
+                15,
+            )
+        finally:
+            sub.close()
+
+    assert result["climate_reads_while_failed"] == 0
+    before, during = result["rate_before"], result["rate_during"]
+    assert during >= 0.7 * before, f"cabinet slowed down from {before:.1f}/s to {during:.1f}/s"  # type: ignore[operator]
+    health = [e for e in sub.events if e["kind"] == "status" and e["data"].get("event") == "sensor_health"]
+    assert {e["sensor"] for e in health} == {"climate"}
+    assert [e["data"]["state"] for e in health] == ["degraded", "failed", "recovering", "ok"]
+    snap = result["snapshot"]
+    climate = snap["sensors"][0]  # type: ignore[index]
+    assert (
+        climate["health"] == "failed" and "0x76" in climate["reason"] and climate["next_probe_s"] is not None
+    )
+    metrics = result["metrics"]
+    assert metrics[("edge_agent_sensor_health", (("sensor", "climate"), ("state", "failed")))] == 1  # type: ignore[index]
+    assert metrics[("edge_agent_sensor_health", (("sensor", "cabinet"), ("state", "ok")))] == 1  # type: ignore[index]
+    assert metrics[("edge_agent_sensor_errors_total", (("kind", "BusError"), ("sensor", "climate")))] >= 3  # type: ignore[index]
+    assert metrics[("edge_agent_sensor_breaker_opens_total", (("sensor", "climate"),))] >= 1  # type: ignore[index]
+    assert (
+        metrics[("edge_agent_sensor_health_changes_total", (("sensor", "climate"), ("state", "failed")))] >= 1
+    )  # type: ignore[index]
