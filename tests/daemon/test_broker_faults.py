@@ -27,7 +27,11 @@ DEVICE = "crash-test"
 
 def connect_warnings(log: str) -> list[str]:
     """The WARNING lines saying the daemon cannot connect (debug lines are per retry)."""
-    return [line for line in log.splitlines() if line.startswith("WARNING") and "cannot connect" in line]
+    return [
+        line
+        for line in log.splitlines()
+        if ("level=warning" in line or line.startswith("WARNING")) and "cannot connect" in line
+    ]
 
 
 def drained(sub: Subscriber, db: Path, upto: int) -> bool:

@@ -34,7 +34,12 @@ def test_repeated_sigkill_loses_no_committed_event(tmp_path: Path) -> None:
             for _ in range(6):
                 agent = start_agent(config, log)
                 assert wait_until(lambda: outbox_ready(db), 20), log.read_text()
-                time.sleep(rng.uniform(0.4, 1.2))
+                # Killed while sampling: once it has committed a few readings, at a random moment.
+                base = read_stats(db).next_seq
+                assert wait_until(lambda b=base: read_stats(db).next_seq >= b + 15, 30), log.read_text()[
+                    -3000:
+                ]
+                time.sleep(rng.uniform(0.0, 0.8))
                 stop_agent(agent, kill=True)
                 epochs.add(read_stats(db).epoch)
             agent = start_agent(config, log)
