@@ -31,9 +31,9 @@ from typing import Any
 from drivers.api import Sensor
 from drivers.errors import DriverError
 from edge_agent import __version__
+from edge_agent.cert_renewal import renewal_loop
 from edge_agent.clock_sync import ClockWatch
 from edge_agent.driver_registry import DriverRegistry, load_registry
-from edge_agent.enrollment import renewal_loop
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.hardware import Hardware

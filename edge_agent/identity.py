@@ -6,7 +6,8 @@
     device.pem        the client certificate the auth service signed (CN = device id)
     ca.pem            the auth service's CA: verifies the broker
     password          password mode only (no device.key/device.pem): the broker password, 0600
-    enrollment.json   {"device_id", "mode", "auth_url", "broker": {"host", "port"}, "not_after"}
+    enrollment.json   {"device_id", "mode", "auth_url", "broker": {"host", "port"},
+                       "not_before", "not_after"}  (certificate validity, Unix seconds)
 
 A renewal writes ``device.key.new`` then ``device.pem.new`` and renames them in that
 order; :func:`load_identity` finishes an interrupted swap (both written: roll forward)
@@ -46,6 +47,7 @@ class EnrolledIdentity:
     broker_host: str
     broker_port: int
     not_after: int | None
+    not_before: int | None = None  # absent in files written before it was recorded
 
     @property
     def key(self) -> Path:
@@ -92,7 +94,8 @@ def load_identity(state_dir: Path) -> EnrolledIdentity | None:
             auth_url=str(info["auth_url"]),
             broker_host=str(info["broker"]["host"]),
             broker_port=int(info["broker"]["port"]),
-            not_after=int(info["not_after"]) if info.get("not_after") is not None else None,
+            not_after=_int_or_none(info.get("not_after")),
+            not_before=_int_or_none(info.get("not_before")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -104,6 +107,10 @@ def load_identity(state_dir: Path) -> EnrolledIdentity | None:
     if not all(p.is_file() for p in needed):
         return None
     return identity
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def apply_enrolled_identity(settings: Settings) -> Settings:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
-from edge_agent.enrollment import EnrollmentError, HttpClient, enroll, renew
 
 
 def enroll_command(
@@ -36,6 +35,9 @@ def enroll_command(
 ) -> None:
     """Enroll: make a key on this device (it never leaves), get a certificate for it, and
     store both in the state directory, where the daemon picks them up."""
+    # Imported here: cryptography costs ~8 MB of RSS that `edge-agent run` should not carry.
+    from edge_agent.enrollment import EnrollmentError, HttpClient, enroll, renew
+
     settings = load_config(config)
     state_dir = settings.storage.state_dir
     try:
