@@ -135,7 +135,7 @@ class Daemon:
         )
         writer = OutboxWriter(outbox)
         self.state.outbox, self.state.writer = outbox, writer
-        self._emit = writer.submit
+        self._emit = writer.submit_or_drop  # an outbox that refuses an event must not end the daemon
         self._start_metrics()
         trust = self.trust = SensorTrust(
             settings,
@@ -187,8 +187,12 @@ class Daemon:
                 log.info("stopping: sampling ends, committed events are flushed")
                 for task in [*service, clock, checks, renewal]:
                     task.cancel()
-                await sensors.stop_all()
-                await asyncio.gather(*service, clock, checks, renewal, return_exceptions=True)
+                await _bounded("sampling to stop", sensors.stop_all(), 3)
+                await _bounded(
+                    "background tasks to stop",
+                    asyncio.gather(*service, clock, checks, renewal, return_exceptions=True),
+                    3,
+                )
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
@@ -203,7 +207,14 @@ class Daemon:
                 )
                 await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
                 await _bounded("the uplink task", asyncio.shield(uplink), 2)
-                for task in (writing, uplink):
+                for task in (
+                    writing,
+                    uplink,
+                    *service,
+                    clock,
+                    checks,
+                    renewal,
+                ):  # again: one may have missed it
                     task.cancel()
         finally:
             await trust.close()
@@ -334,9 +345,8 @@ class Daemon:
         delay = OPEN_RETRY_MIN_S
         while True:
             try:
-                # Probing a chip blocks on the bus: keep it off the event loop.  (asyncio.timeout:
-                # wait_for on 3.11 can swallow the cancel of a reload or a stop, see sensor_worker.)
-                async with asyncio.timeout(max(sensor.timeout, 10.0)):
+                # Probing a chip blocks on the bus: keep it off the event loop.
+                async with asyncio.timeout(max(sensor.timeout, 10.0)):  # not wait_for: see SensorWorker.call
                     driver: Sensor = await asyncio.to_thread(hardware.open_sensor, sensor)
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
                 self._attempted_open(sensor.name)

@@ -254,7 +254,8 @@ class Metrics:
 
         async def counted(event: NewEvent) -> T:
             result = await emit(event)
-            self.count_event(event)
+            if result is not None:  # None: refused and dropped (OutboxWriter.submit_or_drop)
+                self.count_event(event)
             return result
 
         return counted
