@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.settings import SensorSettings
-from edge_agent.tasks import cancel_all
 
 StartSensor = Callable[[SensorSettings], Coroutine[Any, Any, None]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
@@ -79,4 +78,6 @@ class SensorSet:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
         for name in names:
             self._settings.pop(name, None)
-        await cancel_all(tasks)  # not one cancel(): see edge_agent/tasks.py
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
