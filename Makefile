@@ -51,7 +51,11 @@ install:
 	usermod -a -G i2c,dialout edge-agent
 	$(PYTHON) -m venv $(PREFIX)
 	$(PREFIX)/bin/python -m pip install --quiet --upgrade pip
+	@# pip builds in the checkout: a stale build/lib would bring deleted modules back, and
+	@# the build files must stay the checkout owner's (or `make test` cannot write them).
+	rm -rf build
 	$(PREFIX)/bin/python -m pip install --quiet .
+	chown -R --reference=. build *.egg-info
 	ln -sf $(PREFIX)/bin/edge-agent /usr/local/bin/edge-agent
 	install -d -m 0755 $(ETC)
 	test -e $(ETC)/edge-agent.toml || { \

@@ -42,7 +42,7 @@ from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.protocol import boot_id
 from edge_agent.sampler import SensorLoop
-from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.sensor_health import BreakerPolicy, Change, HealthGuard, SensorHealth, health_event
 from edge_agent.sensor_trust import SensorTrust
 from edge_agent.service import stages
 from edge_agent.service.notify import Notifier
@@ -135,7 +135,7 @@ class Daemon:
         )
         writer = OutboxWriter(outbox)
         self.state.outbox, self.state.writer = outbox, writer
-        self._emit = writer.submit
+        self._emit = writer.submit_or_drop  # an outbox that refuses an event must not end the daemon
         self._start_metrics()
         trust = self.trust = SensorTrust(
             settings,
@@ -187,8 +187,12 @@ class Daemon:
                 log.info("stopping: sampling ends, committed events are flushed")
                 for task in [*service, clock, checks, renewal]:
                     task.cancel()
-                await sensors.stop_all()
-                await asyncio.gather(*service, clock, checks, renewal, return_exceptions=True)
+                await _bounded("sampling to stop", sensors.stop_all(), 3)
+                await _bounded(
+                    "background tasks to stop",
+                    asyncio.gather(*service, clock, checks, renewal, return_exceptions=True),
+                    3,
+                )
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
@@ -203,7 +207,14 @@ class Daemon:
                 )
                 await _bounded("the uplink", forwarder.stop(), SHUTDOWN_UPLINK_S)
                 await _bounded("the uplink task", asyncio.shield(uplink), 2)
-                for task in (writing, uplink):
+                for task in (
+                    writing,
+                    uplink,
+                    *service,
+                    clock,
+                    checks,
+                    renewal,
+                ):  # again: one may have missed it
                     task.cancel()
         finally:
             await trust.close()
@@ -335,24 +346,33 @@ class Daemon:
         while True:
             try:
                 # Probing a chip blocks on the bus: keep it off the event loop.
-                driver: Sensor = await asyncio.wait_for(
-                    asyncio.to_thread(hardware.open_sensor, sensor), timeout=max(sensor.timeout, 10.0)
-                )
+                async with asyncio.timeout(max(sensor.timeout, 10.0)):  # not wait_for: see SensorWorker.call
+                    driver: Sensor = await asyncio.to_thread(hardware.open_sensor, sensor)
             except (DriverError, HardwareOpenError, TimeoutError) as exc:
                 self._attempted_open(sensor.name)
                 reason = f"{type(exc).__name__}: {exc}"
-                if self.state.sensors_not_open.get(sensor.name) != reason:
+                previous = self.state.sensors_not_open.get(sensor.name)
+                if previous != reason:
                     log.error(
                         "sensor %s cannot be opened (retrying every ≤%.0f s): %s", sensor.name, delay, reason
                     )
                 self.state.sensors_not_open[sensor.name] = reason
+                if previous is None:  # status shows it failed: the cloud and the metrics learn it too
+                    await self._open_health(sensor.name, Change("ok", "failed", reason))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, OPEN_RETRY_MAX_S)
                 continue
             if self.state.sensors_not_open.pop(sensor.name, None) is not None:
                 log.info("sensor %s is open now", sensor.name)
+                await self._open_health(sensor.name, Change("failed", "ok", "opened"))
             self._attempted_open(sensor.name)
             return driver
+
+    async def _open_health(self, sensor: str, change: Change) -> None:
+        """A sensor that cannot be opened is ``failed`` before it has a health guard."""
+        if self.metrics is not None:
+            self.metrics.health_changed(sensor, change)
+        await self._announce(sensor, health_event(change, 0))
 
     async def _watch_clock(self, outbox: Outbox) -> None:
         while True:

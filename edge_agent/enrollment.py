@@ -28,10 +28,11 @@ import ssl
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -74,6 +75,9 @@ class AuthUnreachable(EnrollmentError):
     """The auth service could not be reached, or failed (5xx)."""
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class HttpClient:
     """POSTs JSON to the auth service; ``ca_file`` for a service behind a private CA."""
@@ -81,6 +85,22 @@ class HttpClient:
     base_url: str
     ca_file: Path | None = None
     timeout: float = HTTP_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        url = urllib.parse.urlsplit(self.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise EnrollmentError(
+                f"the auth service URL {self.base_url!r} is not an http(s) URL; "
+                "give it as e.g. --auth-url https://auth.example.com"
+            )
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_file))
+        except (OSError, ValueError) as exc:  # missing file, not PEM (ssl.SSLError is an OSError)
+            raise EnrollmentError(f"cannot use the auth service CA file {self.ca_file}: {exc}") from exc
 
     @retry(
         retry=retry_if_exception_type(AuthUnreachable),
@@ -93,11 +113,10 @@ class HttpClient:
         request = urllib.request.Request(
             url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
-        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        context = self._context()
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=context) as response:
-                data: dict[str, Any] = json.loads(response.read())
-                return data
+                data = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             detail = _detail(exc)
             if exc.code >= 500:
@@ -106,8 +125,24 @@ class HttpClient:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise AuthUnreachable(f"cannot reach the auth service at {url}: {reason}") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AuthUnreachable(f"{url} answered with something that is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise AuthUnreachable(f"{url} answered with JSON that is not an object: {type(data).__name__}")
+        return data
+
+
+def _field(answer: dict[str, Any], path: str, kind: type[_T]) -> _T:
+    """``answer[a][b]`` for ``path = "a.b"``, of type ``kind``, or a clear error (nothing written yet)."""
+    value: Any = answer
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise EnrollmentError(
+            f"the auth service's answer has no valid {path!r} ({kind.__name__} expected): "
+            "is the URL that of edge-auth, and is it the same version?"
+        )
+    return value
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:
@@ -149,7 +184,10 @@ def _new_key_and_csr(device_id: str) -> tuple[bytes, str]:
 
 def _validity(cert_pem: str) -> tuple[int, int]:
     """(not_before, not_after) in Unix seconds, recorded so the daemon need not parse X.509."""
-    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as exc:
+        raise EnrollmentError(f"the auth service's answer holds no valid certificate: {exc}") from exc
     return int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())
 
 
@@ -182,7 +220,7 @@ def enroll(
     client: HttpClient | None = None,
 ) -> EnrolledIdentity:
     """Enroll and write the identity; returns it.  Raises :class:`EnrollmentError`."""
-    if device_id is not None and not DEVICE_ID_PATTERN.match(device_id):
+    if device_id is not None and not DEVICE_ID_PATTERN.fullmatch(device_id):
         raise EnrollmentRefused(f"device id {device_id!r} must match {DEVICE_ID_PATTERN.pattern}", 0)
     client = client or HttpClient(auth_url)
     folder = identity_dir(state_dir)
@@ -193,22 +231,31 @@ def enroll(
     if password_mode:
         body["mode"] = "password"
         answer = client.post("/v1/enroll", body)
-        broker = {"host": answer["broker"]["host"], "port": answer["broker"]["password_port"]}
-        _write(folder / CA_FILE, answer["ca_certificate"].encode(), 0o644)
-        _write(folder / PASSWORD_FILE, answer["password"].encode(), 0o600)
+        broker = {
+            "host": _field(answer, "broker.host", str),
+            "port": _field(answer, "broker.password_port", int),
+        }
+        ca_pem = _field(answer, "ca_certificate", str)
+        password = _field(answer, "password", str)
+        enrolled_id = _field(answer, "device_id", str)
+        _write(folder / CA_FILE, ca_pem.encode(), 0o644)
+        _write(folder / PASSWORD_FILE, password.encode(), 0o600)
         for stale in (KEY_FILE, CERT_FILE):
             (folder / stale).unlink(missing_ok=True)
-        _write_info(folder, answer["device_id"], "password", auth_url, broker, None)
+        _write_info(folder, enrolled_id, "password", auth_url, broker, None)
     else:
         # The CSR carries the id we expect; the service sets the CN itself anyway.
         key_pem, csr = _new_key_and_csr(device_id or "device")
         answer = client.post("/v1/enroll", {**body, "csr": csr})
-        certificate = answer["certificate"]
+        certificate = _field(answer, "certificate", str)
+        validity = _validity(certificate)
+        ca_pem = _field(answer, "ca_certificate", str)
+        broker = {"host": _field(answer, "broker.host", str), "port": _field(answer, "broker.port", int)}
+        enrolled_id = _field(answer, "device_id", str)
         _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
-        _write(folder / CA_FILE, answer["ca_certificate"].encode(), 0o644)
+        _write(folder / CA_FILE, ca_pem.encode(), 0o644)
         _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
-        broker = {"host": answer["broker"]["host"], "port": answer["broker"]["port"]}
-        _write_info(folder, answer["device_id"], "cert", auth_url, broker, _validity(certificate))
+        _write_info(folder, enrolled_id, "cert", auth_url, broker, validity)
         (folder / PASSWORD_FILE).unlink(missing_ok=True)
     identity = load_identity(state_dir)  # also moves the .new pair into place
     if identity is None:
@@ -246,12 +293,14 @@ def renew(state_dir: Path, *, client: HttpClient | None = None, now: float | Non
         },
     )
     folder = identity.directory
-    certificate = answer["certificate"]
+    certificate = _field(answer, "certificate", str)
+    validity = _validity(certificate)
+    ca_pem = _field(answer, "ca_certificate", str)
     _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
     _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
-    _write(folder / CA_FILE, answer["ca_certificate"].encode(), 0o644)
+    _write(folder / CA_FILE, ca_pem.encode(), 0o644)
     broker = {"host": identity.broker_host, "port": identity.broker_port}
-    _write_info(folder, identity.device_id, "cert", identity.auth_url, broker, _validity(certificate))
+    _write_info(folder, identity.device_id, "cert", identity.auth_url, broker, validity)
     renewed = load_identity(state_dir)
     if renewed is None:
         raise EnrollmentError(f"the renewed identity in {folder} cannot be read back")

@@ -24,7 +24,14 @@ import platform
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -204,6 +211,9 @@ class Metrics:
     """The daemon's registry, the stream-recorded metrics and the HTTP endpoint."""
 
     def __init__(self, snapshot: Snapshot) -> None:
+        # No ``*_created`` series: in the text format they read as gauges such as
+        # ``edge_agent_events_created 1.79e+09``, which a newcomer takes for a count.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client 0.26
         self.registry = CollectorRegistry(auto_describe=False)
         self.publish_latency = Histogram(
             "edge_agent_publish_latency_seconds",
@@ -244,7 +254,8 @@ class Metrics:
 
         async def counted(event: NewEvent) -> T:
             result = await emit(event)
-            self.count_event(event)
+            if result is not None:  # None: refused and dropped (OutboxWriter.submit_or_drop)
+                self.count_event(event)
             return result
 
         return counted

@@ -86,7 +86,7 @@ def responses_topic(device_id: str) -> str:
 def device_of_topic(topic: str) -> str | None:
     """``devices/X/events`` → ``X`` (None when the topic is not under ``devices/``)."""
     parts = topic.split("/")
-    if len(parts) >= 3 and parts[0] == "devices" and DEVICE_ID_PATTERN.match(parts[1]):
+    if len(parts) >= 3 and parts[0] == "devices" and DEVICE_ID_PATTERN.fullmatch(parts[1]):
         return parts[1]
     return None
 

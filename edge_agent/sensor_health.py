@@ -234,13 +234,18 @@ class HealthGuard:
         )
         for callback in self.on_change:
             callback(self.sensor, change)
-        data: dict[str, Any] = {
-            "event": "sensor_health",
-            "state": change.state,
-            "previous": change.previous,
-            "reason": change.reason,
-            "consecutive_errors": h.consecutive_errors,
-        }
-        if next_probe is not None:
-            data["next_probe_s"] = round(next_probe, 1)
-        await self._announce(self.sensor, data)
+        await self._announce(self.sensor, health_event(change, h.consecutive_errors, next_probe))
+
+
+def health_event(change: Change, consecutive_errors: int, next_probe: float | None = None) -> dict[str, Any]:
+    """The ``data`` of the ``sensor_health`` status event (docs/PROTOCOL.md)."""
+    data: dict[str, Any] = {
+        "event": "sensor_health",
+        "state": change.state,
+        "previous": change.previous,
+        "reason": change.reason,
+        "consecutive_errors": consecutive_errors,
+    }
+    if next_probe is not None:
+        data["next_probe_s"] = round(next_probe, 1)
+    return data

@@ -104,6 +104,7 @@ class SensorTrust:
             calibrations=self.calibrations,
             publish=forwarder.publish_reply,
             boot=self._boot,
+            sensors=[s.name for s in self.settings.sensors],
         )
         forwarder.commands = self.commands
 

@@ -72,7 +72,11 @@ class SensorWorker:
         """``fn()`` on the worker; ``TimeoutError`` if it takes longer than ``timeout``."""
         future = self.submit(fn)
         # shield: a timeout must not cancel the future the worker will still complete.
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result and
+        # swallows a cancellation that arrives in the same loop iteration, and a sensor
+        # task that missed its cancellation at shutdown sampled on forever.
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)
 
     def stop(self) -> None:
         self._jobs.put(_STOP)

@@ -33,7 +33,7 @@ class Operator:
 def create_operator(
     conn: Connection, *, username: str, password: str, scopes: list[str], now: float, actor: str
 ) -> Operator:
-    if not re.match(USERNAME_PATTERN, username):
+    if not re.fullmatch(USERNAME_PATTERN, username):
         raise BadRequest("user names are 1-64 characters: letters, digits, _ . @ -")
     problem = check_strength(password)
     if problem:

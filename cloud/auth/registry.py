@@ -31,7 +31,7 @@ class Actor:
 
 
 def check_device_id(device_id: str, *, reserved: set[str]) -> None:
-    if not re.match(DEVICE_ID_PATTERN, device_id):
+    if not re.fullmatch(DEVICE_ID_PATTERN, device_id):  # not match: "$" also matches before a final "\n"
         raise BadRequest(f"device id {device_id!r} must match {DEVICE_ID_PATTERN} (letters, digits, _ . : -)")
     if device_id in reserved:
         raise BadRequest(f"device id {device_id!r} is reserved for a cloud service")

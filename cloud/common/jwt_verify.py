@@ -55,10 +55,20 @@ class JWTVerifier:
         self.update(jwks)
 
     def update(self, jwks: Mapping[str, Any]) -> None:
+        """Use the Ed25519 keys of ``jwks``.  A key set that is not one raises
+        :class:`TokenInvalid` and the keys in use stay; a malformed entry is skipped."""
+        entries = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if not isinstance(entries, list):
+            raise TokenInvalid('the JWKS is not a JSON object with a "keys" list')
         keys: dict[str, Any] = {}
-        for jwk in jwks.get("keys", []):
-            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and "kid" in jwk:
-                keys[jwk["kid"]] = OKPAlgorithm.from_jwk(json.dumps(jwk))
+        for jwk in entries:
+            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+                continue
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+                try:
+                    keys[jwk["kid"]] = OKPAlgorithm.from_jwk(json.dumps(jwk))
+                except (jwt.PyJWTError, ValueError, TypeError):
+                    continue  # one unusable key must not take the good ones down
         self._keys = keys
 
     @property

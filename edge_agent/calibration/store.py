@@ -277,22 +277,8 @@ class CalibrationStore:
                 what = f"{sensor}.{quantity}" if quantity else sensor
                 raise CalibrationInputError(f"{what} has no calibration in effect; nothing to reset")
             return [
-                self._insert(
-                    db,
-                    sensor=sensor,
-                    quantity=head.quantity,
-                    action="reset",
-                    applies=False,
-                    method=None,
-                    gain=1.0,
-                    offset=0.0,
-                    created_at=now,
-                    calibrated_at=None,
-                    expires_at=None,
-                    technician=technician,
-                    note=note,
-                    previous=head.id,
-                    restores=None,
+                self._insert_uncorrected(
+                    db, sensor, head.quantity, "reset", now, technician, note, previous=head.id
                 )
                 for head in targets
             ]
@@ -318,24 +304,16 @@ class CalibrationStore:
                 raise CalibrationInputError(f"{what} has no calibration history; nothing to roll back")
             head = max(heads, key=lambda r: r.id)
             before = None if head.previous is None else self.get(head.previous)
+            if before is None and not head.applies:
+                # Already back before the first calibration: another row would change nothing.
+                what = f"{sensor}.{head.quantity}"
+                raise CalibrationInputError(
+                    f"{what} has no earlier calibration to go back to (no correction applies now)"
+                )
             if before is None:
                 # Back to before the first calibration: no correction.
-                return self._insert(
-                    db,
-                    sensor=sensor,
-                    quantity=head.quantity,
-                    action="rollback",
-                    applies=False,
-                    method=None,
-                    gain=1.0,
-                    offset=0.0,
-                    created_at=now,
-                    calibrated_at=None,
-                    expires_at=None,
-                    technician=technician,
-                    note=note,
-                    previous=None,
-                    restores=None,
+                return self._insert_uncorrected(
+                    db, sensor, head.quantity, "rollback", now, technician, note, previous=None
                 )
             return self._insert(
                 db,
@@ -360,6 +338,37 @@ class CalibrationStore:
                 if before.applies
                 else None,
             )
+
+    def _insert_uncorrected(
+        self,
+        db: sqlite3.Connection,
+        sensor: str,
+        quantity: str,
+        action: Action,
+        now: float,
+        technician: str | None,
+        note: str | None,
+        *,
+        previous: int | None,
+    ) -> CalibrationRecord:
+        """A row after which the quantity goes out uncorrected (a reset, or a rollback past the first)."""
+        return self._insert(
+            db,
+            sensor=sensor,
+            quantity=quantity,
+            action=action,
+            applies=False,
+            method=None,
+            gain=1.0,
+            offset=0.0,
+            created_at=now,
+            calibrated_at=None,
+            expires_at=None,
+            technician=technician,
+            note=note,
+            previous=previous,
+            restores=None,
+        )
 
     def _insert(self, db: sqlite3.Connection, **values: Any) -> CalibrationRecord:
         names = ", ".join(values)

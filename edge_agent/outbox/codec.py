@@ -33,7 +33,7 @@ LANE_CODE = {"priority": 0, "readings": 1}
 
 _TEXT_MAX = 64
 """Longest boot id and sensor name the envelope accepts."""
-_PREFIX_CACHE_MAX = 4096
+_CHECKED_MAX = 4096
 _quote: Callable[[str], str] = getattr(_json, "encode_basestring", json.encoder.py_encode_basestring)
 
 
@@ -87,8 +87,6 @@ if _backend is None:
     BACKEND = "json"
     _backend = _stdlib_backend()
 _dumps, _loads = _backend
-_PREFIXES: dict[tuple[str, str, str, str | None], str] = {}
-"""Encoded ``"id"…"sensor"`` constant part, per epoch/boot/kind/sensor (a few dozen entries)."""
 
 
 def use_backend(name: str) -> None:
@@ -122,12 +120,14 @@ class EncodedEvent:
 def encode(event: NewEvent, epoch: str) -> EncodedEvent:
     """Encode an event for ``epoch``; ``ValueError`` if it could never be a valid envelope.
 
-    Only cheap checks run here (this is the hot path).
+    Only cheap checks run here (this is the hot path).  The whole envelope is encoded in
+    one call with ``seq`` 0, then cut around that 0: an id is a JSON string, in which a
+    bare ``"`` cannot occur, so the first ``,"seq":0,`` is the seq's.
     """
-    key = (epoch, event.boot, event.kind, event.sensor)
-    prefix = _PREFIXES.get(key)
-    if prefix is None:
-        prefix = _prefix(key)
+    boot, kind, sensor = event.boot, event.kind, event.sensor
+    key = (boot, kind, sensor)
+    if key not in _CHECKED:
+        _check(key)
     clock = event.clock
     if clock != "synced" and clock != "unsynced":
         raise ValueError(f"clock must be 'synced' or 'unsynced', not {clock!r}")
@@ -137,33 +137,52 @@ def encode(event: NewEvent, epoch: str) -> EncodedEvent:
     data = event.data
     if type(data) is not dict:
         raise ValueError(f"data must be a dict, not {type(data).__name__}")
-    if BACKEND == "orjson":
-        _refuse_non_finite(data.values())
     try:
-        rest = _dumps({"ts": event.ts, "clock": clock, "mono": float(mono), "data": data})
+        text = _dumps(
+            {
+                "id": event.id,
+                "seq": 0,
+                "epoch": epoch,
+                "boot": boot,
+                "kind": kind,
+                "sensor": sensor,
+                "ts": event.ts,
+                "clock": clock,
+                "mono": float(mono),
+                "data": data,
+            }
+        )
     except TypeError as exc:
         raise ValueError(f"data has no JSON form: {exc}") from exc
-    head = '{"id":' + _quote(event.id) + ',"seq":'
-    tail = prefix + rest[1:]
-    fixed = len(head) + len(tail)
-    if not (head.isascii() and tail.isascii()):
-        fixed = len(head.encode()) + len(tail.encode())
-    return EncodedEvent(event, PRIORITY[event.kind], head, tail, fixed, int(clock == "unsynced"))
+    # orjson writes NaN and ±inf as null: only a text with more nulls than a null sensor
+    # explains can hold one, and only then is ``data`` walked (the standard library refuses
+    # them itself).
+    if BACKEND == "orjson" and "null" in text and text.count("null") > (sensor is None):
+        _refuse_non_finite(data.values())
+    cut = text.index(_SEQ_0) + _SEQ_0_HEAD
+    size = len(text) - 1
+    if not text.isascii():
+        size = len(text.encode()) - 1
+    return EncodedEvent(event, PRIORITY[kind], text[:cut], text[cut + 1 :], size, int(clock == "unsynced"))
 
 
-def _prefix(key: tuple[str, str, str, str | None]) -> str:
-    epoch, boot, kind, sensor = key
+_SEQ_0 = ',"seq":0,'
+_SEQ_0_HEAD = len(',"seq":')
+_CHECKED: set[tuple[str, str, str | None]] = set()
+"""Boot/kind/sensor combinations already checked (a few dozen in a daemon's life)."""
+
+
+def _check(key: tuple[str, str, str | None]) -> None:
+    boot, kind, sensor = key
     if kind not in PRIORITY:
         raise ValueError(f"unknown event kind {kind!r}")
     if not 0 < len(boot) <= _TEXT_MAX:
         raise ValueError(f"boot id must be 1 to {_TEXT_MAX} characters")
     if sensor is not None and len(sensor) > _TEXT_MAX:
         raise ValueError(f"sensor name longer than {_TEXT_MAX} characters: {sensor!r}")
-    text = f',"epoch":{_quote(epoch)},"boot":{_quote(boot)},"kind":{_quote(kind)},"sensor":{_dumps(sensor)},'
-    if len(_PREFIXES) >= _PREFIX_CACHE_MAX:
-        _PREFIXES.clear()
-    _PREFIXES[key] = text
-    return text
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(key)
 
 
 def envelope_of(event: NewEvent, seq: int, epoch: str) -> dict[str, Any]:

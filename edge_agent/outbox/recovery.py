@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_agent.outbox.dirs import fsync_dir
 from edge_agent.outbox.errors import OutboxError
 from edge_agent.outbox.schema import SCHEMA_VERSION, SchemaError, check, migrate, version_of
 
@@ -84,8 +85,34 @@ def inspect(path: Path) -> Health:
     """Check an existing file; raises :class:`OutboxError` for errors that are not the file's.
 
     Read-only: a read-write connection would checkpoint the WAL into a damaged file when it
-    closes, and delete the WAL, changing the very files that are to be quarantined.
+    closes, and delete the WAL, changing the very files that are to be quarantined.  One
+    exception: a *hot rollback journal*, left by a power cut while the file was being
+    created (before it switched to WAL; found by the power-cut tests), which a read-only
+    connection cannot roll back (SQLITE_READONLY_ROLLBACK).  Rolling it back is SQLite's
+    own recovery, with no WAL involved, so a read-write connection does it and the check
+    runs again.
     """
+    health = _inspect_read_only(path)
+    if health.problem == _HOT_JOURNAL:
+        _roll_back_hot_journal(path)
+        health = _inspect_read_only(path)
+    return health
+
+
+_HOT_JOURNAL = "a hot rollback journal that a read-only connection cannot roll back"
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    conn = connect(path)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the first read rolls back
+    except sqlite3.Error as exc:
+        log.warning("rolling back the hot journal of %s failed: %s", path, exc)
+    finally:
+        conn.close()
+
+
+def _inspect_read_only(path: Path) -> Health:
     epoch = None
     try:
         conn = connect(path, read_only=True)
@@ -103,6 +130,8 @@ def inspect(path: Path) -> Health:
     except SchemaError as exc:
         return Health(str(exc), epoch)
     except sqlite3.Error as exc:
+        if error_code(exc) == sqlite3.SQLITE_READONLY_ROLLBACK:
+            return Health(_HOT_JOURNAL, epoch)
         if not is_corruption(exc) and error_code(exc) in _NOT_THE_FILES_FAULT:
             raise OutboxError(f"cannot check {path}: {exc}") from exc
         # Corrupt, or unreadable in some other way (cannot open it, a read error): either
@@ -132,7 +161,7 @@ def quarantine(path: Path, problem: str, wall: float) -> Path:
         source = Path(f"{path}{suffix}")
         if source.exists():
             os.replace(source, f"{target}{suffix}")
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     log.error(
         "OUTBOX QUARANTINED: %s is unusable (%s); moved to %s and starting a new outbox with a new epoch. "
         "Nothing was deleted: recover its events with `edge-agent buffer salvage %s`.",
@@ -142,14 +171,6 @@ def quarantine(path: Path, problem: str, wall: float) -> Path:
         target,
     )
     return target
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def prepare(path: Path, wall: float) -> Prepared:

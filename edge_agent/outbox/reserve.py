@@ -30,6 +30,13 @@ class Reserve:
         except FileNotFoundError:
             return False
 
+    def shortfall(self) -> int:
+        """Bytes the filesystem lacks for the reserve now (0 if it is held or would fit)."""
+        if self.size <= 0 or self.held:
+            return 0
+        stat = os.statvfs(self.path.parent)
+        return max(0, self.size - stat.f_bavail * stat.f_frsize)
+
     def release(self) -> bool:
         """Give the space back to the filesystem; True if there was a reserve to release."""
         try:

@@ -53,6 +53,7 @@ import aiosqlite
 from edge_agent.events import Lane, NewEvent, StoredEvent
 from edge_agent.outbox import codec, ranges
 from edge_agent.outbox.codec import EncodedEvent
+from edge_agent.outbox.dirs import make_durable_dir
 from edge_agent.outbox.errors import OutboxClosedError, OutboxError, OutboxFullError, OutboxLockedError
 from edge_agent.outbox.recovery import BUSY_TIMEOUT_MS, Prepared, is_full, prepare
 from edge_agent.outbox.reserve import Reserve
@@ -85,6 +86,10 @@ DEFAULT_RESERVE = 8 * 2**20
 PAGE_SIZE = 4096
 MIN_AUTOCHECKPOINT_PAGES = 16
 DISK_FULL_ATTEMPTS = 12
+TIGHT_SLACK = 256 * 1024
+"""Free bytes, beyond the reserve and a full WAL, that end the tight-disk mode."""
+TIGHT_CHECK_COMMITS = 256
+"""While the disk is tight, look whether room came back every this many commits."""
 PUBLISH_PERSIST_INTERVAL = 5.0
 """``record_publish`` writes at most this often on its own; otherwise it rides on the next transaction."""
 NO_DEADLINE = math.inf
@@ -187,6 +192,9 @@ class Outbox:
         self._last_publish = tally.last_publish
         self._publish_persisted_at = -math.inf
         self._disk_full_unsaved = 0
+        self._autocheckpoint = autocheckpoint_pages(reserve.size)
+        self._tight = False
+        """The disk was full: the WAL is kept small so it does not need room to grow."""
         self._closed = False
         self.commits = 0
         """Write transactions committed by this process (group commit shows here)."""
@@ -221,7 +229,8 @@ class Outbox:
         if max_bytes <= 0 or max_age_s <= 0:
             raise ValueError("max_bytes and max_age_s must be positive")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Its name in its parent must survive a power cut too (see dirs.py).
+        await asyncio.to_thread(make_durable_dir, path.parent)
         lock_fd = _lock(path)
         conn: aiosqlite.Connection | None = None
         try:
@@ -235,7 +244,7 @@ class Outbox:
                 "synchronous": synchronous,
                 "journal_size_limit": JOURNAL_SIZE_LIMIT,
                 "cache_size": -CACHE_SIZE_KIB,  # negative: KiB, whatever the page size
-                "wal_autocheckpoint": max(MIN_AUTOCHECKPOINT_PAGES, reserve_bytes // (2 * PAGE_SIZE)),
+                "wal_autocheckpoint": autocheckpoint_pages(reserve_bytes),
                 **(pragmas or {}),
             }.items():
                 await conn.execute(f"PRAGMA {name} = {value}")
@@ -394,7 +403,8 @@ class Outbox:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._committed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancellation
+                    await self._committed.wait()
             except TimeoutError:
                 return False
         return False
@@ -415,13 +425,13 @@ class Outbox:
             tally.pending_count -= len(sizes)
             return len(sizes)
 
-        return await self._write(body, synchronous="NORMAL")
+        return await self._write_making_room(body, synchronous="NORMAL")
 
     async def record_publish(self, wall_time: float) -> None:
         """Remember the last successful publish (for stats); written at most every few seconds."""
         self._last_publish = wall_time
         if self._runtime.now() - self._publish_persisted_at >= PUBLISH_PERSIST_INTERVAL:
-            await self._write(_nothing, synchronous="NORMAL")
+            await self._write_making_room(_nothing, synchronous="NORMAL")
 
     async def correct_unsynced(self, boot: str, wall_minus_mono: float) -> int:
         """Give this boot's pending ``unsynced`` events ``ts = mono + wall_minus_mono``.
@@ -548,6 +558,8 @@ class Outbox:
             self._disk_full_unsaved -= disk_full
             self.commits += 1
             self._publish_persisted_at = tally.runtime
+            if self._tight and tally.commits % TIGHT_CHECK_COMMITS == 0:
+                await self._leave_tight_if_room()
         if grew:
             self._notify()
         return result
@@ -568,33 +580,21 @@ class Outbox:
 
     async def _insert(self, tally: _Tally, encoded: Sequence[EncodedEvent]) -> list[StoredEvent]:
         runtime = self._runtime.now()
-        epoch = self.epoch
         seq = tally.last_seq
         rows: list[tuple[Any, ...]] = []
         stored: list[StoredEvent] = []
         add_row, add_stored = rows.append, stored.append
         added = 0
-        # The hot loop of an append: EncodedEvent.body() and envelope_of() inlined.
+        # The hot loop of an append: EncodedEvent.body() inlined.  The envelope dict is
+        # not built: the returned events decode their body if anyone asks.
         for enc in encoded:
             seq += 1
             digits = str(seq)
             size = enc.fixed_size + len(digits)
-            e = enc.event
+            kind = enc.event.kind
             body = enc.head + digits + enc.tail
-            add_row((seq, enc.lane, e.kind, size, runtime, enc.unsynced, body))
-            envelope = {
-                "id": e.id,
-                "seq": seq,
-                "epoch": epoch,
-                "boot": e.boot,
-                "kind": e.kind,
-                "sensor": e.sensor,
-                "ts": e.ts,
-                "clock": e.clock,
-                "mono": float(e.mono),
-                "data": e.data,
-            }
-            add_stored(codec.stored(seq, e.kind, body, size, envelope))
+            add_row((seq, enc.lane, kind, size, runtime, enc.unsynced, body))
+            add_stored(StoredEvent(seq, kind, body, size))
             added += size
         await self._conn.executemany(_INSERT, rows)
         tally.last_seq = seq
@@ -718,9 +718,7 @@ class Outbox:
         first_error: OutboxError,
     ) -> list[StoredEvent]:
         """SQLITE_FULL: release the reserve, checkpoint, evict the oldest events, retry."""
-        log.error("outbox %s: the disk is full (%s); making room", self.path, first_error.__cause__)
-        self._disk_full_unsaved += 1  # persisted by the next transaction that commits
-        await asyncio.to_thread(self._reserve.release)
+        await self._enter_tight(first_error)
         # A tenth of what is pending (hysteresis: the next appends fit too), at least twice
         # the batch; four times more at each attempt that was not enough.
         batch_bytes = sum(e.fixed_size for e in encoded)
@@ -795,17 +793,82 @@ class Outbox:
 
     async def _restore_reserve(self) -> None:
         """Allocate the reserve again, evicting more if that is what it takes.  Never raises:
-        it runs after the events were committed."""
-        need = self._reserve.size
+        it runs after the events were committed.
+
+        First hands free pages back (a delete frees some), then evicts what the filesystem
+        lacks for the reserve plus a slack (a tenth of what is pending) so the next
+        transactions fit — never "the reserve's size" of
+        events, which on a small outbox would be all of them.
+        """
         try:
-            for _ in range(DISK_FULL_ATTEMPTS):
+            for attempt in range(DISK_FULL_ATTEMPTS):
                 if await asyncio.to_thread(self._reserve.restore):
                     return
+                if attempt == 0:
+                    await self._vacuum()
+                    continue
+                short = await asyncio.to_thread(self._reserve.shortfall)
+                need = short + max(self._tally.pending_bytes // 10, DISK_FULL_MIN_EVICTION)
                 if not await self._make_room(need):
                     break
         except OutboxError as exc:
             log.warning("outbox %s: could not make room for its disk-full reserve: %s", self.path, exc)
         log.warning("outbox %s: running without its disk-full reserve (no room for it)", self.path)
+
+    async def _write_making_room(
+        self, body: Callable[[_Tally], Awaitable[T]], *, synchronous: Synchronous | None = None
+    ) -> T:
+        """:meth:`_write` for transactions that add no events (a delete): on SQLITE_FULL,
+        release the reserve and truncate the WAL, retry once, then take the reserve back."""
+        try:
+            return await self._write(body, synchronous=synchronous)
+        except OutboxError as exc:
+            if not is_full(exc.__cause__ or exc):
+                raise
+            await self._enter_tight(exc)
+        await self.checkpoint()
+        result = await self._write(body, synchronous=synchronous)
+        await self._restore_reserve()
+        return result
+
+    async def _enter_tight(self, error: OutboxError) -> None:
+        """The disk is full: release the reserve, and keep the WAL small from now on.
+
+        SQLite's WAL grows up to ``wal_autocheckpoint`` pages before it is reused from its
+        start; on a full disk every page it grows by is a new SQLITE_FULL.  While tight, it
+        is checkpointed every few pages instead, so it reuses the room it has.
+        """
+        self._disk_full_unsaved += 1  # persisted by the next transaction that commits
+        if self._tight:
+            log.debug("outbox %s: the disk is still full (%s); making room", self.path, error.__cause__)
+        else:
+            log.error(
+                "outbox %s: the disk is full (%s); making room, oldest readings first, until it is not",
+                self.path,
+                error.__cause__,
+            )
+            self._tight = True
+            await self._set_autocheckpoint(MIN_AUTOCHECKPOINT_PAGES)
+        await asyncio.to_thread(self._reserve.release)
+
+    async def _leave_tight_if_room(self) -> None:
+        """Called under the lock: back to the normal WAL once the reserve is held and a full
+        WAL fits beside it."""
+        try:
+            if not await asyncio.to_thread(self._reserve.restore):
+                return
+            stat = await asyncio.to_thread(os.statvfs, self.path.parent)
+            if stat.f_bavail * stat.f_frsize >= self._autocheckpoint * PAGE_SIZE + TIGHT_SLACK:
+                await self._conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
+                self._tight = False
+                log.info("outbox %s: the disk has room again", self.path)
+        except (OSError, sqlite3.Error) as exc:  # the events are committed: a check must not fail them
+            log.debug("outbox %s: checking for room failed: %s", self.path, exc)
+
+    async def _set_autocheckpoint(self, pages: int) -> None:
+        async with self._lock:
+            self._check_open()
+            await self._conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
 
     async def _evict_for_disk(self, tally: _Tally, need: int) -> int:
         """Evict ``need`` bytes, oldest readings first; returns the bytes evicted."""
@@ -837,6 +900,12 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
     # The caller may have been cancelled while the shielded transaction went on.
     if not task.cancelled():
         task.exception()
+
+
+def autocheckpoint_pages(reserve_bytes: int) -> int:
+    """WAL pages before a checkpoint: half the disk-full reserve, so one reserve always
+    leaves room to checkpoint it."""
+    return max(MIN_AUTOCHECKPOINT_PAGES, reserve_bytes // (2 * PAGE_SIZE))
 
 
 def _lock(path: Path) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from edge_agent.events import NewEvent, StoredEvent
 from edge_agent.outbox.codec import EncodedEvent
-from edge_agent.outbox.errors import OutboxClosedError
+from edge_agent.outbox.errors import OutboxClosedError, OutboxError
 from edge_agent.outbox.store import Outbox
 
 log = logging.getLogger("edge_agent.outbox")
@@ -48,6 +48,9 @@ class OutboxWriter:
         """The transaction being committed (kept referenced while shielded)."""
         self.batches = 0
         """Transactions this writer has committed."""
+        self.dropped = 0
+        """Events refused by :meth:`submit_or_drop` (not committed, never promised)."""
+        self._drop_problem: str | None = None
 
     @property
     def queued(self) -> int:
@@ -67,6 +70,27 @@ class OutboxWriter:
         :class:`OutboxClosedError` after :meth:`stop`.
         """
         return (await self._enqueue([self._outbox.encode(event)]))[0]
+
+    async def submit_or_drop(self, event: NewEvent) -> StoredEvent | None:
+        """:meth:`submit` for a producer that must go on whatever the storage does (a
+        sensor's sampling loop): an event that could not be committed was never promised,
+        so it is counted in ``dropped`` and logged (once per series of the same failure),
+        and None is returned instead of raising."""
+        try:
+            stored = await self.submit(event)
+        except (OutboxError, ValueError) as exc:
+            self.dropped += 1
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._drop_problem:
+                log.error(
+                    "event not committed, sampling goes on (%d dropped so far): %s", self.dropped, problem
+                )
+                self._drop_problem = problem
+            return None
+        if self._drop_problem is not None:
+            log.info("events are committed again (%d were dropped)", self.dropped)
+            self._drop_problem = None
+        return stored
 
     async def submit_many(self, events: Sequence[NewEvent]) -> list[StoredEvent]:
         """Queue several events (a sampling tick of many sensors): committed together, in

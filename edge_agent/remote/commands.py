@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,8 +118,11 @@ class CommandDispatcher:
         calibrations: ActiveCalibrations,
         publish: Publish,
         boot: str,
+        sensors: Collection[str] | None = None,
     ) -> None:
         self.device_id = device_id
+        self._sensors = None if sensors is None else sorted(sensors)
+        """The configured sensor names, to refuse an unknown one (``None``: not checked)."""
         self.topic_filter = commands_filter(device_id)
         self._prefix = f"devices/{device_id}/"
         self._runner = runner
@@ -218,6 +221,9 @@ class CommandDispatcher:
             get = _args(GetCalibrationArgs, payload)
             records = self._calibrations.records()
             if get.sensor is not None:
+                if self._sensors is not None and get.sensor not in self._sensors:
+                    known = ", ".join(self._sensors) or "none configured"
+                    raise CommandError("bad_request", f"unknown sensor {get.sensor!r} (sensors: {known})")
                 records = [r for r in records if r.sensor == get.sensor]
             return {"calibrations": [r.as_json() for r in sorted(records, key=lambda r: r.id)]}
         raise CommandError(

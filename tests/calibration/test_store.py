@@ -67,6 +67,9 @@ def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
         assert store.active()[0].id == back.id  # the rollback row is what readings carry
         gone = store.rollback("climate")
         assert not gone.applies and store.active() == []
+        with pytest.raises(CalibrationInputError, match="no earlier calibration"):
+            store.rollback("climate")  # nothing further back: refused, not a no-op history row
+        assert store.history("climate")[-1].id == gone.id
         with pytest.raises(CalibrationInputError, match="nothing to reset"):
             store.reset("climate")
         c = store.save(new(21.0))
@@ -151,6 +154,36 @@ def test_watcher_picks_up_a_change_committed_by_another_connection(tmp_path: Pat
         return changes
 
     assert len(asyncio.run(scenario())) == 1
+
+
+def test_watcher_reports_a_change_saved_before_it_started(tmp_path: Path) -> None:
+    # The daemon loads the corrections, then starts the watcher: a save in between must
+    # be applied and reported (it used to become the watcher's baseline, silently).
+    path = tmp_path / "c.db"
+
+    async def scenario() -> tuple[list[int], int]:
+        reader = CalibrationStore.open(path)
+        active = ActiveCalibrations(reader.current())
+        with CalibrationStore.open(path) as writer:
+            saved = writer.save(new(19.5))
+        changes: list[int] = []
+
+        async def changed(records: list) -> None:  # type: ignore[type-arg]
+            changes.extend(r.id for r in records)
+
+        watcher = asyncio.create_task(watch_calibrations(reader, active, changed, poll_s=0.05))
+        for _ in range(400):
+            if changes:
+                break
+            await asyncio.sleep(0.025)
+        assert active.reading_data("climate")({"temperature_c": 20.0})["cal"] == {"temperature_c": saved.id}
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        reader.close()
+        return changes, saved.id
+
+    changes, saved_id = asyncio.run(scenario())
+    assert changes == [saved_id]
 
 
 def test_watcher_reports_nothing_when_the_database_matches_what_is_in_effect(tmp_path: Path) -> None:

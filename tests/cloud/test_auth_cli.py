@@ -86,6 +86,22 @@ def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
     assert "dev-7" in result.output and "revoked" in result.output
 
 
+def test_a_trailing_newline_does_not_slip_into_an_id_or_the_acl(tmp_path: Path) -> None:
+    # re.match(r"^…$") accepts "evil\n": the id would end up in the ACL and the CN as is.
+    runner = CliRunner()
+    config = str(write_config(tmp_path))
+    result = runner.invoke(app, ["create-device", "evil\n", "-c", config])
+    assert result.exit_code == 1 and "must match" in result.output
+    result = runner.invoke(
+        app,
+        ["create-admin", "-u", "root\n", "--password-stdin", "-c", config],
+        input="a long enough password\n",
+    )
+    assert result.exit_code == 1 and "user names are" in result.output
+    result = runner.invoke(app, ["devices", "-c", config])
+    assert "evil" not in result.output
+
+
 def test_the_sample_config_is_valid() -> None:
     settings = load_auth_settings(REPO / "config" / "edge-auth.toml")
     assert settings.broker.port == 8883 and settings.state_dir == REPO / "state" / "edge-auth"

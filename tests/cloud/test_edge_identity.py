@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from edge_agent.enrollment import AuthUnreachable, EnrollmentRefused, HttpClient, enroll
+from edge_agent.enrollment import (
+    AuthUnreachable,
+    EnrollmentError,
+    EnrollmentRefused,
+    HttpClient,
+    enroll,
+)
 from edge_agent.identity import identity_dir, load_identity
 from edge_agent.settings import load_settings
 
@@ -112,6 +118,16 @@ def _fast(url: str) -> HttpClient:
         (422, b'{"detail": [{"msg": "bad"}]}', EnrollmentRefused, "bad"),
         (500, b"Internal Server Error", AuthUnreachable, "500"),
         (200, b"<html>not json", AuthUnreachable, "not JSON"),
+        (200, b"\xff\xfe", AuthUnreachable, "not JSON"),
+        (200, b"[1, 2]", AuthUnreachable, "not an object"),
+        (200, b"{}", EnrollmentError, "no valid 'certificate'"),
+        (200, b'{"certificate": 5}', EnrollmentError, "no valid 'certificate'"),
+        (
+            200,
+            b'{"certificate": "-----BEGIN CERTIFICATE-----\\nxx"}',
+            EnrollmentError,
+            "no valid certificate",
+        ),
     ],
 )
 def test_bad_answers_are_clear_errors_and_nothing_is_written(
@@ -123,6 +139,26 @@ def test_bad_answers_are_clear_errors_and_nothing_is_written(
     assert not any(p.name.startswith("device.key") for p in identity_dir(tmp_path).iterdir())
 
 
+@pytest.mark.parametrize(
+    ("url", "ca", "text"),
+    [
+        ("notaurl", None, "not an http"),
+        ("ftp://auth.example", None, "not an http"),
+        ("file:///etc/passwd", None, "not an http"),
+        ("https://127.0.0.1:1", "missing.pem", "cannot use the auth service CA file"),
+        ("https://127.0.0.1:1", "garbage.pem", "cannot use the auth service CA file"),
+    ],
+)
+def test_a_bad_url_or_ca_file_is_a_clear_error_and_nothing_is_written(
+    tmp_path: Path, url: str, ca: str | None, text: str
+) -> None:
+    (tmp_path / "garbage.pem").write_text("not a certificate")
+    with pytest.raises(EnrollmentError, match=text):
+        client = HttpClient(url, tmp_path / ca if ca else None)
+        enroll(tmp_path / "state", auth_url=url, token="t", device_id="dev-1", client=client)
+    assert load_identity(tmp_path / "state") is None
+
+
 def test_unreachable_service_is_reported_as_such(tmp_path: Path) -> None:
     from tests.mosquitto import free_port
 
@@ -131,6 +167,8 @@ def test_unreachable_service_is_reported_as_such(tmp_path: Path) -> None:
         enroll(tmp_path, auth_url=url, token="t", device_id="dev-1", client=_fast(url))
     with pytest.raises(EnrollmentRefused, match="must match"):
         enroll(tmp_path, auth_url=url, token="t", device_id="bad/id")
+    with pytest.raises(EnrollmentRefused, match="must match"):
+        enroll(tmp_path, auth_url=url, token="t", device_id="dev-1\n")
 
 
 def test_renewal_is_due_with_a_third_of_the_lifetime_left(tmp_path: Path) -> None:

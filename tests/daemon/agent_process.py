@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.outbox import OutboxError, read_stats
 from edge_agent.protocol import decode_batch
 from tests.mosquitto import Mosquitto
 
@@ -34,6 +37,33 @@ interval = "{interval}"
 """
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass (no fixed sleeps in tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def outbox_ready(db: Path) -> bool:
+    """The daemon has created (and migrated) its outbox."""
+    try:
+        read_stats(db)
+    except (FileNotFoundError, OutboxError):
+        return False
+    return True
+
+
+def pending(db: Path) -> int:
+    """Pending events, or 0 while the daemon has not created the database yet."""
+    try:
+        return read_stats(db).pending
+    except (FileNotFoundError, OutboxError):
+        return 0
+
+
 def write_config(
     directory: Path,
     broker: Mosquitto,
@@ -41,6 +71,7 @@ def write_config(
     interval: str = "50ms",
     mqtt_extra: str = "",
     storage_extra: str = "",
+    state_dir: Path | None = None,
 ) -> Path:
     path = directory / "edge-agent.toml"
     path.write_text(
@@ -50,7 +81,7 @@ id = "crash-test"
 clock_check = "none"
 
 [storage]
-state_dir = "{directory / "state"}"
+state_dir = "{state_dir or directory / "state"}"
 {storage_extra}
 
 [mqtt]
@@ -87,7 +118,16 @@ def stop_agent(process: subprocess.Popen[bytes], *, kill: bool = False, timeout:
 class Subscriber:
     """Records every event envelope published for a device (a persistent QoS 1 session)."""
 
-    def __init__(self, broker: Mosquitto, device_id: str, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        broker: Mosquitto,
+        device_id: str,
+        *,
+        persistent: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+    ) -> None:
         self.events: list[dict[str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -96,6 +136,10 @@ class Subscriber:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.device_id = device_id
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
         properties = None
         if persistent:  # the broker queues our QoS 1 messages while we (or it) are away
             from paho.mqtt.packettypes import PacketTypes
@@ -124,6 +168,20 @@ class Subscriber:
     def seqs(self, epoch: str | None = None) -> set[int]:
         with self._lock:
             return {e["seq"] for e in self.events if epoch is None or e["epoch"] == epoch}
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e["kind"] == kind]
+
+    def announced_evicted(self, reason: str | None = None) -> set[int]:
+        """Every seq that a ``gap`` event received says was evicted."""
+        return {
+            seq
+            for gap in self.of_kind("gap")
+            if reason is None or gap["data"]["reason"] == reason
+            for first, last in gap["data"]["evicted"]
+            for seq in range(first, last + 1)
+        }
 
     def close(self) -> None:
         self.client.disconnect()

@@ -46,7 +46,11 @@ def test_repeated_sigkill_loses_no_committed_event(tmp_path: Path) -> None:
             for _ in range(6):
                 agent = start_agent(config, log)
                 assert wait_until(lambda: outbox_ready(db), 20), log.read_text()
-                time.sleep(rng.uniform(0.4, 1.2))
+                # Kill only after this run has committed something (however loaded the machine
+                # is), then at a random moment.
+                target = read_stats(db).next_seq + 20
+                assert wait_until(lambda t=target: read_stats(db).next_seq >= t, 30), log.read_text()
+                time.sleep(rng.uniform(0.0, 0.8))
                 stop_agent(agent, kill=True)
                 epochs.add(read_stats(db).epoch)
             agent = start_agent(config, log)

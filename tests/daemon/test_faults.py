@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.outbox import OutboxError, read_stats
-from tests.daemon.agent_process import Subscriber, start_agent, stop_agent, write_config
-from tests.daemon.test_crash_recovery import wait_until
+from edge_agent.outbox import read_stats
+from tests.daemon.agent_process import Subscriber, pending, start_agent, stop_agent, wait_until, write_config
 from tests.mosquitto import Mosquitto
-
-
-def pending(db: Path) -> int:
-    """Pending events, or 0 while the daemon has not created the database yet."""
-    try:
-        return read_stats(db).pending
-    except (FileNotFoundError, OutboxError):
-        return 0
 
 
 def test_corrupt_outbox_at_start_is_quarantined_and_sampling_goes_on(tmp_path: Path) -> None:

@@ -2,22 +2,18 @@
 
 Two ways to make SQLite itself report SQLITE_FULL: ``PRAGMA max_page_count`` (always
 available), and a really full filesystem (a small tmpfs, which needs root and the right
-to mount: skipped with the reason otherwise, also under CI: it is a property of the
-machine, not a missing service).
+to mount: skipped with the reason otherwise, a failure under CI; see tests/tmpfs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge_agent.outbox import Outbox, OutboxFullError, read_stats
+from tests.tmpfs import fill, small_tmpfs
 
 from .helpers import alarm, check_wire, open_outbox, reading, seqs
 
@@ -103,24 +99,6 @@ def test_no_room_at_all_raises_and_commits_nothing(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-@contextlib.contextmanager
-def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the max_page_count tests cover SQLITE_FULL")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs here ({result.stderr.strip()}); the max_page_count tests cover SQLITE_FULL"
-        )
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_really_full_filesystem(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "mnt", "2m") as mnt:
 
@@ -128,9 +106,7 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
             outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
             important = await outbox.append([alarm(1)])
             # Fill the filesystem with something else, as on a full SD card, leaving ~600 KB.
-            statvfs = os.statvfs(mnt)
-            free = statvfs.f_bavail * statvfs.f_frsize
-            (mnt / "filler").write_bytes(b"\0" * (free - 600 * 1024))
+            fill(mnt, leave=600 * 1024)
 
             committed = await _fill_until_full(outbox, batch=50, rounds=200)
             stats = await outbox.stats()
@@ -155,3 +131,36 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
             await outbox.close()
 
         asyncio.run(main())
+
+
+def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After SQLITE_FULL the WAL is checkpointed every few pages (it cannot grow on a full
+    disk); once the filler is gone the normal WAL comes back, and it is logged once."""
+    with small_tmpfs(tmp_path / "mnt", "4m") as mnt:
+
+        async def main() -> None:
+            outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
+            filler = fill(mnt, leave=300 * 1024)
+            committed = await _fill_until_full(outbox, batch=50, rounds=200)
+            assert outbox._tight
+            pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+            assert next(iter(pages))[0] == 16
+            # Acknowledged events go even on the full disk (a delete needs WAL room too).
+            assert await outbox.delete(committed[-100:]) > 0
+            filler.unlink()
+            for r in range(300):  # more than TIGHT_CHECK_COMMITS transactions
+                await outbox.append([reading(r)])
+                if not outbox._tight:
+                    break
+            assert not outbox._tight
+            pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
+            assert next(iter(pages))[0] == RESERVE // (2 * 4096)
+            await outbox.close()
+
+        with caplog.at_level("DEBUG", logger="edge_agent.outbox"):
+            asyncio.run(main())
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "the disk is full" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert any("has room again" in r.getMessage() for r in caplog.records)

@@ -131,6 +131,33 @@ def test_a_failed_batch_fails_its_producers_and_the_writer_goes_on(tmp_path: Pat
     asyncio.run(main())
 
 
+def test_submit_or_drop_counts_and_logs_once_what_cannot_be_committed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sampling loop must go on when the storage refuses its events (the daemon's emit)."""
+
+    async def main() -> OutboxWriter:
+        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": 12})
+        writer = OutboxWriter(outbox)
+        task = asyncio.create_task(writer.run())
+        huge = {f"q{i}": float(i) for i in range(2000)}  # no event this size fits in 12 pages
+        big = [NewEvent.now("reading", "climate", huge, boot=BOOT) for _ in range(5)]
+        results = [await writer.submit_or_drop(event) for event in big]
+        assert results == [None] * 5 and writer.dropped == 5
+        stored = await writer.submit_or_drop(reading(1))
+        assert stored is not None and stored.seq == 1  # nothing of the refused ones used a seq
+        await writer.stop()
+        await task
+        await outbox.close()
+        return writer
+
+    with caplog.at_level("INFO", logger="edge_agent.outbox"):
+        asyncio.run(main())
+    refused = [r for r in caplog.records if "not committed" in r.getMessage()]
+    assert len(refused) == 1 and "OutboxFullError" in refused[0].getMessage()
+    assert any("committed again (5 were dropped)" in r.getMessage() for r in caplog.records)
+
+
 def test_cancelling_the_writer_still_resolves_the_batch_in_flight(tmp_path: Path) -> None:
     async def main() -> None:
         outbox = await open_outbox(tmp_path / "o.db")

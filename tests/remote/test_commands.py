@@ -49,6 +49,7 @@ def dispatcher(runner: Any, sent: list[tuple[str, bytes, bytes | None]]) -> Comm
         calibrations=ActiveCalibrations(),
         publish=lambda topic, payload, corr: sent.append((topic, payload, corr)),
         boot="boot-1",
+        sensors=["climate", "cabinet"],
     )
 
 
@@ -101,6 +102,12 @@ def test_ping_and_run_test_and_get_calibration() -> None:
         ("run-test", b'{"test": "' + b"x" * 70_000 + b'"}', "bad_request", "exceeds"),
         ("ping", {"extra": 1}, "bad_request", "extra"),
         ("get-calibration", {"sensor": 5}, "bad_request", "sensor"),
+        (
+            "get-calibration",
+            {"sensor": "nope"},
+            "bad_request",
+            "unknown sensor 'nope' (sensors: cabinet, climate)",
+        ),
     ],
 )
 def test_bad_requests_get_error_replies(name: str, payload: Any, code: str, words: str) -> None:

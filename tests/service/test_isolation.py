@@ -101,3 +101,50 @@ def test_failing_sensor_is_isolated(tmp_path: Path) -> None:
     assert (
         metrics[("edge_agent_sensor_health_changes_total", (("sensor", "climate"), ("state", "failed")))] >= 1
     )  # type: ignore[index]
+
+
+def test_a_sensor_that_cannot_be_opened_is_announced_failed_then_ok(tmp_path: Path) -> None:
+    """Absent at start (the commonest field failure): a ``sensor_health`` event and the
+    metric say ``failed`` (as status does), and ``ok`` once the open retry succeeds."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        sub = Subscriber(broker, "crash-test")
+        config = write_config(tmp_path, broker, interval="200ms")
+        registry = load_registry()
+        hardware = Hardware(registry, seed=3)
+        hardware.sim_bus.inject(0x76, BusFault(count=None))  # climate's chip does not answer the probe
+        daemon = Daemon(load_settings(config, environ={}), registry=registry, hardware=hardware)
+        seen: dict[str, object] = {}
+
+        def health() -> str:
+            return str(daemon.snapshot()["sensors"][0]["health"])
+
+        async def scenario() -> None:
+            await until(lambda: daemon.state.run_state == "running" and health() == "failed")
+            seen["failed"] = await asyncio.to_thread(scrape, daemon.snapshot()["metrics"])
+            hardware.sim_bus.clear_faults()
+            await until(lambda: "climate" in daemon.state.sensors)  # the open retry (≤ 5 s)
+            daemon.request_stop()
+
+        async def main() -> None:
+            async with asyncio.timeout(90):
+                await asyncio.gather(daemon.run(), scenario())
+
+        def announced() -> list[tuple[str, str]]:
+            return [
+                (e["data"]["previous"], e["data"]["state"])
+                for e in sub.events
+                if e["data"].get("event") == "sensor_health" and e["sensor"] == "climate"
+            ]
+
+        try:
+            asyncio.run(main())
+            assert wait_until(lambda: len(announced()) >= 2, 15), sub.events
+        finally:
+            sub.close()
+    assert announced() == [("ok", "failed"), ("failed", "ok")]
+    failed = next(e for e in sub.events if e["data"].get("state") == "failed")
+    assert "0x76" in failed["data"]["reason"]
+    metrics = seen["failed"]
+    changes = ("edge_agent_sensor_health_changes_total", (("sensor", "climate"), ("state", "failed")))
+    assert metrics[changes] == 1  # type: ignore[index]
+    assert metrics[("edge_agent_sensor_health", (("sensor", "climate"), ("state", "failed")))] == 1  # type: ignore[index]

@@ -66,6 +66,11 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
             assert wait_until(tested, 30), log.read_text()[-3000:]
             human = cli("status", "--config", str(config))
             as_json = cli("status", "--json", "--config", str(config))
+            # The file broken after the start (a rejected reload): the daemon still answers.
+            good = config.read_text()
+            config.write_text(good + "\n[bogus]\nx = 1\n")
+            edited = cli("status", "--config", str(config))
+            config.write_text(good)
             snap = json.loads(as_json.stdout)
             with urllib.request.urlopen(snap["metrics"], timeout=10) as response:
                 exposition = response.read().decode()
@@ -77,6 +82,8 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     for word in ("crash-test", "climate", "cabinet", "bme280", "ok", "outbox", "connected", "clock"):
         assert word in human.stdout, (word, human.stdout)
     assert as_json.returncode == 0
+    assert edited.returncode == 0 and "climate" in edited.stdout, edited.stderr
+    assert "invalid now" in edited.stderr and "last valid configuration" in edited.stderr
     assert [s["name"] for s in snap["sensors"]] == ["climate", "cabinet"]
     assert all(s["health"] == "ok" and s["last_reading_age_s"] < 10 for s in snap["sensors"])
     assert snap["outbox"]["path"] == str(state / "outbox.db") and snap["state"] == "running"
@@ -105,6 +112,7 @@ def test_status_command_and_metrics_of_a_running_daemon(tmp_path: Path) -> None:
     ):
         assert name in families, name
     assert families["edge_agent_publish_latency_seconds"].type == "histogram"
+    assert [name for name, _ in samples if name.endswith("_created")] == [], "timestamps read as counts"
 
     gone = cli("status", "--config", str(config))
     assert gone.returncode == 3
