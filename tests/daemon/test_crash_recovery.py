@@ -10,28 +10,16 @@ import random
 import time
 from pathlib import Path
 
-from edge_agent.outbox import OutboxError
 from edge_agent.outbox.stats import read_stats
-from tests.daemon.agent_process import Subscriber, start_agent, stop_agent, write_config
+from tests.daemon.agent_process import (
+    Subscriber,
+    outbox_ready,
+    start_agent,
+    stop_agent,
+    wait_until,
+    write_config,
+)
 from tests.mosquitto import Mosquitto
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-def outbox_ready(db: Path) -> bool:
-    """The daemon has created (and migrated) its outbox."""
-    try:
-        read_stats(db)
-    except (FileNotFoundError, OutboxError):
-        return False
-    return True
 
 
 def test_repeated_sigkill_loses_no_committed_event(tmp_path: Path) -> None:
