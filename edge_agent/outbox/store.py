@@ -55,6 +55,7 @@ from edge_agent.outbox import codec, ranges
 from edge_agent.outbox.codec import EncodedEvent
 from edge_agent.outbox.dirs import make_durable_dir
 from edge_agent.outbox.errors import OutboxClosedError, OutboxError, OutboxFullError, OutboxLockedError
+from edge_agent.outbox.insert import Rows
 from edge_agent.outbox.recovery import BUSY_TIMEOUT_MS, Prepared, is_full, prepare
 from edge_agent.outbox.reserve import Reserve
 from edge_agent.outbox.runtime import RuntimeClock
@@ -94,7 +95,6 @@ PUBLISH_PERSIST_INTERVAL = 5.0
 """``record_publish`` writes at most this often on its own; otherwise it rides on the next transaction."""
 NO_DEADLINE = math.inf
 
-_INSERT = "INSERT INTO events (seq, lane, kind, size, runtime, unsynced, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _UPDATE_STATE = (
     "UPDATE state SET last_seq = ?, runtime = ?, pending_bytes = ?, pending_count = ?, commits = ?,"
     " evicted_size_cap = ?, evicted_age_cap = ?, evicted_disk_full = ?, disk_full_count = ?,"
@@ -580,28 +580,17 @@ class Outbox:
 
     async def _insert(self, tally: _Tally, encoded: Sequence[EncodedEvent]) -> list[StoredEvent]:
         runtime = self._runtime.now()
-        seq = tally.last_seq
-        rows: list[tuple[Any, ...]] = []
-        stored: list[StoredEvent] = []
-        add_row, add_stored = rows.append, stored.append
-        added = 0
-        # The hot loop of an append: EncodedEvent.body() inlined.  The envelope dict is
-        # not built: the returned events decode their body if anyone asks.
-        for enc in encoded:
-            seq += 1
-            digits = str(seq)
-            size = enc.fixed_size + len(digits)
-            kind = enc.event.kind
-            body = enc.head + digits + enc.tail
-            add_row((seq, enc.lane, kind, size, runtime, enc.unsynced, body))
-            add_stored(StoredEvent(seq, kind, body, size))
-            added += size
-        await self._conn.executemany(_INSERT, rows)
-        tally.last_seq = seq
-        tally.pending_bytes += added
-        tally.pending_count += len(rows)
+        rows = Rows(encoded, tally.last_seq, runtime)
+        groups, rest = rows.statements()
+        if groups is not None:
+            await self._conn.executemany(*groups)
+        if rest is not None:
+            await self._conn.execute(*rest)
+        tally.last_seq = rows.last_seq
+        tally.pending_bytes += rows.bytes
+        tally.pending_count += len(rows.stored)
         self._age_deadline = min(self._age_deadline, runtime + self.max_age_s)
-        return stored
+        return rows.stored
 
     # -- caps and eviction -------------------------------------------------------------
 

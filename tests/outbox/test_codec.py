@@ -65,3 +65,32 @@ def test_the_outbox_works_with_either_backend(backend: str, tmp_path: Path) -> N
         await outbox.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("sizes", [[1], [127, 1], [128], [129, 255, 256, 257], [1000, 3]])
+def test_batches_of_any_size_are_stored_whole_and_in_order(tmp_path: Path, sizes: list[int]) -> None:
+    """Appends go in as multi-row INSERTs of up to ROWS_PER_STATEMENT rows plus the rest."""
+
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db")
+        made: list[NewEvent] = []
+        for size in sizes:
+            batch = [
+                NewEvent.now(
+                    "reading", f"s{i % 3}", {"i": len(made) + i, "v": (len(made) + i) / 7}, boot=BOOT
+                )
+                for i in range(size)
+            ]
+            stored = await outbox.append(batch)
+            assert [e.seq for e in stored] == list(range(len(made) + 1, len(made) + size + 1))
+            made += batch
+        fetched = await outbox.fetch("readings", limit=10**6)
+        assert [e.seq for e in fetched] == list(range(1, len(made) + 1))
+        for event, new in zip(fetched, made, strict=True):
+            assert event.envelope == codec.envelope_of(new, event.seq, outbox.epoch)
+            check_wire(event)
+        assert outbox.pending_count == len(made)
+        assert outbox.pending_bytes == sum(e.size for e in fetched)
+        await outbox.close()
+
+    asyncio.run(main())
