@@ -21,7 +21,7 @@ $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-agent needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cloud]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,cloud,fast,bench]'
 	@touch $@
 
 # The daemon on simulated sensors; it forwards to the MQTT broker on localhost:1883
