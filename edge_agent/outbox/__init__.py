@@ -1,6 +1,8 @@
 """The durable SQLite outbox: events are committed here before anything else happens.
 
-* :class:`Outbox` (store.py): append / fetch / delete, seqs, caps, stats, export.
+* :class:`Outbox` (store.py): append / fetch / delete, seqs, caps, stats, export; built from
+  opening.py (lock, connection), transactions.py (state row, write transactions),
+  insert.py (an append's rows), eviction.py (caps, gap events), disk_full.py (SQLITE_FULL).
 * :class:`OutboxWriter` (writer.py): group commit for concurrent producers.
 * :func:`read_stats`, :func:`export_pending` (stats.py): read-only, from another process.
 * :func:`salvage` (salvage.py): recover a quarantined file; quarantine itself is in recovery.py.
@@ -10,10 +12,11 @@ See docs/DURABILITY.md for the durability choices and their measurements.
 """
 
 from edge_agent.outbox.errors import OutboxClosedError, OutboxError, OutboxFullError, OutboxLockedError
+from edge_agent.outbox.eviction import LOW_WATER
 from edge_agent.outbox.salvage import SalvageReport, salvage
 from edge_agent.outbox.schema import SCHEMA_VERSION, SchemaError
 from edge_agent.outbox.stats import EvictedRange, OutboxStats, export_pending, read_stats
-from edge_agent.outbox.store import LOW_WATER, Outbox
+from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 
 __all__ = [

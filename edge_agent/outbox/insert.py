@@ -5,7 +5,7 @@ The hot path of an append after encoding.  Events go in as multi-row ``INSERT â€
 release of the GIL) per statement instead of per row, which takes about a quarter off
 SQLite's share of an append (``bench/outbox_append.py``).  The rows of a batch need at
 most two statements: one shape for every full group of rows, run with ``executemany``, and
-one for the rest.
+one for the rest.  :func:`insert` runs them inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
+
 from edge_agent.events import StoredEvent
 from edge_agent.outbox.codec import EncodedEvent
+from edge_agent.outbox.transactions import Tally
 
 COLUMNS = ("seq", "lane", "kind", "size", "runtime", "unsynced", "body")
 ROWS_PER_STATEMENT = 128
@@ -71,3 +74,19 @@ class Rows:
             )
         tail = (insert_sql(rest), params[full * width :]) if rest else None
         return groups, tail
+
+
+async def insert(
+    conn: aiosqlite.Connection, tally: Tally, encoded: Sequence[EncodedEvent], runtime: float
+) -> list[StoredEvent]:
+    """Insert ``encoded`` with the seqs after ``tally.last_seq``, and count them in ``tally``."""
+    rows = Rows(encoded, tally.last_seq, runtime)
+    groups, rest = rows.statements()
+    if groups is not None:
+        await conn.executemany(*groups)
+    if rest is not None:
+        await conn.execute(*rest)
+    tally.last_seq = rows.last_seq
+    tally.pending_bytes += rows.bytes
+    tally.pending_count += len(rows.stored)
+    return rows.stored

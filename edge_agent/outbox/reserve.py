@@ -17,6 +17,16 @@ from pathlib import Path
 
 log = logging.getLogger("edge_agent.outbox")
 
+DEFAULT_RESERVE = 8 * 2**20
+PAGE_SIZE = 4096
+MIN_AUTOCHECKPOINT_PAGES = 16
+
+
+def autocheckpoint_pages(reserve_bytes: int) -> int:
+    """WAL pages before a checkpoint: half the disk-full reserve, so one reserve always
+    leaves room to checkpoint it."""
+    return max(MIN_AUTOCHECKPOINT_PAGES, reserve_bytes // (2 * PAGE_SIZE))
+
 
 class Reserve:
     def __init__(self, path: Path, size: int) -> None:

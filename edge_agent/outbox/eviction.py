@@ -1,0 +1,208 @@
+"""Caps and eviction: which events leave the outbox over a cap or on a full disk, and the gap events that say so.
+
+:class:`Caps` runs inside the transaction that appends, after the insert, and never
+touches the events being appended: by age first (on the runtime clock), then by size
+(oldest readings, then oldest priority events), each down to ``LOW_WATER`` of its cap so a
+full outbox does not evict on every append.  A full disk evicts through
+:meth:`Caps.evict_for_disk` (driven by :mod:`edge_agent.outbox.disk_full`).
+
+Every eviction is counted in the tally, logged in ``evictions`` (the last
+``EVICTION_LOG_ROWS`` rows) and announced by ``gap`` events appended in the same
+transaction; a gap event that is itself evicted has its ranges folded into the next one.
+The age cap costs no query until the oldest event can have reached it (``deadline``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+
+from edge_agent.outbox import codec, ranges
+from edge_agent.outbox.codec import EncodedEvent
+from edge_agent.outbox.insert import insert
+from edge_agent.outbox.runtime import RuntimeClock
+from edge_agent.outbox.schema import EVICTION_LOG_ROWS
+from edge_agent.outbox.transactions import EvictionReason, Tally
+from edge_agent.protocol import seq_ranges
+
+log = logging.getLogger("edge_agent.outbox")
+
+LOW_WATER = 0.9
+"""Eviction goes down to this fraction of a cap (hysteresis)."""
+SCAN_CHUNK = 5000
+"""Rows read per query while choosing what to evict or fix (bounded memory)."""
+NO_DEADLINE = math.inf
+_LANES_OLDEST_FIRST = (codec.LANE_CODE["readings"], codec.LANE_CODE["priority"])
+"""The order lanes are evicted in: readings before priority events."""
+
+
+@dataclasses.dataclass
+class Eviction:
+    """One eviction round being built."""
+
+    reason: EvictionReason
+    evicted: list[ranges.Range] = dataclasses.field(default_factory=list)
+    folded: list[ranges.Range] = dataclasses.field(default_factory=list)
+    """Ranges announced by gap events that were themselves evicted."""
+    count: int = 0
+    bytes: int = 0
+
+
+class Caps:
+    """The size and age caps of one outbox, and the evictions they (or a full disk) call for."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        runtime: RuntimeClock,
+        *,
+        max_bytes: int,
+        max_age_s: float,
+        gap_event: Callable[[dict[str, Any]], EncodedEvent],
+        wall: Callable[[], float],
+    ) -> None:
+        """``gap_event`` encodes a gap event with the given data; ``wall`` stamps the eviction log."""
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.deadline = NO_DEADLINE
+        """Runtime at which the oldest pending event reaches the age cap."""
+        self._conn = conn
+        self._runtime = runtime
+        self._gap_event = gap_event
+        self._wall = wall
+
+    async def load_deadline(self) -> None:
+        self.deadline = await self._oldest_deadline()
+
+    def exceeded(self, tally: Tally) -> bool:
+        """Whether an eviction is due (at open: the caps may have been lowered since the last run)."""
+        return self._runtime.now() >= self.deadline or tally.pending_bytes > self.max_bytes
+
+    def inserted(self, runtime: float) -> None:
+        """Events stamped ``runtime`` were inserted: they reach the age cap ``max_age_s`` later."""
+        self.deadline = min(self.deadline, runtime + self.max_age_s)
+
+    def recheck_soon(self) -> None:
+        """A transaction was rolled back: an eviction in it may have moved the deadline,
+        so check the age cap again at the next append."""
+        self.deadline = min(self.deadline, self._runtime.now())
+
+    async def enforce(self, tally: Tally, protect_from: int) -> None:
+        """Evict by age, then by size, never touching seqs >= ``protect_from``."""
+        now = self._runtime.now()
+        if now >= self.deadline:
+            cutoff = now - LOW_WATER * self.max_age_s
+            eviction = Eviction("age_cap")
+            await self._scan(eviction, "runtime < ?", (cutoff,), protect_from, need=None)
+            await self._finish(tally, eviction)
+            self.deadline = await self._oldest_deadline()
+        if tally.pending_bytes > self.max_bytes:
+            need = tally.pending_bytes - int(LOW_WATER * self.max_bytes)
+            eviction = Eviction("size_cap")
+            await self._evict_oldest(eviction, protect_from, need)
+            await self._finish(tally, eviction)
+
+    async def evict_for_disk(self, tally: Tally, need: int) -> int:
+        """Evict ``need`` bytes, oldest readings first; returns the bytes evicted."""
+        eviction = Eviction("disk_full")
+        await self._evict_oldest(eviction, tally.last_seq + 1, need)
+        await self._finish(tally, eviction)
+        return eviction.bytes
+
+    async def _oldest_deadline(self) -> float:
+        rows = list(await self._conn.execute_fetchall("SELECT min(runtime) FROM events"))
+        oldest = rows[0][0]
+        return NO_DEADLINE if oldest is None else float(oldest) + self.max_age_s
+
+    async def _evict_oldest(self, eviction: Eviction, protect_from: int, need: int) -> None:
+        for lane in _LANES_OLDEST_FIRST:
+            if eviction.bytes < need:
+                await self._scan(eviction, "lane = ?", (lane,), protect_from, need=need)
+
+    async def _scan(
+        self, eviction: Eviction, where: str, params: tuple[Any, ...], protect_from: int, need: int | None
+    ) -> None:
+        """Delete matching events oldest first until ``need`` bytes are freed (all of them if None)."""
+        after = 0
+        while need is None or eviction.bytes < need:
+            rows = list(
+                await self._conn.execute_fetchall(
+                    f"SELECT seq, size, kind FROM events WHERE {where} AND seq > ? AND seq < ?"
+                    f" ORDER BY seq LIMIT {SCAN_CHUNK}",
+                    (*params, after, protect_from),
+                )
+            )
+            if not rows:
+                return
+            taken: list[int] = []
+            gaps: list[int] = []
+            for seq, size, kind in rows:
+                taken.append(seq)
+                eviction.bytes += size
+                if kind == "gap":
+                    gaps.append(seq)
+                if need is not None and eviction.bytes >= need:
+                    break
+            if gaps:
+                eviction.folded += await self._ranges_of_gaps(gaps)
+            taken_ranges = seq_ranges(taken)
+            await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
+            eviction.evicted += taken_ranges
+            eviction.count += len(taken)
+            after = taken[-1]
+
+    async def _ranges_of_gaps(self, seqs: list[int]) -> list[ranges.Range]:
+        rows = await self._conn.execute_fetchall(
+            "SELECT body FROM events WHERE seq IN (SELECT value FROM json_each(?))", (codec.dumps(seqs),)
+        )
+        out: list[ranges.Range] = []
+        for (body,) in rows:
+            data = codec.decode(body, 0).envelope["data"]
+            if "epoch" not in data:  # a salvaged gap speaks of its old epoch's seqs: not ours to fold
+                out += [(int(a), int(b)) for a, b in data.get("evicted", [])]
+        return out
+
+    async def _finish(self, tally: Tally, eviction: Eviction) -> None:
+        """Count the eviction, log it, and append its gap event(s) in the same transaction."""
+        if not eviction.count:
+            return
+        evicted = ranges.merge(eviction.evicted)
+        tally.pending_bytes -= eviction.bytes
+        tally.pending_count -= eviction.count
+        tally.count_evicted(eviction.reason, eviction.count)
+        announced = ranges.merge(evicted + eviction.folded)
+        gaps = [
+            self._gap_event(
+                {
+                    "reason": eviction.reason,
+                    "evicted": [list(r) for r in chunk],
+                    "count": ranges.count(chunk),
+                }
+            )
+            for chunk in ranges.chunks(announced)
+        ]
+        runtime = self._runtime.now()
+        stored = await insert(self._conn, tally, gaps, runtime)
+        self.inserted(runtime)
+        wall = self._wall()
+        await self._conn.executemany(
+            "INSERT INTO evictions (reason, first, last, gap_seq, wall) VALUES (?, ?, ?, ?, ?)",
+            [(eviction.reason, first, last, stored[0].seq, wall) for first, last in evicted],
+        )
+        await self._conn.execute(
+            "DELETE FROM evictions WHERE id <= (SELECT max(id) FROM evictions) - ?", (EVICTION_LOG_ROWS,)
+        )
+        log.warning(
+            "outbox %s: evicted %d events (%d bytes) in %d seq ranges, first %s; announced by gap event seq %d",
+            eviction.reason,
+            eviction.count,
+            eviction.bytes,
+            len(evicted),
+            evicted[:3],
+            stored[0].seq,
+        )
