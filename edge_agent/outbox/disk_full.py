@@ -17,6 +17,7 @@ how this was found and tested.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -62,7 +63,7 @@ class DiskFull:
         self.tight = False
         """The disk was full: the WAL is kept small so it does not need room to grow."""
 
-    async def append(
+    async def append_when_full(
         self,
         encoded: Sequence[EncodedEvent],
         insert: Callable[[Tally], Awaitable[list[StoredEvent]]],
@@ -96,7 +97,7 @@ class DiskFull:
             f"{len(encoded)} events were NOT committed"
         ) from last_error
 
-    async def write(
+    async def write_making_room(
         self, body: Callable[[Tally], Awaitable[T]], *, synchronous: Synchronous | None = None
     ) -> T:
         """:meth:`Transactions.write` for transactions that add no events (a delete): on
@@ -128,7 +129,7 @@ class DiskFull:
         while freed < need:
             step = min(need - freed, ROOM_STEP)
             try:
-                evicted = await self._tx.write(lambda t, n=step: self._caps.evict_for_disk(t, n))  # type: ignore[misc]
+                evicted = await self._tx.write(functools.partial(self._caps.evict_for_disk, need=step))
             except OutboxError as exc:
                 if not failed_for_room(exc):
                     raise

@@ -1,4 +1,4 @@
-"""Caps and eviction: which events leave the outbox over a cap or on a full disk, and the gap events that say so.
+"""Caps and eviction: which events leave the outbox, and the gap events that say so.
 
 :class:`Caps` runs inside the transaction that appends, after the insert, and never
 touches the events being appended: by age first (on the runtime clock), then by size

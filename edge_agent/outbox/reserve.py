@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger("edge_agent.outbox")
 
 DEFAULT_RESERVE = 8 * 2**20
+"""Bytes kept back unless ``Outbox.open(reserve_bytes=…)`` says otherwise."""
 PAGE_SIZE = 4096
 MIN_AUTOCHECKPOINT_PAGES = 16
 

@@ -280,7 +280,7 @@ class Outbox:
         except OutboxError as exc:
             if not failed_for_room(exc):
                 raise
-            stored = await self._disk_full.append(
+            stored = await self._disk_full.append_when_full(
                 encoded, lambda t: self._insert_batch(t, encoded, also), exc
             )
         return stored
@@ -336,13 +336,13 @@ class Outbox:
             tally.pending_count -= len(sizes)
             return len(sizes)
 
-        return await self._disk_full.write(body, synchronous="NORMAL")
+        return await self._disk_full.write_making_room(body, synchronous="NORMAL")
 
     async def record_publish(self, wall_time: float) -> None:
         """Remember the last successful publish (for stats); written at most every few seconds."""
         self._tx.last_publish = wall_time
         if self._runtime.now() - self._tx.publish_persisted_at >= PUBLISH_PERSIST_INTERVAL:
-            await self._disk_full.write(nothing, synchronous="NORMAL")
+            await self._disk_full.write_making_room(nothing, synchronous="NORMAL")
 
     async def correct_unsynced(self, boot: str, wall_minus_mono: float) -> int:
         """Give this boot's pending ``unsynced`` events ``ts = mono + wall_minus_mono``.
