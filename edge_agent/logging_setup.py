@@ -1,8 +1,15 @@
 """The daemon's logs: one line per event worth knowing, to stdout (journald), no secrets.
 
 - ``[logging] format = "text"``: ``key=value`` pairs (``level=warning logger=… msg="…"``),
-  with ``ts=`` unless stdout is the journal (``$JOURNAL_STREAM``), which stamps lines itself;
+  with ``ts=`` unless stdout is the journal, which stamps lines itself;
   ``"json"``: one JSON object per line (``ts``, ``level``, ``logger``, ``msg``, ``exc``).
+  Either way a record is one physical line (newlines in messages and tracebacks escaped):
+  journald makes every line a record of its own.
+- :func:`is_journal`: stdout is the journal when its device and inode are the ones systemd
+  put in ``$JOURNAL_STREAM`` (a child that inherited the variable but writes to a file or a
+  pipe is not).  There ``journal_prefix = "auto"`` starts each line with its syslog priority
+  (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug; sd-daemon(3)), which journald
+  strips and keeps as the record's level (``journalctl -p warning``).
 - :class:`RepeatFilter`: an identical warning or error (same logger, template and
   arguments) is logged once per ``repeat_window``; the repeats are counted and the next
   line that gets through says how many were suppressed.
@@ -108,6 +115,40 @@ class KeyValueFormatter(_Base):
         return self.redact(" ".join(parts))
 
 
+class SyslogPrefixFormatter(logging.Formatter):
+    """Puts ``<N>``, the record's syslog priority, in front of what ``inner`` formats."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{syslog_priority(record.levelno)}>{self.inner.format(record)}"
+
+
+SYSLOG_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+"""Lowest logging level of each syslog priority (crit, err, warning, info); below: 7 (debug)."""
+
+
+def syslog_priority(levelno: int) -> int:
+    for lowest, priority in SYSLOG_PRIORITIES:
+        if levelno >= lowest:
+            return priority
+    return 7
+
+
+def is_journal(stream: IO[str], journal_stream: str | None) -> bool:
+    """Whether ``stream`` is the journal socket ``$JOURNAL_STREAM`` (``DEV:INODE``) names."""
+    dev, sep, ino = (journal_stream or "").partition(":")
+    if not sep:
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(dev), int(ino))
+    except (OSError, ValueError):  # no file descriptor (StringIO), a closed one, or a malformed variable
+        return False
+
+
 class JSONFormatter(_Base):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
@@ -140,12 +181,16 @@ def configure_logging(
 ) -> logging.Handler:
     """Replace the root logger's handlers with one stdout handler as ``config`` says."""
     redact = Redactor(secrets)
-    handler = logging.StreamHandler(stream or sys.stdout)
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    journal = is_journal(stream, os.environ.get("JOURNAL_STREAM"))
     formatter: logging.Formatter
     if config.format == "json":
         formatter = JSONFormatter(redact)
     else:
-        formatter = KeyValueFormatter(redact, with_time=not os.environ.get("JOURNAL_STREAM"))
+        formatter = KeyValueFormatter(redact, with_time=not journal)
+    if config.journal_prefix == "always" or (config.journal_prefix == "auto" and journal):
+        formatter = SyslogPrefixFormatter(formatter)
     handler.setFormatter(formatter)
     handler.addFilter(RepeatFilter(config.repeat_window))
     root = logging.getLogger()
