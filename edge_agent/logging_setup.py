@@ -72,10 +72,15 @@ def _args_key(args: object) -> str:
 
 
 class Redactor:
-    """Replaces known secret strings by ``***``."""
+    """Replaces known secret strings by ``***``: as they are, and as they look escaped in
+    JSON or in a ``repr`` (a secret with a ``"`` or a ``\\`` in it changes shape once a
+    message is quoted, or when it is logged inside a repr of something else)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {
+            form for s in secrets if s for form in (s, json.dumps(s, ensure_ascii=False)[1:-1], repr(s)[1:-1])
+        }
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -89,11 +94,15 @@ class _Base(logging.Formatter):
         self.redact = redact
 
     def message(self, record: logging.LogRecord) -> str:
+        """The message, secrets masked BEFORE it is quoted or encoded (escaping changes them)."""
         text = record.getMessage()
         repeated = getattr(record, "repeated", 0)
         if repeated:
             text += f" (and {repeated} identical line(s) suppressed)"
-        return text
+        return self.redact(text)
+
+    def exception(self, record: logging.LogRecord) -> str | None:
+        return self.redact(self.formatException(record.exc_info)) if record.exc_info else None
 
 
 class KeyValueFormatter(_Base):
@@ -110,8 +119,9 @@ class KeyValueFormatter(_Base):
             f"logger={record.name}",
             f"msg={_quote(self.message(record))}",
         ]
-        if record.exc_info:
-            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        exc = self.exception(record)
+        if exc is not None:
+            parts.append(f"exc={_quote(exc)}")
         return self.redact(" ".join(parts))
 
 
@@ -157,8 +167,9 @@ class JSONFormatter(_Base):
             "logger": record.name,
             "msg": self.message(record),
         }
-        if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
+        exc = self.exception(record)
+        if exc is not None:
+            body["exc"] = exc
         return self.redact(json.dumps(body, ensure_ascii=False))
 
 

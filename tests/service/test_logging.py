@@ -69,6 +69,25 @@ def test_key_value_and_json_lines_with_secrets_masked(root_restored: None) -> No
     assert PASSWORD not in out.getvalue()
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("password", ['pa"ss-w0rd', "back\\slash-pw", 'tab\tand"quote\\'])
+def test_a_secret_that_escaping_changes_is_masked_too(root_restored: None, fmt: str, password: str) -> None:
+    """Quoting (msg=\"…\", JSON) and repr() escape a " or a \\: the escaped forms are masked too."""
+    out = io.StringIO()
+    configure_logging(LoggingSettings(format=fmt), secrets=[password], stream=out)  # type: ignore[arg-type]
+    log = logging.getLogger("edge_agent.test")
+    log.warning("plain %s", password)
+    log.warning("in a repr %r", {"password": password})
+    try:
+        raise ValueError(password)
+    except ValueError:
+        log.exception("failed")
+    text = out.getvalue()
+    escaped = {password, json.dumps(password)[1:-1], repr(password)[1:-1], json.dumps(repr(password))[1:-1]}
+    assert not [form for form in escaped if form in text], text
+    assert text.count("***") >= 3
+
+
 LOG_EVERY_LEVEL = """
 import logging, sys
 from edge_agent.logging_setup import configure_logging
