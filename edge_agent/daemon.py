@@ -265,7 +265,8 @@ class Daemon:
         if {s.name for s in settings.sensors if s.enabled} <= self._attempted:
             return
         try:
-            await asyncio.wait_for(self._sensors_attempted.wait(), READY_WAIT_MAX_S)
+            async with asyncio.timeout(READY_WAIT_MAX_S):
+                await self._sensors_attempted.wait()
         except TimeoutError:
             log.warning(
                 "some sensors are still being opened after %.0f s; reporting ready anyway", READY_WAIT_MAX_S
@@ -391,7 +392,8 @@ async def _until_sent(outbox: Outbox, forwarder: Forwarder) -> None:
 async def _bounded(what: str, step: Awaitable[object], timeout: float) -> None:
     started = time.monotonic()
     try:
-        await asyncio.wait_for(step, timeout)
+        async with asyncio.timeout(timeout):
+            await step
     except TimeoutError:
         log.error("shutdown: %s did not finish within %.0f s; abandoning it", what, timeout)
     else:

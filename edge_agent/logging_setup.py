@@ -1,8 +1,15 @@
 """The daemon's logs: one line per event worth knowing, to stdout (journald), no secrets.
 
 - ``[logging] format = "text"``: ``key=value`` pairs (``level=warning logger=… msg="…"``),
-  with ``ts=`` unless stdout is the journal (``$JOURNAL_STREAM``), which stamps lines itself;
+  with ``ts=`` unless stdout is the journal, which stamps lines itself;
   ``"json"``: one JSON object per line (``ts``, ``level``, ``logger``, ``msg``, ``exc``).
+  Either way a record is one physical line (newlines in messages and tracebacks escaped):
+  journald makes every line a record of its own.
+- :func:`is_journal`: stdout is the journal when its device and inode are the ones systemd
+  put in ``$JOURNAL_STREAM`` (a child that inherited the variable but writes to a file or a
+  pipe is not).  There ``journal_prefix = "auto"`` starts each line with its syslog priority
+  (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug; sd-daemon(3)), which journald
+  strips and keeps as the record's level (``journalctl -p warning``).
 - :class:`RepeatFilter`: an identical warning or error (same logger, template and
   arguments) is logged once per ``repeat_window``; the repeats are counted and the next
   line that gets through says how many were suppressed.
@@ -65,10 +72,15 @@ def _args_key(args: object) -> str:
 
 
 class Redactor:
-    """Replaces known secret strings by ``***``."""
+    """Replaces known secret strings by ``***``: as they are, and as they look escaped in
+    JSON or in a ``repr`` (a secret with a ``"`` or a ``\\`` in it changes shape once a
+    message is quoted, or when it is logged inside a repr of something else)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms = {
+            form for s in secrets if s for form in (s, json.dumps(s, ensure_ascii=False)[1:-1], repr(s)[1:-1])
+        }
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -82,11 +94,15 @@ class _Base(logging.Formatter):
         self.redact = redact
 
     def message(self, record: logging.LogRecord) -> str:
+        """The message, secrets masked BEFORE it is quoted or encoded (escaping changes them)."""
         text = record.getMessage()
         repeated = getattr(record, "repeated", 0)
         if repeated:
             text += f" (and {repeated} identical line(s) suppressed)"
-        return text
+        return self.redact(text)
+
+    def exception(self, record: logging.LogRecord) -> str | None:
+        return self.redact(self.formatException(record.exc_info)) if record.exc_info else None
 
 
 class KeyValueFormatter(_Base):
@@ -103,9 +119,44 @@ class KeyValueFormatter(_Base):
             f"logger={record.name}",
             f"msg={_quote(self.message(record))}",
         ]
-        if record.exc_info:
-            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        exc = self.exception(record)
+        if exc is not None:
+            parts.append(f"exc={_quote(exc)}")
         return self.redact(" ".join(parts))
+
+
+class SyslogPrefixFormatter(logging.Formatter):
+    """Puts ``<N>``, the record's syslog priority, in front of what ``inner`` formats."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{syslog_priority(record.levelno)}>{self.inner.format(record)}"
+
+
+SYSLOG_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+"""Lowest logging level of each syslog priority (crit, err, warning, info); below: 7 (debug)."""
+
+
+def syslog_priority(levelno: int) -> int:
+    for lowest, priority in SYSLOG_PRIORITIES:
+        if levelno >= lowest:
+            return priority
+    return 7
+
+
+def is_journal(stream: IO[str], journal_stream: str | None) -> bool:
+    """Whether ``stream`` is the journal socket ``$JOURNAL_STREAM`` (``DEV:INODE``) names."""
+    dev, sep, ino = (journal_stream or "").partition(":")
+    if not sep:
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(dev), int(ino))
+    except (OSError, ValueError):  # no file descriptor (StringIO), a closed one, or a malformed variable
+        return False
 
 
 class JSONFormatter(_Base):
@@ -116,8 +167,9 @@ class JSONFormatter(_Base):
             "logger": record.name,
             "msg": self.message(record),
         }
-        if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
+        exc = self.exception(record)
+        if exc is not None:
+            body["exc"] = exc
         return self.redact(json.dumps(body, ensure_ascii=False))
 
 
@@ -140,12 +192,16 @@ def configure_logging(
 ) -> logging.Handler:
     """Replace the root logger's handlers with one stdout handler as ``config`` says."""
     redact = Redactor(secrets)
-    handler = logging.StreamHandler(stream or sys.stdout)
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    journal = is_journal(stream, os.environ.get("JOURNAL_STREAM"))
     formatter: logging.Formatter
     if config.format == "json":
         formatter = JSONFormatter(redact)
     else:
-        formatter = KeyValueFormatter(redact, with_time=not os.environ.get("JOURNAL_STREAM"))
+        formatter = KeyValueFormatter(redact, with_time=not journal)
+    if config.journal_prefix == "always" or (config.journal_prefix == "auto" and journal):
+        formatter = SyslogPrefixFormatter(formatter)
     handler.setFormatter(formatter)
     handler.addFilter(RepeatFilter(config.repeat_window))
     root = logging.getLogger()

@@ -135,6 +135,11 @@ class LoggingSettings(_Section):
     repeat_window: Duration = Field(
         60.0, ge=0, description="An identical message is logged once per window, then counted; 0 logs all"
     )
+    journal_prefix: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Start each line with its syslog priority (<4> warning…) so journald stores the level: "
+        "'auto' when stdout is the journal ($JOURNAL_STREAM)",
+    )
 
 
 class HealthSettings(_Section):

@@ -9,7 +9,12 @@ import textwrap
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import pytest
+
+from edge_agent import driver_registry
+from edge_agent.daemon import Daemon
 from edge_agent.driver_registry import ENTRY_POINT_GROUP, build_registry, load_registry
+from edge_agent.settings import load_settings
 
 BUILT_IN = {"bme280", "sht3x", "ads1115", "pms5003", "nmea"}
 
@@ -45,6 +50,18 @@ def test_built_in_drivers_register_through_entry_points() -> None:
         assert found.entry_point == f"drivers.{name}:DRIVER"
         assert found.spec.simulator is not None, f"{name} must ship a simulator"
     assert not [b for b in registry.broken if b.name in BUILT_IN]
+
+
+def test_daemon_start_discovers_entry_points_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config checks and the daemon share one registry: discovery is not free on a Pi."""
+    discoveries: list[object] = []
+    real = driver_registry.entry_points
+    monkeypatch.setattr(driver_registry, "entry_points", lambda **kw: discoveries.append(kw) or real(**kw))
+    load_registry.cache_clear()
+    settings = load_settings(Path(__file__).parents[1] / "config" / "edge-agent.toml", environ={})
+    daemon = Daemon(settings)
+    assert discoveries == [{"group": ENTRY_POINT_GROUP}]
+    assert daemon.registry is load_registry()
 
 
 def test_third_party_package_is_an_equal_citizen(tmp_path: Path) -> None:

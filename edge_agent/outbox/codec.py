@@ -145,15 +145,16 @@ def encode(event: NewEvent, epoch: str) -> EncodedEvent:
         raise ValueError(f"data must be a dict, not {type(data).__name__}")
     try:
         pair = _dumps([mono, data])
+        head = '{"id":' + _quote(event.id) + ',"seq":'
+        ts = _quote(event.ts)
     except TypeError as exc:
-        raise ValueError(f"data has no JSON form: {exc}") from exc
+        raise ValueError(f"data has no JSON form, or id or ts is not a string: {exc}") from exc
     # orjson writes NaN and ±inf as null: only a text with a null is walked (the standard
     # library refuses them itself).
     if BACKEND == "orjson" and "null" in pair:
         _refuse_non_finite(data.values())
     comma = pair.index(",")
-    head = '{"id":' + _quote(event.id) + ',"seq":'
-    tail = f'{middle}{_quote(event.ts)}{clock_field}{pair[1:comma]},"data":{pair[comma + 1 : -1]}}}'
+    tail = f'{middle}{ts}{clock_field}{pair[1:comma]},"data":{pair[comma + 1 : -1]}}}'
     size = len(head) + len(tail)
     if not (head.isascii() and tail.isascii()):
         size = len(head.encode()) + len(tail.encode())

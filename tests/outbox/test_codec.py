@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,23 @@ def test_batches_of_any_size_are_stored_whole_and_in_order(tmp_path: Path, sizes
         await outbox.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ts": None},
+        {"id": 5},
+        {"data": {"x": object()}},
+        {"data": [1]},
+        {"mono": float("nan")},
+        {"clock": "x"},
+    ],
+)
+def test_an_event_without_a_wire_form_is_refused_with_value_error(
+    backend: str, change: dict[str, object]
+) -> None:
+    """ValueError (what submit_or_drop counts and drops), never another exception."""
+    event = dataclasses.replace(NewEvent.now("reading", "s", {"v": 1.0}, boot=BOOT), **change)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        codec.encode(event, "e")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +67,74 @@ def test_key_value_and_json_lines_with_secrets_masked(root_restored: None) -> No
     body = json.loads(out.getvalue())
     assert body["level"] == "error" and body["msg"] == "failed" and "***" in body["exc"]
     assert PASSWORD not in out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("password", ['pa"ss-w0rd', "back\\slash-pw", 'tab\tand"quote\\'])
+def test_a_secret_that_escaping_changes_is_masked_too(root_restored: None, fmt: str, password: str) -> None:
+    """Quoting (msg=\"…\", JSON) and repr() escape a " or a \\: the escaped forms are masked too."""
+    out = io.StringIO()
+    configure_logging(LoggingSettings(format=fmt), secrets=[password], stream=out)  # type: ignore[arg-type]
+    log = logging.getLogger("edge_agent.test")
+    log.warning("plain %s", password)
+    log.warning("in a repr %r", {"password": password})
+    try:
+        raise ValueError(password)
+    except ValueError:
+        log.exception("failed")
+    text = out.getvalue()
+    escaped = {password, json.dumps(password)[1:-1], repr(password)[1:-1], json.dumps(repr(password))[1:-1]}
+    assert not [form for form in escaped if form in text], text
+    assert text.count("***") >= 3
+
+
+LOG_EVERY_LEVEL = """
+import logging, sys
+from edge_agent.logging_setup import configure_logging
+from edge_agent.settings import LoggingSettings
+configure_logging(LoggingSettings(format=sys.argv[1], journal_prefix=sys.argv[2], level="debug"))
+log = logging.getLogger("edge_agent.test")
+log.critical("c"); log.error("e"); log.warning("w\\nsecond line"); log.info("i"); log.debug("d")
+try:
+    raise ValueError("multi\\nline")
+except ValueError:
+    log.exception("boom")
+"""
+
+
+def log_every_level(tmp_path: Path, fmt: str, prefix: str, *, journal_is_stdout: bool) -> list[str]:
+    """Runs LOG_EVERY_LEVEL with stdout to a file and $JOURNAL_STREAM naming it (or another file)."""
+    out, other = tmp_path / "stdout", tmp_path / "other"
+    out.touch()
+    other.touch()
+    named = os.stat(out if journal_is_stdout else other)
+    env = {**os.environ, "JOURNAL_STREAM": f"{named.st_dev}:{named.st_ino}"}
+    with out.open("w") as stdout:
+        subprocess.run(
+            [sys.executable, "-c", LOG_EVERY_LEVEL, fmt, prefix], stdout=stdout, env=env, check=True
+        )
+    return out.read_text().splitlines()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_lines_to_the_journal_start_with_their_syslog_priority(tmp_path: Path, fmt: str) -> None:
+    lines = log_every_level(tmp_path, fmt, "auto", journal_is_stdout=True)
+    assert [line[:3] for line in lines] == ["<2>", "<3>", "<4>", "<6>", "<7>", "<3>"], lines
+    # One physical line per record: journald would split the warning and the traceback otherwise.
+    assert "second line" in lines[2] and "Traceback" in lines[5] and "ValueError: multi" in lines[5]
+    if fmt == "json":
+        assert json.loads(lines[5][3:])["exc"].endswith("ValueError: multi\nline")
+    else:
+        assert lines[2].startswith("<4>level=warning ") and "ts=" not in lines[2], "journald stamps the time"
+    never = log_every_level(tmp_path, fmt, "never", journal_is_stdout=True)
+    assert len(never) == 6 and not any(line.startswith("<") for line in never)
+
+
+def test_no_prefix_when_stdout_is_not_the_journal_it_inherited(tmp_path: Path) -> None:
+    lines = log_every_level(tmp_path, "text", "auto", journal_is_stdout=False)
+    assert len(lines) == 6 and all(line.startswith("ts=") for line in lines), lines
+    forced = log_every_level(tmp_path, "text", "always", journal_is_stdout=False)
+    assert [line[:6] for line in forced] == [f"<{n}>ts=" for n in (2, 3, 4, 6, 7, 3)], forced
 
 
 def test_the_daemon_never_logs_the_mqtt_password(tmp_path: Path) -> None:
