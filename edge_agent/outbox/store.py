@@ -434,6 +434,6 @@ class Outbox:
         )
 
     @property
-    def _tight(self) -> bool:
-        """Whether the disk-full handling keeps the WAL small (tests look)."""
+    def disk_tight(self) -> bool:
+        """The disk was full and has not got room back yet: the WAL is kept small meanwhile."""
         return self._disk_full.tight

@@ -144,7 +144,7 @@ def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
             outbox = await open_outbox(mnt / "o.db", reserve_bytes=RESERVE)
             filler = fill(mnt, leave=300 * 1024)
             committed = await _fill_until_full(outbox, batch=50, rounds=200)
-            assert outbox._tight
+            assert outbox.disk_tight
             pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
             assert next(iter(pages))[0] == 16
             # Acknowledged events go even on the full disk (a delete needs WAL room too).
@@ -152,9 +152,9 @@ def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
             filler.unlink()
             for r in range(300):  # more than TIGHT_CHECK_COMMITS transactions
                 await outbox.append([reading(r)])
-                if not outbox._tight:
+                if not outbox.disk_tight:
                     break
-            assert not outbox._tight
+            assert not outbox.disk_tight
             pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
             assert next(iter(pages))[0] == RESERVE // (2 * 4096)
             await outbox.close()
