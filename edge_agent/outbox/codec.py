@@ -127,7 +127,10 @@ def encode(event: NewEvent, epoch: str) -> EncodedEvent:
     the whole envelope as a dict, and the same text (``tests/outbox/test_codec.py``).
     """
     key = (epoch, event.boot, event.kind, event.sensor)
-    middle = _MIDDLE.get(key)
+    try:
+        middle = _MIDDLE.get(key)
+    except TypeError as exc:  # an unhashable field: certainly not a string
+        raise ValueError(f"boot, kind and sensor must be strings: {exc}") from exc
     if middle is None:
         middle = _middle(key)
     clock = event.clock
@@ -137,7 +140,9 @@ def encode(event: NewEvent, epoch: str) -> EncodedEvent:
         clock_field, unsynced = _UNSYNCED, 1
     else:
         raise ValueError(f"clock must be 'synced' or 'unsynced', not {clock!r}")
-    mono = float(event.mono)
+    mono = event.mono
+    if type(mono) is not float:
+        mono = _as_float(mono)
     if mono - mono != 0.0:  # true for NaN and ±inf only
         raise ValueError(f"mono must be a finite number, not {mono!r}")
     data = event.data
@@ -167,8 +172,22 @@ _MIDDLE: dict[tuple[str, str, str, str | None], str] = {}
 """``,"epoch":…,"sensor":…,"ts":`` per epoch/boot/kind/sensor (a few dozen in a daemon's life)."""
 
 
+def _as_float(mono: object) -> float:
+    """``mono`` given as an int (or bool): its float; anything else is refused."""
+    if not isinstance(mono, int | float):
+        raise ValueError(f"mono must be a number, not {type(mono).__name__}")
+    try:
+        return float(mono)
+    except OverflowError as exc:
+        raise ValueError(f"mono is out of range: {exc}") from exc
+
+
 def _middle(key: tuple[str, str, str, str | None]) -> str:
     epoch, boot, kind, sensor = key
+    if type(epoch) is not str or type(boot) is not str or type(kind) is not str:
+        raise ValueError("epoch, boot and kind must be strings")
+    if sensor is not None and type(sensor) is not str:
+        raise ValueError(f"sensor must be a string or None, not {type(sensor).__name__}")
     if kind not in PRIORITY:
         raise ValueError(f"unknown event kind {kind!r}")
     if not 0 < len(boot) <= _TEXT_MAX:

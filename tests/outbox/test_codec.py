@@ -115,3 +115,22 @@ def test_an_event_without_a_wire_form_is_refused_with_value_error(
     event = dataclasses.replace(NewEvent.now("reading", "s", {"v": 1.0}, boot=BOOT), **change)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         codec.encode(event, "e")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sensor": b"s"},
+        {"boot": b"boot"},
+        {"sensor": 5},
+        {"boot": None},
+        {"kind": ["reading"]},
+        {"mono": None},
+        {"mono": 10**400},
+        {"mono": "1.5"},
+    ],
+)
+def test_wrong_typed_fields_are_refused_with_value_error(change: dict[str, object]) -> None:
+    event = dataclasses.replace(NewEvent.now("reading", "s", {"v": 1.0}, boot=BOOT), **change)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        codec.encode(event, "e")
