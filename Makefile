@@ -17,11 +17,13 @@ PREFIX  ?= /opt/edge-agent
 ETC     ?= /etc/edge-agent
 UNITDIR ?= /etc/systemd/system
 
-$(BIN)/.installed: pyproject.toml
+# Four distributions, one repository (docs/ARCHITECTURE.md, "Packaging"): the drivers
+# library, the protocol shared by device and cloud, the device package, the cloud services.
+$(BIN)/.installed: pyproject.toml protocol/pyproject.toml drivers/pyproject.toml cloud/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edge-agent needs Python 3.11 or newer (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cloud,fast,bench]'
+	$(BIN)/python -m pip install --quiet -e ./protocol -e ./drivers -e ./cloud -e '.[dev,fast,bench]'
 	@touch $@
 
 # The daemon on simulated sensors; it forwards to the MQTT broker on localhost:1883
@@ -35,7 +37,7 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy edge_agent drivers cloud
+	$(BIN)/mypy edge_agent drivers/edge_drivers protocol/edge_protocol cloud/edge_cloud
 
 check: test lint
 
@@ -53,9 +55,10 @@ install:
 	$(PREFIX)/bin/python -m pip install --quiet --upgrade pip
 	@# pip builds in the checkout: a stale build/lib would bring deleted modules back, and
 	@# the build files must stay the checkout owner's (or `make test` cannot write them).
-	rm -rf build
-	$(PREFIX)/bin/python -m pip install --quiet .
-	chown -R --reference=. build *.egg-info
+	@# The device gets the protocol, the drivers and the agent: no cloud code.
+	for d in protocol drivers .; do rm -rf $$d/build; done
+	$(PREFIX)/bin/python -m pip install --quiet ./protocol ./drivers .
+	for d in protocol drivers .; do chown -R --reference=. $$d/build $$d/*.egg-info; done
 	ln -sf $(PREFIX)/bin/edge-agent /usr/local/bin/edge-agent
 	install -d -m 0755 $(ETC)
 	test -e $(ETC)/edge-agent.toml || { \

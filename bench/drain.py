@@ -42,9 +42,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.events import NewEvent
-from edge_agent.protocol import boot_id, encode_batch
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
+from edge_protocol.wire import boot_id, encode_batch
 
 DEVICE = "bench-device"
 BOOT = boot_id()

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge_agent.events import NewEvent
 from edge_agent.outbox import Outbox, OutboxWriter, codec
 from edge_agent.outbox.codec import encode
-from edge_agent.protocol import boot_id
+from edge_protocol.wire import boot_id
 
 BOOT = boot_id()
 SENSORS = ["climate", "air", "soil", "water", "gps"]

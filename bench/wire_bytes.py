@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge_agent.events import NewEvent
-from edge_agent.protocol import boot_id
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
+from edge_protocol.wire import boot_id
 from tests.uplink.memory_outbox import MemoryOutbox
 
 DEVICE = "site-042-gw"

@@ -3,7 +3,7 @@
 A :class:`NewEvent` is built by whoever produced it (the sampler for readings, sensor
 tests for results and alarms, the daemon for status); the outbox gives it its ``seq``
 and ``epoch`` in the transaction that commits it and returns a :class:`StoredEvent`,
-whose ``envelope`` is the wire form described in :mod:`edge_agent.protocol`.
+whose ``envelope`` is the wire form described in :mod:`edge_protocol.wire`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from edge_agent.protocol import ClockState, EventKind, rfc3339_ms, uuid7
+from edge_protocol.wire import ClockState, EventKind, rfc3339_ms, uuid7
 
 Lane = Literal["priority", "readings"]
 """Alarms, test results, gaps and status events leave before bulk readings."""
@@ -89,7 +89,7 @@ class StoredEvent:
 
     @functools.cached_property
     def envelope(self) -> dict[str, Any]:
-        """The wire form as a dict (see :class:`edge_agent.protocol.Envelope`), decoded on demand."""
+        """The wire form as a dict (see :class:`edge_protocol.wire.Envelope`), decoded on demand."""
         decoded: dict[str, Any] = json.loads(self.body)
         return decoded
 

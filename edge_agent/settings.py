@@ -34,10 +34,10 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.env_overrides import apply_env, env_paths
 from edge_agent.errors import ConfigError, ConfigProblem
-from edge_agent.identity import apply_enrolled_identity
+from edge_agent.identity.stored import apply_enrolled_identity
+from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
 from edge_agent.units import ByteSize, Duration, parse_int_literal
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.api import DriverSpec, Quantity
+from edge_drivers.api import DriverSpec, Quantity
 
 
 class FakeOptions(BaseModel):

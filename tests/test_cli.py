@@ -47,7 +47,7 @@ def test_drivers_lists_the_five_built_in_drivers_with_their_provider() -> None:
         ("nmea", "serial"),
     ]:
         line = next(line for line in result.stdout.splitlines() if f" {name} " in line)
-        assert f" {bus} " in line and "edge-agent" in line
+        assert f" {bus} " in line and "edge-drivers" in line
     assert "temperature_c [°C]" in result.stdout or "temperature_c [degC]" in result.stdout
     assert "could not be loaded" not in result.stderr
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import driver_registry
-from edge_agent.daemon import Daemon
-from edge_agent.driver_registry import ENTRY_POINT_GROUP, build_registry, load_registry
+from edge_agent.sampling import registry as driver_registry
+from edge_agent.daemon.main import Daemon
+from edge_agent.sampling.registry import ENTRY_POINT_GROUP, build_registry, load_registry
 from edge_agent.settings import load_settings
 
 BUILT_IN = {"bme280", "sht3x", "ads1115", "pms5003", "nmea"}
@@ -36,7 +36,7 @@ def test_good_and_broken_entry_points() -> None:
     assert registry.names() == ["fakei2c"]
     errors = {b.name: b.error for b in registry.broken}
     assert errors["missing"].startswith("ModuleNotFoundError")
-    assert "not a drivers.api.DriverSpec" in errors["notaspec"]
+    assert "not a edge_drivers.api.DriverSpec" in errors["notaspec"]
     assert "declares 'fakeserial'" in errors["renamed"]
     assert any("already provided" in b.error for b in registry.broken if b.name == "fakei2c")
 
@@ -46,8 +46,8 @@ def test_built_in_drivers_register_through_entry_points() -> None:
     assert set(registry.names()) >= BUILT_IN
     for name in BUILT_IN:
         found = registry.drivers[name]
-        assert found.provider.startswith("edge-agent ")
-        assert found.entry_point == f"drivers.{name}:DRIVER"
+        assert found.provider.startswith("edge-drivers ")
+        assert found.entry_point == f"edge_drivers.{name}:DRIVER"
         assert found.spec.simulator is not None, f"{name} must ship a simulator"
     assert not [b for b in registry.broken if b.name in BUILT_IN]
 
@@ -69,7 +69,7 @@ def test_third_party_package_is_an_equal_citizen(tmp_path: Path) -> None:
     (tmp_path / "acme_lux.py").write_text(
         textwrap.dedent(
             """
-            from drivers.api import DriverSpec, Quantity
+            from edge_drivers.api import DriverSpec, Quantity
 
             class Lux:
                 def __init__(self, bus, address=0x23, *, clock=None):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.driver_registry import DriverRegistry, RegisteredDriver
 from edge_agent.errors import ConfigError
+from edge_agent.sampling.registry import DriverRegistry, RegisteredDriver
 from edge_agent.settings import format_path, load_settings
 from edge_agent.units import parse_duration, parse_size
 from tests.fake_driver import FAKE_I2C, FAKE_SERIAL

@@ -24,8 +24,8 @@ from edge_agent.outbox import (
     read_stats,
     salvage,
 )
-from edge_agent.protocol import boot_id
 from edge_agent.settings import Settings
+from edge_protocol.wire import boot_id
 
 if TYPE_CHECKING:
     from rich.table import Table

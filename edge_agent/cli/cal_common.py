@@ -8,7 +8,6 @@ from typing import NoReturn
 
 import typer
 
-from drivers.errors import DriverError
 from edge_agent.calibration import (
     CALIBRATION_FILE,
     ActiveCalibrations,
@@ -16,11 +15,12 @@ from edge_agent.calibration import (
     CalibrationStoreError,
 )
 from edge_agent.cli.common import err_console
-from edge_agent.driver_registry import load_registry
 from edge_agent.errors import HardwareOpenError
-from edge_agent.hardware import Hardware
-from edge_agent.sensor_worker import SensorAccess
+from edge_agent.sampling.hardware import Hardware
+from edge_agent.sampling.registry import load_registry
+from edge_agent.sampling.worker import SensorAccess
 from edge_agent.settings import SensorSettings, Settings
+from edge_drivers.errors import DriverError
 
 EX_USAGE = 64
 """sysexits.h: the command was used wrongly (unknown test or sensor, bad value)."""

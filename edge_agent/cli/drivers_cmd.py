@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edge_agent.cli.common import console, err_console, escape
-from edge_agent.driver_registry import load_registry
+from edge_agent.sampling.registry import load_registry
 
 
 def drivers() -> None:

@@ -36,7 +36,7 @@ def enroll_command(
     """Enroll: make a key on this device (it never leaves), get a certificate for it, and
     store both in the state directory, where the daemon picks them up."""
     # Imported here: cryptography costs ~8 MB of RSS that `edge-agent run` should not carry.
-    from edge_agent.enrollment import EnrollmentError, HttpClient, enroll, renew
+    from edge_agent.identity.enroll import EnrollmentError, HttpClient, enroll, renew
 
     settings = load_config(config)
     state_dir = settings.storage.state_dir

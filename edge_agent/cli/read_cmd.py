@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from drivers.api import Sensor
-from drivers.errors import BusError, DriverError
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, escape, load_config
-from edge_agent.driver_registry import DriverRegistry, load_registry
 from edge_agent.errors import HardwareOpenError
-from edge_agent.hardware import Hardware
+from edge_agent.sampling.hardware import Hardware
+from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.settings import SensorSettings
+from edge_drivers.api import Sensor
+from edge_drivers.errors import BusError, DriverError
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -8,8 +8,8 @@ import typer
 
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, err_console, exit_config_error, load_config
 from edge_agent.errors import ConfigError
-from edge_agent.logging_setup import configure_logging, secrets_of
 from edge_agent.outbox.errors import OutboxError
+from edge_agent.service.logs import configure_logging, secrets_of
 
 EX_TEMPFAIL = 75
 
@@ -19,7 +19,7 @@ def run(config: ConfigOption = DEFAULT_CONFIG) -> None:
     settings = load_config(config)
     # One line per event worth knowing, to stdout for journald; secrets masked.
     configure_logging(settings.logging, secrets=secrets_of(settings))
-    from edge_agent.daemon import run_daemon  # keeps paho/aiosqlite out of the other commands' start-up
+    from edge_agent.daemon.main import run_daemon  # keeps paho/aiosqlite out of the other commands' start-up
 
     try:
         asyncio.run(run_daemon(settings, config))

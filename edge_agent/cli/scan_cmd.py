@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from drivers.api import SMBusLike
 from edge_agent.cli.common import console, err_console, load_config
-from edge_agent.driver_registry import load_registry
 from edge_agent.errors import HardwareOpenError
-from edge_agent.hardware import Hardware, open_i2c_bus, simulated_demo_board
-from edge_agent.scanner import FIRST_ADDRESS, LAST_ADDRESS, ScanHit, scan
+from edge_agent.sampling.hardware import Hardware, open_i2c_bus, simulated_demo_board
+from edge_agent.sampling.registry import load_registry
+from edge_agent.sampling.scanner import FIRST_ADDRESS, LAST_ADDRESS, ScanHit, scan
 from edge_agent.settings import SIM
+from edge_drivers.api import SMBusLike
 
 
 def _grid(hits: list[ScanHit]) -> str:

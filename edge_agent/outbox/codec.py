@@ -1,7 +1,7 @@
 """Events to and from the stored form.
 
 A stored event's ``body`` is the compact JSON of its wire envelope (see
-:class:`edge_agent.protocol.Envelope`), keys in the documented order, so the uplink and
+:class:`edge_protocol.wire.Envelope`), keys in the documented order, so the uplink and
 ``export`` hand it on without re-encoding.  The seq is only known inside the transaction
 that commits the event, so an event is encoded ahead of it into the text before and after
 the seq; the transaction only concatenates.  ``size`` is the UTF-8 byte length of the body.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.events import PRIORITY, NewEvent, StoredEvent
-from edge_agent.protocol import EventKind
+from edge_protocol.wire import EventKind
 
 LANE_CODE = {"priority": 0, "readings": 1}
 """How a lane is stored (an integer keeps the ``(lane, seq)`` index small)."""

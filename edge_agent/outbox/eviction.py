@@ -28,7 +28,7 @@ from edge_agent.outbox.insert import insert
 from edge_agent.outbox.runtime import RuntimeClock
 from edge_agent.outbox.schema import EVICTION_LOG_ROWS
 from edge_agent.outbox.transactions import EvictionReason, Tally
-from edge_agent.protocol import seq_ranges
+from edge_protocol.wire import seq_ranges
 
 log = logging.getLogger("edge_agent.outbox")
 

@@ -35,7 +35,7 @@ from edge_agent.events import NewEvent
 from edge_agent.outbox import codec
 from edge_agent.outbox.codec import EncodedEvent
 from edge_agent.outbox.store import Outbox
-from edge_agent.protocol import Envelope
+from edge_protocol.wire import Envelope
 
 log = logging.getLogger("edge_agent.outbox")
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from edge_agent.outbox.errors import OutboxError
-from edge_agent.protocol import uuid7
+from edge_protocol.wire import uuid7
 
 SCHEMA_VERSION = 2
 EVICTION_LOG_ROWS = 1000

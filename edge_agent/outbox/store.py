@@ -63,7 +63,7 @@ from edge_agent.outbox.reserve import DEFAULT_RESERVE
 from edge_agent.outbox.runtime import RuntimeClock
 from edge_agent.outbox.stats import OutboxStats, export_pending, read_stats
 from edge_agent.outbox.transactions import EvictionReason, Synchronous, Tally, Transactions, nothing
-from edge_agent.protocol import ClockState, rfc3339_ms
+from edge_protocol.wire import ClockState, rfc3339_ms
 
 log = logging.getLogger("edge_agent.outbox")
 

@@ -16,7 +16,7 @@ commands pending), ``response_topic_rejected``, ``internal``.
 The response topic must lie under ``devices/{id}/`` and outside the device's own
 ``events``, ``status``, ``acks`` and ``commands`` topics (a reply there would feed the
 ingest or the device itself).  A request whose response topic is missing or elsewhere
-is **not executed**; its error reply goes to :func:`~edge_agent.protocol.responses_topic`
+is **not executed**; its error reply goes to :func:`~edge_protocol.wire.responses_topic`
 (``devices/{id}/responses``), it is logged and counted (``rejected_response_topics``),
 and nothing is ever published outside the device's tree.
 
@@ -39,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from edge_agent import __version__
 from edge_agent.calibration.active import ActiveCalibrations
-from edge_agent.protocol import command_name, commands_filter, responses_topic, rfc3339_ms
 from edge_agent.sensor_tests.runner import TestRunner
 from edge_agent.uplink.client import Message
+from edge_protocol.wire import command_name, commands_filter, responses_topic, rfc3339_ms
 
 log = logging.getLogger(__name__)
 

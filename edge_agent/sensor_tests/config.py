@@ -30,7 +30,7 @@ from edge_agent.errors import ConfigProblem
 from edge_agent.units import Duration
 
 if TYPE_CHECKING:
-    from edge_agent.driver_registry import DriverRegistry
+    from edge_agent.sampling.registry import DriverRegistry
     from edge_agent.settings import SensorSettings, Settings
 
 TestName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from drivers.api import SelfTestResult
 from edge_agent.calibration.active import ActiveCalibrations
 from edge_agent.calibration.store import CalibrationRecord
 from edge_agent.errors import EdgeAgentError
@@ -36,6 +35,7 @@ from edge_agent.sensor_tests.config import (
     TestSettings,
 )
 from edge_agent.sensor_tests.result import Verdict
+from edge_drivers.api import SelfTestResult
 
 T = TypeVar("T")
 DAY_S = 86400.0

@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from drivers.errors import DriverError
 from edge_agent.sensor_tests.config import TestSettings
 from edge_agent.sensor_tests.kinds import CannotJudge, TestContext, run_kind
 from edge_agent.sensor_tests.result import TestResult, Trigger, Verdict
+from edge_drivers.errors import DriverError
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge_agent.driver_registry import DriverRegistry
 from edge_agent.errors import ConfigError
 from edge_agent.events import NewEvent
-from edge_agent.logging_setup import configure_logging, secrets_of
+from edge_agent.sampling.registry import DriverRegistry
+from edge_agent.service.logs import configure_logging, secrets_of
 from edge_agent.service.notify import Notifier
 from edge_agent.service.sensor_set import SensorSet
 from edge_agent.service.snapshot import status_line
@@ -75,7 +75,7 @@ class ReloadHooks:
 
 
 class Reloadable(Protocol):
-    """What a reload needs of the daemon (:class:`edge_agent.daemon.Daemon`)."""
+    """What a reload needs of the daemon (:class:`edge_agent.daemon.main.Daemon`)."""
 
     settings: Settings
     config_path: Path | None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.clock_sync import ClockWatch
+from edge_agent.sampling.clock_sync import ClockWatch
 from edge_agent.service.state import DaemonState
 from edge_agent.settings import Settings
 

@@ -16,7 +16,7 @@ from collections.abc import Hashable
 
 from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
-from edge_agent.sampler import SensorLoop
+from edge_agent.sampling.sampler import SensorLoop
 from edge_agent.service.watchdog import ProgressMonitor
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder

@@ -1,7 +1,7 @@
 """What the running daemon is made of, for whoever reports on it (status, metrics, STATUS=).
 
 Everything here is owned and mutated by the event loop; readers on other threads go
-through the loop (see :mod:`edge_agent.metrics`).
+through the loop (see :mod:`edge_agent.service.metrics`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from edge_agent.outbox.store import Outbox
     from edge_agent.outbox.writer import OutboxWriter
-    from edge_agent.sampler import SensorLoop
-    from edge_agent.sensor_health import HealthGuard
+    from edge_agent.sampling.health import HealthGuard
+    from edge_agent.sampling.sampler import SensorLoop
     from edge_agent.service.watchdog import Stall
     from edge_agent.uplink import Forwarder
 

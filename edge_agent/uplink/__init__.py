@@ -8,7 +8,7 @@
 - :mod:`.stats`     — :class:`UplinkStats`, the counters the daemon reports;
 - :mod:`.errors`    — the uplink's exception tree.
 
-The wire contract is :mod:`edge_agent.protocol`, in prose in ``docs/PROTOCOL.md``.
+The wire contract is :mod:`edge_protocol.wire`, in prose in ``docs/PROTOCOL.md``.
 """
 
 from edge_agent.uplink.client import Connection, ConnectParams, Message, Will

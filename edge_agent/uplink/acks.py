@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from edge_agent.protocol import Ack
+from edge_protocol.wire import Ack
 
 MAX_ACK_BYTES = 1 << 20
 MAX_RANGES = 100_000

@@ -42,15 +42,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.events import StoredEvent
-from edge_agent.protocol import (
-    CONTENT_ENCODING_PROPERTY,
-    ZLIB,
-    acks_topic,
-    boot_id,
-    encode_batch,
-    events_topic,
-    status_topic,
-)
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink.acks import parse_ack
 from edge_agent.uplink.backoff import FullJitter
@@ -69,6 +60,15 @@ from edge_agent.uplink.outbox_api import OutboxAPI
 from edge_agent.uplink.problems import ProblemSeries
 from edge_agent.uplink.stats import UplinkStats
 from edge_agent.uplink.status import now, status_payload
+from edge_protocol.wire import (
+    CONTENT_ENCODING_PROPERTY,
+    ZLIB,
+    acks_topic,
+    boot_id,
+    encode_batch,
+    events_topic,
+    status_topic,
+)
 
 log = logging.getLogger("edge_agent.uplink")
 
@@ -579,7 +579,7 @@ class Forwarder:
         return True
 
     def _payload(self, events: list[StoredEvent]) -> bytes:
-        """The batch payload: :func:`edge_agent.protocol.encode_batch`'s bytes exactly.
+        """The batch payload: :func:`edge_protocol.wire.encode_batch`'s bytes exactly.
 
         When the outbox hands over each envelope's stored JSON text (``body``, the compact
         form ``encode_batch`` writes), the texts are joined instead of decoded and encoded

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Literal
 
-from edge_agent.protocol import rfc3339_ms
+from edge_protocol.wire import rfc3339_ms
 
 
 def status_payload(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from cloud.auth import operators
-from cloud.auth.api.app import create_app
-from cloud.auth.service import AuthService, open_service
-from cloud.auth.service_identity import write_service_identity
+from edge_cloud.auth import operators
+from edge_cloud.auth.api.app import create_app
+from edge_cloud.auth.service import AuthService, open_service
+from edge_cloud.auth.service_identity import write_service_identity
 from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD, csr_pem, key_pem, make_settings, new_key
 from tests.cloud.mqtt_peer import Peer
 from tests.mosquitto import Mosquitto, free_port

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.auth.api.app import create_app
-from cloud.auth.service import AuthService, open_service
-from cloud.auth.settings import AuthSettings
+from edge_cloud.auth.api.app import create_app
+from edge_cloud.auth.service import AuthService, open_service
+from edge_cloud.auth.settings import AuthSettings
 from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD, ManualClock, make_settings
 from tests.conftest import under_ci
 
@@ -86,7 +86,7 @@ class Api:
 
 @pytest.fixture
 def api(service: AuthService) -> Iterator[Api]:
-    from cloud.auth import operators
+    from edge_cloud.auth import operators
 
     with service.transaction() as conn:
         operators.create_operator(

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cloud.auth.settings import AuthSettings
+from edge_cloud.auth.settings import AuthSettings
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"

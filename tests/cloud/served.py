@@ -11,8 +11,8 @@ from typing import Any
 
 import uvicorn
 
-from cloud.auth.api.app import create_app
-from cloud.auth.service import AuthService
+from edge_cloud.auth.api.app import create_app
+from edge_cloud.auth.service import AuthService
 from tests.mosquitto import free_port
 
 

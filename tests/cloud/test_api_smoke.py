@@ -20,8 +20,8 @@ def test_the_service_refreshes_the_broker_files_periodically(service: object) ->
     """The CRL must be rewritten before its nextUpdate; the lifespan task does it."""
     from fastapi.testclient import TestClient
 
-    from cloud.auth.api.app import create_app
-    from cloud.auth.service import AuthService
+    from edge_cloud.auth.api.app import create_app
+    from edge_cloud.auth.service import AuthService
     from tests.cloud.mqtt_peer import wait_for
 
     assert isinstance(service, AuthService)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cloud.auth.cli import app
-from cloud.auth.settings import load_auth_settings
-from cloud.common.errors import EX_CONFIG
+from edge_cloud.auth.cli import app
+from edge_cloud.auth.settings import load_auth_settings
+from edge_cloud.common.errors import EX_CONFIG
 from tests.conftest import REPO
 
 
@@ -26,7 +26,7 @@ def test_bad_config_names_file_and_field_and_exits_78(tmp_path: Path) -> None:
     config = write_config(tmp_path, 'max_packet_sise = 5\n[tokens]\naccess_ttl = "soon"\n')
     env = {**os.environ, "AUTH_SERVER__PORT": "not-a-port"}
     result = subprocess.run(
-        [sys.executable, "-m", "cloud.auth", "db", "upgrade", "--config", str(config)],
+        [sys.executable, "-m", "edge_cloud.auth", "db", "upgrade", "--config", str(config)],
         capture_output=True,
         text=True,
         env=env,
@@ -118,7 +118,7 @@ def test_serve_runs_migrates_and_serves_the_spec(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path)
     server = subprocess.Popen(
-        [sys.executable, "-m", "cloud.auth", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "edge_cloud.auth", "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from edge_agent.cli.app import app
-from edge_agent.identity import load_identity
+from edge_agent.identity.stored import load_identity
 from edge_agent.settings import load_settings
 from tests.cloud.broker import Identity, auth_with_broker
 from tests.cloud.mqtt_peer import wait_for

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from edge_agent.enrollment import (
+from edge_agent.identity.enroll import (
     AuthUnreachable,
     EnrollmentError,
     EnrollmentRefused,
     HttpClient,
     enroll,
 )
-from edge_agent.identity import identity_dir, load_identity
+from edge_agent.identity.stored import identity_dir, load_identity
 from edge_agent.settings import load_settings
 
 INFO = {
@@ -178,7 +178,7 @@ def test_renewal_is_due_with_a_third_of_the_lifetime_left(tmp_path: Path) -> Non
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    from edge_agent.cert_renewal import renewal_due
+    from edge_agent.identity.renewal import renewal_due
     from tests.cloud.helpers import new_key
 
     folder = _identity_files(tmp_path)

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge_agent.protocol import renewal_message
+from edge_protocol.wire import renewal_message
 from tests.cloud.conftest import Api
 from tests.cloud.helpers import csr_pem, new_key
 

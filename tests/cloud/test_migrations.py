@@ -1,13 +1,13 @@
-"""The Alembic migrations make exactly the schema ``cloud.auth.tables`` declares."""
+"""The Alembic migrations make exactly the schema ``edge_cloud.auth.tables`` declares."""
 
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from cloud.auth import migrate
-from cloud.auth.tables import metadata
-from cloud.common.db import make_engine
+from edge_cloud.auth import migrate
+from edge_cloud.auth.tables import metadata
+from edge_cloud.common.db import make_engine
 
 
 def test_migrated_schema_matches_the_tables_and_upgrade_is_idempotent(database_url: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from cloud.auth.mosquitto_passwd import hash_secret, line, verify_secret
+from edge_cloud.auth.mosquitto_passwd import hash_secret, line, verify_secret
 from tests.conftest import require_binary
 
 

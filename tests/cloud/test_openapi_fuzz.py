@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
-from cloud.auth.api.app import create_app
+from edge_cloud.auth.api.app import create_app
 from tests.cloud.conftest import Api
 
 ADMIN_HEADERS: dict[str, str] = {}

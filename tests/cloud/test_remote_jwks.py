@@ -5,10 +5,10 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from cloud.auth import access_tokens
-from cloud.auth.service import AuthService
-from cloud.common.errors import ScopeMissing, TokenInvalid
-from cloud.common.jwks_client import RemoteJWKS
+from edge_cloud.auth import access_tokens
+from edge_cloud.auth.service import AuthService
+from edge_cloud.common.errors import ScopeMissing, TokenInvalid
+from edge_cloud.common.jwks_client import RemoteJWKS
 from tests.cloud.served import serve
 
 

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud.auth import operators
-from cloud.common.jwt_verify import JWTVerifier
+from edge_cloud.auth import operators
+from edge_cloud.common.jwt_verify import JWTVerifier
 from tests.cloud.conftest import Api
 from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD
 

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.outbox import OutboxError, read_stats
-from edge_agent.protocol import decode_batch
+from edge_protocol.wire import decode_batch
 from tests.mosquitto import Mosquitto
 
 FAST_SENSORS = """

@@ -6,11 +6,11 @@ import asyncio
 import threading
 import time
 
-from drivers.errors import BusError
-from edge_agent.clock_sync import ClockWatch
 from edge_agent.events import NewEvent
-from edge_agent.sampler import SensorLoop
-from edge_agent.sensor_worker import SensorWorker
+from edge_agent.sampling.clock_sync import ClockWatch
+from edge_agent.sampling.sampler import SensorLoop
+from edge_agent.sampling.worker import SensorWorker
+from edge_drivers.errors import BusError
 
 
 class Counter:

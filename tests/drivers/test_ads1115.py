@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from smbus2 import i2c_msg
 
-from drivers.ads1115 import (
+from edge_drivers.ads1115 import (
     ADS1115,
     COMP_QUE,
     DATA_RATES,
@@ -34,8 +34,8 @@ from drivers.ads1115 import (
     config_word,
     identify,
 )
-from drivers.clock import ManualClock
-from drivers.errors import (
+from edge_drivers.clock import ManualClock
+from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
     DataIntegrityError,
@@ -43,10 +43,10 @@ from drivers.errors import (
     SensorTimeoutError,
     WrongChipError,
 )
-from drivers.sim.ads1115 import SimulatedADS1115
-from drivers.sim.i2c_bus import BusFault, SimulatedI2CDevice, SimulatedSMBus
-from drivers.sim.sht3x import SimulatedSHT3x
-from drivers.sim.signals import Signal
+from edge_drivers.sim.ads1115 import SimulatedADS1115
+from edge_drivers.sim.i2c_bus import BusFault, SimulatedI2CDevice, SimulatedSMBus
+from edge_drivers.sim.sht3x import SimulatedSHT3x
+from edge_drivers.sim.signals import Signal
 
 EPS = 1e-9
 LEVEL_LOOP = {

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers import bme280
-from drivers.bme280 import (
+from edge_drivers import bme280
+from edge_drivers.bme280 import (
     BME280,
     DRIVER,
     BitField,
@@ -26,16 +26,16 @@ from drivers.bme280 import (
     measurement_time_s,
     parse_data,
 )
-from drivers.clock import ManualClock
-from drivers.errors import (
+from edge_drivers.clock import ManualClock
+from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
     MalformedDataError,
     SensorTimeoutError,
     WrongChipError,
 )
-from drivers.sim.bme280 import DEFAULT_CALIBRATION, SimulatedBME280, calibration_registers
-from drivers.sim.i2c_bus import BusFault, RegisterDevice, SimulatedSMBus
+from edge_drivers.sim.bme280 import DEFAULT_CALIBRATION, SimulatedBME280, calibration_registers
+from edge_drivers.sim.i2c_bus import BusFault, RegisterDevice, SimulatedSMBus
 
 ADDRESS = 0x76
 

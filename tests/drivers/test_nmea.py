@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers.clock import ManualClock
-from drivers.errors import (
+from edge_drivers.clock import ManualClock
+from edge_drivers.errors import (
     BusError,
     ChecksumError,
     DataIntegrityError,
@@ -22,7 +22,7 @@ from drivers.errors import (
     MalformedDataError,
     SensorTimeoutError,
 )
-from drivers.nmea import (
+from edge_drivers.nmea import (
     DRIVER,
     GGA,
     MAX_SENTENCE_LENGTH,
@@ -35,8 +35,8 @@ from drivers.nmea import (
     degrees,
     parse_sentence,
 )
-from drivers.sim.nmea import SimulatedNMEA, format_latitude, format_longitude
-from drivers.sim.serial_port import SimulatedSerial
+from edge_drivers.sim.nmea import SimulatedNMEA, format_latitude, format_longitude
+from edge_drivers.sim.serial_port import SimulatedSerial
 
 # -- worked examples ------------------------------------------------------------------------
 # Each checksum is recomputed below (XOR of the characters between '$' and '*').

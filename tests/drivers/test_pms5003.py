@@ -12,8 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from drivers.clock import ManualClock
-from drivers.errors import (
+from edge_drivers.clock import ManualClock
+from edge_drivers.errors import (
     BusError,
     ChecksumError,
     ChipNotFoundError,
@@ -21,7 +21,7 @@ from drivers.errors import (
     MalformedDataError,
     SensorTimeoutError,
 )
-from drivers.pms5003 import (
+from edge_drivers.pms5003 import (
     DATA_WORDS,
     DRIVER,
     PMS5003,
@@ -35,8 +35,8 @@ from drivers.pms5003 import (
     parse_frame,
     parse_reply,
 )
-from drivers.sim.pms5003 import SimulatedPMS5003, cf1_from_atmospheric
-from drivers.sim.serial_port import SimulatedSerial
+from edge_drivers.sim.pms5003 import SimulatedPMS5003, cf1_from_atmospheric
+from edge_drivers.sim.serial_port import SimulatedSerial
 
 # -- worked examples ------------------------------------------------------------------------
 # The manual has no example frame, so these are frames captured from real sensors; each

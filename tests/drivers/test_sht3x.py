@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from smbus2 import i2c_msg
 
-from drivers.clock import ManualClock
-from drivers.errors import (
+from edge_drivers.clock import ManualClock
+from edge_drivers.errors import (
     BusError,
     ChecksumError,
     ChipNotFoundError,
@@ -23,7 +23,7 @@ from drivers.errors import (
     SensorTimeoutError,
     WrongChipError,
 )
-from drivers.sht3x import (
+from edge_drivers.sht3x import (
     DRIVER,
     MEASUREMENT_TIME_S,
     Options,
@@ -35,9 +35,9 @@ from drivers.sht3x import (
     relative_humidity_pct,
     temperature_c,
 )
-from drivers.sim.ads1115 import SimulatedADS1115
-from drivers.sim.i2c_bus import BusFault, RegisterDevice, SimulatedSMBus
-from drivers.sim.sht3x import SimulatedSHT3x, ticks_from_humidity, ticks_from_temperature
+from edge_drivers.sim.ads1115 import SimulatedADS1115
+from edge_drivers.sim.i2c_bus import BusFault, RegisterDevice, SimulatedSMBus
+from edge_drivers.sim.sht3x import SimulatedSHT3x, ticks_from_humidity, ticks_from_temperature
 
 I2C_M_RD = 0x0001
 START_UP = [0x3093, 0x30A2, 0xF32D, 0x3041]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.clock import ManualClock
-from drivers.sim import Environment, Signal
+from edge_drivers.clock import ManualClock
+from edge_drivers.sim import Environment, Signal
 
 
 def test_followers_share_the_truth_but_not_the_faults() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.sim.recent import RecentBytes, RecentList
+from edge_drivers.sim.recent import RecentBytes, RecentList
 from tests.drivers.test_sht3x import Rig
 
 

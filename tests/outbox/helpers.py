@@ -8,7 +8,7 @@ from typing import Any
 
 from edge_agent.events import NewEvent, StoredEvent
 from edge_agent.outbox import Outbox
-from edge_agent.protocol import Envelope
+from edge_protocol.wire import Envelope
 
 BOOT = "0b5e7c1a-5d39-4c55-a8f6-3f1d2c7b9e10"
 BIG = 10**12

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.outbox import Outbox, salvage
-from edge_agent.protocol import Envelope
+from edge_protocol.wire import Envelope
 
 from .helpers import BOOT, alarm, check_wire, open_outbox, reading, seqs
 

@@ -12,7 +12,7 @@ import pytest
 
 from edge_agent.events import NewEvent
 from edge_agent.outbox import Outbox, OutboxClosedError, OutboxLockedError, read_stats
-from edge_agent.protocol import Envelope, EventKind, rfc3339_ms
+from edge_protocol.wire import Envelope, EventKind, rfc3339_ms
 
 from .helpers import BOOT, alarm, check_wire, open_outbox, reading, seqs
 

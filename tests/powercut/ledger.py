@@ -15,7 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.protocol import (
+from edge_protocol.wire import (
     CONTENT_ENCODING_PROPERTY,
     acks_topic,
     decode_batch,

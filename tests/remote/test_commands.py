@@ -16,10 +16,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.calibration import ActiveCalibrations
-from edge_agent.protocol import command_name, command_topic
 from edge_agent.remote import CommandDispatcher, Reply
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder, Message
+from edge_protocol.wire import command_name, command_topic
 from tests.mosquitto import Mosquitto
 from tests.sensor_tests.helpers import bench
 from tests.uplink.helpers import until

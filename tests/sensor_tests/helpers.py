@@ -7,15 +7,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.clock import ManualClock
 from edge_agent.calibration import ActiveCalibrations
-from edge_agent.driver_registry import load_registry
-from edge_agent.hardware import Hardware
+from edge_agent.sampling.hardware import Hardware
+from edge_agent.sampling.registry import load_registry
+from edge_agent.sampling.worker import SensorAccess
 from edge_agent.sensor_tests.config import TestSettings
 from edge_agent.sensor_tests.kinds import CannotJudge, SensorPort, TestContext
 from edge_agent.sensor_tests.runner import TestRunner
-from edge_agent.sensor_worker import SensorAccess
 from edge_agent.settings import SensorSettings, Settings
+from edge_drivers.clock import ManualClock
 
 SENSORS = [
     {"name": "climate", "driver": "bme280", "bus": "sim", "address": 0x76},

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from drivers.bme280 import Reg
-from drivers.sim import BusFault
 from edge_agent.calibration import ActiveCalibrations
 from edge_agent.calibration.store import CalibrationRecord
 from edge_agent.sensor_tests.result import TestResult
+from edge_drivers.bme280 import Reg
+from edge_drivers.sim import BusFault
 from tests.sensor_tests.helpers import Bench, bench, only
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from edge_agent.daemon import Daemon
+from edge_agent.daemon.main import Daemon
 from edge_agent.service.notify import Notifier
 from edge_agent.settings import load_settings
 from tests.daemon.agent_process import start_agent, stop_agent, write_config

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from drivers.sim.i2c_bus import BusFault
-from edge_agent.daemon import Daemon
-from edge_agent.driver_registry import load_registry
-from edge_agent.hardware import Hardware
+from edge_agent.daemon.main import Daemon
+from edge_agent.sampling.hardware import Hardware
+from edge_agent.sampling.registry import load_registry
 from edge_agent.settings import load_settings
+from edge_drivers.sim.i2c_bus import BusFault
 from tests.daemon.agent_process import Subscriber, write_config
 from tests.daemon.test_crash_recovery import wait_until
 from tests.mosquitto import Mosquitto

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.logging_setup import RepeatFilter, configure_logging
+from edge_agent.service.logs import RepeatFilter, configure_logging
 from edge_agent.settings import LoggingSettings
 from tests.daemon.agent_process import start_agent, stop_agent, write_config
 from tests.daemon.test_crash_recovery import wait_until
@@ -90,7 +90,7 @@ def test_a_secret_that_escaping_changes_is_masked_too(root_restored: None, fmt: 
 
 LOG_EVERY_LEVEL = """
 import logging, sys
-from edge_agent.logging_setup import configure_logging
+from edge_agent.service.logs import configure_logging
 from edge_agent.settings import LoggingSettings
 configure_logging(LoggingSettings(format=sys.argv[1], journal_prefix=sys.argv[2], level="debug"))
 log = logging.getLogger("edge_agent.test")

@@ -51,8 +51,8 @@ def test_bad_metrics_listen_is_a_config_error(tmp_path: Path, listen: str) -> No
 def test_a_restarted_serial_sensor_gets_its_port_anew() -> None:
     import os
 
-    from edge_agent.driver_registry import load_registry
-    from edge_agent.hardware import Hardware
+    from edge_agent.sampling.hardware import Hardware
+    from edge_agent.sampling.registry import load_registry
 
     controller, device = os.openpty()  # a real tty for pyserial to open
     path = os.ttyname(device)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from drivers.sim.i2c_bus import BusFault
-from edge_agent.clock_sync import ClockWatch
-from edge_agent.driver_registry import load_registry
 from edge_agent.events import NewEvent
-from edge_agent.hardware import Hardware
-from edge_agent.sampler import SensorLoop
-from edge_agent.sensor_health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.sampling.clock_sync import ClockWatch
+from edge_agent.sampling.hardware import Hardware
+from edge_agent.sampling.health import BreakerPolicy, HealthGuard, SensorHealth
+from edge_agent.sampling.registry import load_registry
+from edge_agent.sampling.sampler import SensorLoop
 from edge_agent.settings import SensorSettings
+from edge_drivers.sim.i2c_bus import BusFault
 from tests.service.helpers import until
 
 

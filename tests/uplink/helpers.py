@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.events import NewEvent
-from edge_agent.protocol import EventKind
+from edge_protocol.wire import EventKind
 from tests.uplink.memory_outbox import MemoryOutbox
 
 BOOT = "test-boot-0001"

@@ -1,7 +1,7 @@
 """A small acknowledging "ingest stand-in": what the cloud's ingest does, in a test.
 
 Subscribes ``devices/+/events`` (QoS 1), decodes each batch with
-:func:`edge_agent.protocol.decode_batch` (honouring the ``content-encoding`` user
+:func:`edge_protocol.wire.decode_batch` (honouring the ``content-encoding`` user
 property), stores the envelopes in arrival order, and — when ``ack`` is on — publishes
 ``{"epoch": …, "seqs": [[first, last], …]}`` to ``devices/{id}/acks`` (QoS 1) for what it
 stored.  With ``ack=False`` it is a plain observer.  It runs paho's own network thread and
@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.protocol import (
+from edge_protocol.wire import (
     CONTENT_ENCODING_PROPERTY,
     acks_topic,
     decode_batch,

@@ -10,8 +10,8 @@ from pathlib import Path
 import paho.mqtt.publish as publish
 from paho.mqtt.client import MQTTv5
 
-from edge_agent.protocol import acks_topic
 from edge_agent.uplink import Forwarder
+from edge_protocol.wire import acks_topic
 from tests.mosquitto import Mosquitto
 from tests.uplink.conftest import DEVICE, running, settings_for
 from tests.uplink.helpers import BOOT, last_publish, open_outbox, readings, until

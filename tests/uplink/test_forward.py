@@ -8,9 +8,9 @@ import time
 import zlib
 from pathlib import Path
 
-from edge_agent.protocol import decode_batch
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
+from edge_protocol.wire import decode_batch
 from tests.mosquitto import Mosquitto
 from tests.uplink.conftest import DEVICE, running, settings_for
 from tests.uplink.helpers import BOOT, event, last_publish, open_outbox, readings, until

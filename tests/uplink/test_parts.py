@@ -9,13 +9,13 @@ import random
 import pytest
 
 from edge_agent.events import StoredEvent
-from edge_agent.protocol import encode_batch
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
 from edge_agent.uplink.acks import parse_ack
 from edge_agent.uplink.backoff import FullJitter
 from edge_agent.uplink.lanes import LaneReader, TokenBucket, cut_batch
 from edge_agent.uplink.problems import ProblemSeries
+from edge_protocol.wire import encode_batch
 from tests.uplink.helpers import event, readings
 from tests.uplink.memory_outbox import MemoryOutbox
 

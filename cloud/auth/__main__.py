@@ -1,3 +1,0 @@
-from cloud.auth.cli import main
-
-main()

@@ -1,0 +1,3 @@
+from edge_cloud.auth.cli import main
+
+main()

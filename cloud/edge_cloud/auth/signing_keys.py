@@ -1,0 +1,95 @@
+"""The Ed25519 keys access tokens are signed with, kept as files, published as a JWKS.
+
+``<state_dir>/signing-keys/<kid>.pem`` (mode 0600).  The newest file signs; every file
+is published in the JWKS, so tokens signed by a previous key stay valid until they
+expire after a rotation (``edge-auth rotate-signing-key``; delete a retired key's file
+once ``tokens.access_ttl`` has passed).  The ``kid`` is the RFC 7638 thumbprint.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge_cloud.auth.files import write_atomic
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private: Ed25519PrivateKey
+    mtime: float
+
+    def jwk(self) -> dict[str, Any]:
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _public_x(self.private),
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _public_x(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return _b64(raw)
+
+
+def thumbprint(key: Ed25519PrivateKey) -> str:
+    """RFC 7638: SHA-256 of the canonical JSON of the required members."""
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": _public_x(key)}, separators=(",", ":"), sort_keys=True
+    )
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+class KeyRing:
+    """The signing keys in a folder; the newest signs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.keys: list[SigningKey] = []
+        self.reload()
+
+    def reload(self) -> None:
+        keys = []
+        for path in sorted(self.directory.glob("*.pem")) if self.directory.is_dir() else []:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if isinstance(private, Ed25519PrivateKey):
+                keys.append(SigningKey(path.stem, private, path.stat().st_mtime))
+        self.keys = sorted(keys, key=lambda k: k.mtime)
+        if not self.keys:
+            self.rotate()
+
+    def rotate(self) -> SigningKey:
+        """Make a new key; it signs from now on."""
+        private = Ed25519PrivateKey.generate()
+        kid = thumbprint(private)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = write_atomic(self.directory / f"{kid}.pem", pem, mode=0o600)
+        key = SigningKey(kid, private, os.stat(path).st_mtime)
+        self.keys = [*(k for k in self.keys if k.kid != kid), key]
+        return key
+
+    @property
+    def current(self) -> SigningKey:
+        return self.keys[-1]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk() for k in self.keys]}

@@ -1,0 +1,131 @@
+"""Loading a cloud service's settings: a TOML file plus ``<PREFIX>…`` environment variables.
+
+Each service declares a pydantic-settings class (``env_prefix`` such as ``AUTH_``,
+nested with ``__``) and calls :func:`load_settings`; the result is validated settings or
+a :class:`~edge_cloud.common.errors.ConfigError` naming, for every problem, the file or the
+environment variable and the field path.  Environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings
+
+from edge_cloud.common.errors import ConfigError, ConfigProblem
+
+S = TypeVar("S", bound=BaseSettings)
+
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|y)?\s*$")
+_FACTOR = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def seconds(value: object) -> object:
+    """``"15m"``, ``"90d"``, ``"10y"`` or a number of seconds -> seconds."""
+    if isinstance(value, str):
+        match = _SECONDS.match(value)
+        if not match:
+            raise ValueError(f'{value!r} is not a duration; use seconds or e.g. "15m", "12h", "90d", "10y"')
+        return float(match.group(1)) * _FACTOR[match.group(2) or "s"]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(seconds)]
+"""A duration in seconds, written as a number or ``"15m"``/``"90d"``/``"10y"`` in the config."""
+
+
+def load_settings(cls: type[S], path: Path | None, *, env_prefix: str) -> S:
+    """Validated settings from ``path`` (optional) and the environment, or :class:`ConfigError`."""
+    source = str(path) if path is not None else "(defaults)"
+    data = read_toml(path) if path is not None else {}
+    env_keys = {k for k in os.environ if k.upper().startswith(env_prefix)}
+    problems = _unknown_env(cls, env_keys, env_prefix)
+    try:
+        settings = cls(**data)
+    except ValidationError as exc:
+        problems += [_problem(cls, err, source, env_keys, env_prefix) for err in exc.errors()]
+        raise ConfigError(problems) from exc
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            [ConfigProblem(source, "", "file not found; create it or pass --config PATH")]
+        ) from exc
+    except (PermissionError, IsADirectoryError) as exc:
+        raise ConfigError([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
+
+
+def _env_path(key: str, prefix: str) -> tuple[str, ...]:
+    return tuple(key[len(prefix) :].lower().split("__"))
+
+
+def _unknown_env(cls: type[BaseModel], keys: set[str], prefix: str) -> list[ConfigProblem]:
+    fields = set(cls.model_fields)
+    return [
+        ConfigProblem(f"environment variable {key}", "", _unknown_key(_env_path(key, prefix)[0], fields))
+        for key in sorted(keys)
+        if _env_path(key, prefix)[0] not in fields
+    ]
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+    return f"unknown key {key!r}{hint}"
+
+
+def _model_at(cls: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    model = cls
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        inner = next(
+            (
+                a
+                for a in (annotation, *getattr(annotation, "__args__", ()))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _problem(
+    cls: type[BaseModel], err: ErrorDetails, source: str, env_keys: set[str], prefix: str
+) -> ConfigProblem:
+    loc = tuple(p for p in err["loc"] if isinstance(p, int) or not re.match(r"^[a-z-]+\[", str(p)))
+    path = ".".join(str(p) for p in loc)
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(cls, loc[:-1])
+        message = _unknown_key(str(loc[-1]), set(parent.model_fields) if parent else set())
+    elif err["type"] == "missing":
+        message = "required but missing"
+    for key in sorted(env_keys):
+        env = _env_path(key, prefix)
+        n = min(len(env), len(loc))
+        if tuple(str(p) for p in loc[:n]) == env[:n]:
+            return ConfigProblem(f"environment variable {key}", path, message)
+    return ConfigProblem(source, path, message)

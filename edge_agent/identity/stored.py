@@ -1,0 +1,143 @@
+"""The device's enrolled identity in its state directory, and how the settings use it.
+
+``edge-agent enroll`` (``edge_agent.identity.enroll``) writes, in ``<state_dir>/identity/``::
+
+    device.key        the private key, made on the device, mode 0600 (it never leaves)
+    device.pem        the client certificate the auth service signed (CN = device id)
+    ca.pem            the auth service's CA: verifies the broker
+    password          password mode only (no device.key/device.pem): the broker password, 0600
+    enrollment.json   {"device_id", "mode", "auth_url", "broker": {"host", "port"},
+                       "not_before", "not_after"}  (certificate validity, Unix seconds)
+
+A renewal writes ``device.key.new`` then ``device.pem.new`` and renames them in that
+order; :func:`load_identity` finishes an interrupted swap (both written: roll forward)
+or drops a half-written one, so a power cut never pairs a key with the wrong certificate.
+
+:func:`apply_enrolled_identity`: when ``[mqtt.tls]`` is not configured and an identity
+exists, the uplink uses these files for mutual TLS, and the broker address handed out at
+enrollment unless ``mqtt.host`` / ``mqtt.port`` are set in the config.  This module
+reads files only (no cryptography import), so loading settings stays light.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_agent.settings import Settings
+
+IDENTITY_DIR = "identity"
+KEY_FILE = "device.key"
+CERT_FILE = "device.pem"
+CA_FILE = "ca.pem"
+INFO_FILE = "enrollment.json"
+PASSWORD_FILE = "password"
+NEW = ".new"
+
+
+@dataclass(frozen=True)
+class EnrolledIdentity:
+    directory: Path
+    device_id: str
+    mode: str  # "cert" | "password"
+    auth_url: str
+    broker_host: str
+    broker_port: int
+    not_after: int | None
+    not_before: int | None = None  # absent in files written before it was recorded
+
+    @property
+    def key(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / CERT_FILE
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / CA_FILE
+
+    @property
+    def password_file(self) -> Path:
+        return self.directory / PASSWORD_FILE
+
+
+def identity_dir(state_dir: Path) -> Path:
+    return state_dir / IDENTITY_DIR
+
+
+def finish_pending_swap(folder: Path) -> None:
+    """Complete or undo a renewal interrupted between writing and renaming its files."""
+    key_new, cert_new = folder / (KEY_FILE + NEW), folder / (CERT_FILE + NEW)
+    if cert_new.exists():  # written after the key: the new pair is complete
+        if key_new.exists():
+            key_new.replace(folder / KEY_FILE)
+        cert_new.replace(folder / CERT_FILE)
+    elif key_new.exists():
+        key_new.unlink()
+
+
+def load_identity(state_dir: Path) -> EnrolledIdentity | None:
+    """The enrolled identity, or None if this device has not enrolled (or the files are incomplete)."""
+    folder = identity_dir(state_dir)
+    try:
+        finish_pending_swap(folder)
+        info = json.loads((folder / INFO_FILE).read_text())
+        identity = EnrolledIdentity(
+            directory=folder,
+            device_id=str(info["device_id"]),
+            mode=str(info.get("mode", "cert")),
+            auth_url=str(info["auth_url"]),
+            broker_host=str(info["broker"]["host"]),
+            broker_port=int(info["broker"]["port"]),
+            not_after=_int_or_none(info.get("not_after")),
+            not_before=_int_or_none(info.get("not_before")),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    needed = (
+        (identity.ca, identity.password_file)
+        if identity.mode == "password"
+        else (identity.key, identity.cert, identity.ca)
+    )
+    if not all(p.is_file() for p in needed):
+        return None
+    return identity
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def apply_enrolled_identity(settings: Settings) -> Settings:
+    """Settings with the enrolled TLS files (and broker address) filled in where the config is silent."""
+    mqtt = settings.mqtt
+    if mqtt.tls is not None:
+        return settings
+    identity = load_identity(settings.storage.state_dir)
+    if identity is None:
+        return settings
+    from pydantic import SecretStr
+
+    from edge_agent.settings import TLSSettings
+
+    update: dict[str, object]
+    if identity.mode == "password":
+        try:
+            password = identity.password_file.read_text().strip()
+        except OSError:
+            return settings
+        update = {"tls": TLSSettings(ca_file=identity.ca), "password": SecretStr(password)}
+        if "username" not in mqtt.model_fields_set:
+            update["username"] = identity.device_id
+    else:
+        update = {"tls": TLSSettings(ca_file=identity.ca, cert_file=identity.cert, key_file=identity.key)}
+    if "host" not in mqtt.model_fields_set:
+        update["host"] = identity.broker_host
+    if "port" not in mqtt.model_fields_set:
+        update["port"] = identity.broker_port
+    return settings.model_copy(update={"mqtt": mqtt.model_copy(update=update)})

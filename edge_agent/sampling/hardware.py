@@ -1,0 +1,212 @@
+"""Opens the buses and ports the config names, real or simulated, and builds drivers on them.
+
+One ``SMBus`` per bus number, shared by every sensor on it and guarded by a lock
+(smbus2 objects are not thread-safe, and the daemon reads sensors from worker
+threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.SimulatedSMBus` on which
+each configured sensor gets its driver's simulator at its address; ``port = "sim://"``
+is a :class:`~edge_drivers.sim.SimulatedSerial` wired to the driver's serial simulator
+(``sim://NAME`` picks another driver's).
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from smbus2 import i2c_msg
+
+from edge_agent.errors import HardwareOpenError
+from edge_agent.sampling.registry import DriverRegistry
+from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
+from edge_drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
+from edge_drivers.clock import SYSTEM_CLOCK, Clock
+from edge_drivers.sim import Environment, SimulatedI2CDevice, SimulatedSerial, SimulatedSMBus
+
+SERIAL_TIMEOUT_S = 1.0
+
+
+class LockedBus:
+    """An ``SMBus`` shared between threads: one transaction at a time."""
+
+    def __init__(self, bus: SMBusLike) -> None:
+        self.inner = bus
+        self._lock = threading.Lock()
+
+    def write_quick(self, i2c_addr: int, force: bool | None = None) -> None:
+        with self._lock:
+            self.inner.write_quick(i2c_addr, force)
+
+    def read_byte(self, i2c_addr: int, force: bool | None = None) -> int:
+        with self._lock:
+            return self.inner.read_byte(i2c_addr, force)
+
+    def read_byte_data(self, i2c_addr: int, register: int, force: bool | None = None) -> int:
+        with self._lock:
+            return self.inner.read_byte_data(i2c_addr, register, force)
+
+    def write_byte_data(self, i2c_addr: int, register: int, value: int, force: bool | None = None) -> None:
+        with self._lock:
+            self.inner.write_byte_data(i2c_addr, register, value, force)
+
+    def read_i2c_block_data(
+        self, i2c_addr: int, register: int, length: int, force: bool | None = None
+    ) -> list[int]:
+        with self._lock:
+            return self.inner.read_i2c_block_data(i2c_addr, register, length, force)
+
+    def write_i2c_block_data(
+        self, i2c_addr: int, register: int, data: Sequence[int], force: bool | None = None
+    ) -> None:
+        with self._lock:
+            self.inner.write_i2c_block_data(i2c_addr, register, data, force)
+
+    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None:
+        with self._lock:
+            self.inner.i2c_rdwr(*i2c_msgs)
+
+
+def open_i2c_bus(number: int) -> SMBusLike:
+    """Open ``/dev/i2c-N`` with smbus2, explaining the usual reasons it fails."""
+    from smbus2 import SMBus
+
+    path = f"/dev/i2c-{number}"
+    try:
+        bus: SMBusLike = SMBus(number)
+    except FileNotFoundError as exc:
+        raise HardwareOpenError(
+            f"{path} does not exist: enable I2C (raspi-config → Interface Options → I2C, "
+            "or dtparam=i2c_arm=on) and check the bus number",
+            errno=exc.errno,
+        ) from exc
+    except PermissionError as exc:
+        raise HardwareOpenError(
+            f"{path}: permission denied; add the user to the 'i2c' group", errno=exc.errno
+        ) from exc
+    except OSError as exc:
+        raise HardwareOpenError(f"{path}: {exc.strerror or exc}", errno=exc.errno) from exc
+    return bus
+
+
+def open_serial_port(port: str, baudrate: int) -> SerialLike:
+    """Open a real serial port 8N1 with a read timeout (pyserial)."""
+    import serial
+
+    try:
+        opened: SerialLike = serial.Serial(port, baudrate=baudrate, timeout=SERIAL_TIMEOUT_S)
+    except serial.SerialException as exc:
+        code = getattr(exc, "errno", None)
+        hint = ""
+        if code == errno.EACCES:
+            hint = "; add the user to the 'dialout' group"
+        elif code == errno.ENOENT:
+            hint = "; check the device name (on a Pi the UART is /dev/serial0 once enabled in raspi-config)"
+        raise HardwareOpenError(f"cannot open serial port {port}: {exc}{hint}", errno=code) from exc
+    return opened
+
+
+def simulated_demo_board(registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOCK) -> SimulatedSMBus:
+    """A simulated bus with every I2C driver's simulator at its first address."""
+    bus = SimulatedSMBus(SIM)
+    for found in registry.i2c_drivers():
+        spec = found.spec
+        address = spec.addresses[0]
+        if spec.simulator is not None and address not in bus.devices:
+            bus.attach(spec.simulator(address, clock=clock))
+    return bus
+
+
+class Hardware:
+    """The buses and ports of one process, opened on first use and closed together."""
+
+    def __init__(
+        self, registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOCK, seed: int | None = None
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.seed = seed
+        self.sim_bus = SimulatedSMBus(SIM, seed=seed)
+        self.environment = Environment()
+        """The simulated sensors share one room: their temperatures (etc.) agree."""
+        self._i2c: dict[int | str, LockedBus] = {}
+        self._ports: dict[str, SerialLike] = {}
+        self._closables: list[Any] = []
+
+    def i2c(self, bus: int | str) -> LockedBus:
+        if bus not in self._i2c:
+            raw: SMBusLike = self.sim_bus if bus == SIM else open_i2c_bus(int(bus))
+            self._closables.append(raw)
+            self._i2c[bus] = LockedBus(raw)
+        return self._i2c[bus]
+
+    def simulated_device(self, spec: DriverSpec, address: int) -> SimulatedI2CDevice:
+        """The simulator at ``address`` on the sim bus, attached on first use."""
+        device = self.sim_bus.devices.get(address)
+        if device is None:
+            assert spec.simulator is not None
+            device = self.sim_bus.attach(spec.simulator(address, clock=self.clock, seed=self.seed))
+            self.environment.adopt(getattr(device, "signals", {}))
+        return device
+
+    def serial(self, spec: DriverSpec, port: str, baudrate: int) -> SerialLike:
+        if port.startswith(SIM_PORT_SCHEME):
+            target = port.removeprefix(SIM_PORT_SCHEME) or spec.name
+            found = self.registry.get(target)
+            if found is None or found.spec.simulator is None:
+                raise HardwareOpenError(f"{port}: no serial simulator named {target!r}")
+            model = found.spec.simulator(clock=self.clock, seed=self.seed)
+            self.environment.adopt(getattr(model, "signals", {}))
+            opened: SerialLike = SimulatedSerial(
+                model,
+                port=port,
+                baudrate=baudrate,
+                timeout=SERIAL_TIMEOUT_S,
+                clock=self.clock,
+                seed=self.seed,
+            )
+        else:
+            # One open per device: a sensor restarted by a reload gets the port anew.
+            self._close_port(port)
+            opened = open_serial_port(port, baudrate)
+            self._ports[port] = opened
+        self._closables.append(opened)
+        return opened
+
+    def _close_port(self, port: str) -> None:
+        previous = self._ports.pop(port, None)
+        if previous is not None:
+            close = getattr(previous, "close", None)
+            if close is not None:
+                close()
+            self._closables.remove(previous)
+
+    def open_sensor(self, sensor: SensorSettings) -> Sensor:
+        """Build the configured driver on its bus or port (the chip is probed now)."""
+        found = self.registry.get(sensor.driver)
+        if found is None:
+            raise HardwareOpenError(f"sensor {sensor.name!r}: driver {sensor.driver!r} is not installed")
+        spec = found.spec
+        if spec.bus == "i2c":
+            assert sensor.bus is not None and sensor.address is not None  # checked by load_settings
+            if sensor.bus == SIM:
+                self.simulated_device(spec, sensor.address)
+            return spec.factory(self.i2c(sensor.bus), sensor.address, clock=self.clock, **sensor.options)
+        assert sensor.port is not None
+        baudrate = sensor.baudrate or spec.default_baudrate or 9600
+        return spec.factory(self.serial(spec, sensor.port, baudrate), clock=self.clock, **sensor.options)
+
+    def close(self) -> None:
+        for item in reversed(self._closables):
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
+        self._closables.clear()
+        self._i2c.clear()
+        self._ports.clear()
+
+    def __enter__(self) -> Hardware:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
