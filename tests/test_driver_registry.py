@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.sampling import registry as driver_registry
 from edge_agent.daemon.main import Daemon
+from edge_agent.sampling import registry as driver_registry
 from edge_agent.sampling.registry import ENTRY_POINT_GROUP, build_registry, load_registry
 from edge_agent.settings import load_settings
 
