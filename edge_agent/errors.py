@@ -27,37 +27,19 @@ its own and has its own tree); the agent catches them per sensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from edge_protocol.config_errors import EX_CONFIG, ConfigInvalid, ConfigProblem
 
-EX_CONFIG = 78
-"""sysexits.h: configuration error.  systemd's RestartPreventExitStatus=78 stops a loop."""
+__all__ = ["EX_CONFIG", "ConfigError", "ConfigProblem", "EdgeAgentError", "HardwareOpenError"]
 
 
 class EdgeAgentError(Exception):
     """Base class of the agent's own errors."""
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with the configuration, located precisely."""
-
-    source: str
-    """The file, or the environment variable, the bad value came from."""
-    path: str
-    """Field path such as ``sensors[2].address``; empty for a whole-file problem."""
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}: {self.path}" if self.path else self.source
-        return f"{where}: {self.message}"
-
-
-class ConfigError(EdgeAgentError):
-    """The configuration cannot be used.  ``problems`` lists every one found."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+class ConfigError(EdgeAgentError, ConfigInvalid):
+    """The configuration cannot be used.  ``problems`` lists every
+    :class:`~edge_protocol.config_errors.ConfigProblem` found (the format every edge-*
+    command shares)."""
 
 
 class HardwareOpenError(EdgeAgentError):

@@ -23,9 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import ssl
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -52,6 +50,7 @@ from edge_agent.identity.stored import (
     identity_dir,
     load_identity,
 )
+from edge_protocol.files import write_atomic
 from edge_protocol.wire import DEVICE_ID_PATTERN, renewal_message
 
 log = logging.getLogger(__name__)
@@ -154,21 +153,6 @@ def _detail(exc: urllib.error.HTTPError) -> str:
         return str(exc.reason)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomically, with ``mode`` from the start (a key is never world-readable, not even briefly)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _new_key_and_csr(device_id: str) -> tuple[bytes, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
@@ -207,7 +191,7 @@ def _write_info(
         "not_before": None if validity is None else validity[0],
         "not_after": None if validity is None else validity[1],
     }
-    _write(folder / INFO_FILE, json.dumps(info, indent=2).encode(), 0o644)
+    write_atomic(folder / INFO_FILE, json.dumps(info, indent=2).encode(), mode=0o644)
 
 
 def enroll(
@@ -238,8 +222,8 @@ def enroll(
         ca_pem = _field(answer, "ca_certificate", str)
         password = _field(answer, "password", str)
         enrolled_id = _field(answer, "device_id", str)
-        _write(folder / CA_FILE, ca_pem.encode(), 0o644)
-        _write(folder / PASSWORD_FILE, password.encode(), 0o600)
+        write_atomic(folder / CA_FILE, ca_pem.encode(), mode=0o644)
+        write_atomic(folder / PASSWORD_FILE, password.encode(), mode=0o600)
         for stale in (KEY_FILE, CERT_FILE):
             (folder / stale).unlink(missing_ok=True)
         _write_info(folder, enrolled_id, "password", auth_url, broker, None)
@@ -252,9 +236,9 @@ def enroll(
         ca_pem = _field(answer, "ca_certificate", str)
         broker = {"host": _field(answer, "broker.host", str), "port": _field(answer, "broker.port", int)}
         enrolled_id = _field(answer, "device_id", str)
-        _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
-        _write(folder / CA_FILE, ca_pem.encode(), 0o644)
-        _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
+        write_atomic(folder / (KEY_FILE + NEW), key_pem, mode=0o600)
+        write_atomic(folder / CA_FILE, ca_pem.encode(), mode=0o644)
+        write_atomic(folder / (CERT_FILE + NEW), certificate.encode(), mode=0o644)
         _write_info(folder, enrolled_id, "cert", auth_url, broker, validity)
         (folder / PASSWORD_FILE).unlink(missing_ok=True)
     identity = load_identity(state_dir)  # also moves the .new pair into place
@@ -296,9 +280,9 @@ def renew(state_dir: Path, *, client: HttpClient | None = None, now: float | Non
     certificate = _field(answer, "certificate", str)
     validity = _validity(certificate)
     ca_pem = _field(answer, "ca_certificate", str)
-    _write(folder / (KEY_FILE + NEW), key_pem, 0o600)
-    _write(folder / (CERT_FILE + NEW), certificate.encode(), 0o644)
-    _write(folder / CA_FILE, ca_pem.encode(), 0o644)
+    write_atomic(folder / (KEY_FILE + NEW), key_pem, mode=0o600)
+    write_atomic(folder / (CERT_FILE + NEW), certificate.encode(), mode=0o644)
+    write_atomic(folder / CA_FILE, ca_pem.encode(), mode=0o644)
     broker = {"host": identity.broker_host, "port": identity.broker_port}
     _write_info(folder, identity.device_id, "cert", identity.auth_url, broker, validity)
     renewed = load_identity(state_dir)

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from edge_cloud.auth.broker_files import BrokerLayout, render_acl, render_conf, render_passwd
 from edge_cloud.auth.ca import CertificateAuthority, RevokedSerial, pem
 from edge_cloud.auth.errors import BrokerSyncError
-from edge_cloud.auth.files import write_atomic
 from edge_cloud.auth.mosquitto_passwd import line
 from edge_cloud.auth.settings import AuthSettings
 from edge_cloud.auth.tables import certificates, devices
+from edge_protocol.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge_cloud.auth.errors import BadRequest
-from edge_cloud.auth.files import write_atomic
+from edge_protocol.files import write_atomic
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate devices whose clock is a little behind
 

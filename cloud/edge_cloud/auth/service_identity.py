@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge_cloud.auth.ca import pem
-from edge_cloud.auth.files import write_atomic
 from edge_cloud.auth.service import AuthService
+from edge_protocol.files import write_atomic
 
 SERVICE_CERT_LIFETIME = 365 * 86400.0
 

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_cloud.auth.files import write_atomic
+from edge_protocol.files import write_atomic
 
 
 @dataclass(frozen=True)

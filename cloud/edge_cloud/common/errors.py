@@ -14,37 +14,19 @@ Each service has its own tree below :class:`CloudError` (``edge_cloud.auth.error
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from edge_protocol.config_errors import EX_CONFIG, ConfigInvalid, ConfigProblem
 
-EX_CONFIG = 78
-"""sysexits.h: configuration error; systemd's RestartPreventExitStatus=78 stops a loop."""
+__all__ = ["EX_CONFIG", "CloudError", "ConfigError", "ConfigProblem", "ScopeMissing", "TokenInvalid"]
 
 
 class CloudError(Exception):
     """Base class of the cloud services' own errors."""
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with a configuration, located precisely."""
-
-    source: str
-    """The file, or the environment variable, the bad value came from."""
-    path: str
-    """Field path such as ``broker.port``; empty for a whole-file problem."""
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}: {self.path}" if self.path else self.source
-        return f"{where}: {self.message}"
-
-
-class ConfigError(CloudError):
-    """The configuration cannot be used; ``problems`` lists every one found."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+class ConfigError(CloudError, ConfigInvalid):
+    """The configuration cannot be used; ``problems`` lists every
+    :class:`~edge_protocol.config_errors.ConfigProblem` found (the format every edge-*
+    command shares)."""
 
 
 class TokenInvalid(CloudError):

@@ -1,4 +1,10 @@
-"""Writing files so a reader (Mosquitto on SIGHUP, a restarted service) never sees half of one."""
+"""Writing files so a reader never sees half of one, and a power cut leaves the old or the new.
+
+Used for what the device and the cloud services write whole: the device's enrolled key
+and certificate, the auth service's CA, signing keys and Mosquitto files (read by the
+broker on SIGHUP).  The file gets its final mode before a byte is written, so a key is
+never readable by others, not even briefly.
+"""
 
 from __future__ import annotations
 

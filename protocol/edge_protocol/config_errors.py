@@ -1,0 +1,39 @@
+"""How every edge-* command reports a configuration it cannot use.
+
+The device's ``edge-agent`` and the cloud's ``edge-auth`` keep one convention with their
+operators and with systemd: every problem is named with the file (or environment
+variable) it came from and its field path, all of them at once, and the process exits
+78 (``EX_CONFIG``), which ``RestartPreventExitStatus=78`` does not restart-loop.  Each
+package's exception tree has its own ``ConfigError``, a subclass of
+:class:`ConfigInvalid` below, so both trees stay whole and the format is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EX_CONFIG = 78
+"""sysexits.h: configuration error.  systemd's RestartPreventExitStatus=78 stops a loop."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration, located precisely."""
+
+    source: str
+    """The file, or the environment variable, the bad value came from."""
+    path: str
+    """Field path such as ``sensors[2].address``; empty for a whole-file problem."""
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.path}" if self.path else self.source
+        return f"{where}: {self.message}"
+
+
+class ConfigInvalid(Exception):
+    """The configuration cannot be used; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
