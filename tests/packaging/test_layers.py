@@ -1,0 +1,69 @@
+"""The product's modules: no import cycle, each layer imports only what it may, and every
+library a distribution imports is one it declares (directly or through one it declares)."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import packages_distributions, requires
+
+import pytest
+
+from tests.packaging.import_graph import PRODUCT, ImportGraph, build, stdlib
+
+DISTRIBUTION = {
+    "edge_agent": "edge-agent",
+    "edge_drivers": "edge-drivers",
+    "edge_protocol": "edge-protocol",
+    "edge_cloud": "edge-cloud",
+}
+
+# What each layer must never import (docs/ARCHITECTURE.md, "Layers and the rule between them").
+NEVER = {
+    "edge_drivers": {"edge_agent", "edge_cloud", "edge_protocol", "paho", "aiosqlite", "sqlite3", "pydantic"},
+    "edge_protocol": {"edge_agent", "edge_cloud", "edge_drivers", "paho", "aiosqlite", "sqlalchemy"},
+    "edge_agent": {"edge_cloud", "fastapi", "sqlalchemy", "alembic", "uvicorn", "jwt", "argon2"},
+    "edge_cloud": {"edge_agent", "edge_drivers"},
+}
+
+
+@pytest.fixture(scope="module")
+def graph() -> ImportGraph:
+    return build()
+
+
+def test_no_import_cycle_among_the_products_modules(graph: ImportGraph) -> None:
+    assert len(graph.modules) > 100  # the walk found the sources
+    cycles = graph.cycles()
+    assert cycles == [], (
+        "import cycles (every import counts, lazy and TYPE_CHECKING ones too):\n"
+        + "\n".join(" ↔ ".join(c) for c in cycles)
+    )
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_each_layer_imports_only_what_it_may(graph: ImportGraph, package: str) -> None:
+    imported = graph.top_level_imports(package)
+    assert imported & NEVER[package] == set()
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _declared(distribution: str) -> set[str]:
+    """The distribution's requirements (without extras' ones) and theirs, one level down."""
+    direct = {_name(r) for r in requires(distribution) or [] if "extra ==" not in r}
+    below = {_name(r) for d in direct for r in (requires(d) or []) if "extra ==" not in r}
+    return direct | below
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_every_library_a_distribution_imports_is_declared(graph: ImportGraph, package: str) -> None:
+    owners = packages_distributions()
+    declared = _declared(DISTRIBUTION[package]) | {DISTRIBUTION[package]}
+    undeclared = {}
+    for name in graph.top_level_imports(package) - stdlib():
+        dists = {d.lower().replace("_", "-") for d in owners.get(name, [])}
+        if not dists & declared:
+            undeclared[name] = sorted(dists) or ["not installed"]
+    assert undeclared == {}, f"{DISTRIBUTION[package]} imports libraries it does not declare: {undeclared}"
