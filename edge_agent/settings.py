@@ -37,6 +37,7 @@ from pydantic_core import ErrorDetails
 from edge_agent.env_overrides import apply_env, env_paths
 from edge_agent.errors import ConfigError, ConfigProblem
 from edge_agent.identity.stored import apply_enrolled_identity
+from edge_agent.sampling.driver_options import validate_options
 from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.sensor_tests.config import TestSettings, check_tests, drop_union_tag, test_model_of
 from edge_agent.units import ByteSize, Duration, parse_int_literal
@@ -403,23 +404,20 @@ def _check_drivers(
             if sensor.port and sensor.port.startswith(SIM_PORT_SCHEME):
                 target = sensor.port.removeprefix(SIM_PORT_SCHEME) or spec.name
                 other = registry.get(target)
-                if other is None or other.spec.simulator is None or other.spec.bus != "serial":
+                if other is None or registry.simulator(target) is None or other.spec.bus != "serial":
                     problem(
                         "port", f"no serial simulator named {target!r}; use sim:// for {spec.name!r}'s own"
                     )
-        if sensor.simulated and spec.simulator is None and spec.bus == "i2c":
-            problem("bus", f"driver {spec.name!r} ships no simulator; use a real bus number")
+        if sensor.simulated and spec.bus == "i2c" and registry.simulator(spec.name) is None:
+            problem("bus", f"driver {spec.name!r} {registry.no_simulator(spec.name)}; use a real bus number")
         options = sensor.options
         if spec.options is not None:
-            try:
-                options = spec.options.model_validate(sensor.options).model_dump()
-            except ValidationError as exc:
-                for err in exc.errors():
-                    loc = ("options", *err["loc"])
-                    msg = err["msg"].removeprefix("Value error, ")
-                    if err["type"] == "extra_forbidden":
-                        msg = _unknown_key_message(str(err["loc"][-1]), set(spec.options.model_fields))
-                    problem(format_path(loc), msg)
+            options, option_problems = validate_options(spec.options, sensor.options)
+            for p in option_problems:
+                msg = p.message
+                if p.unknown_key is not None:
+                    msg = _unknown_key_message(p.unknown_key, set(p.known_keys))
+                problem(format_path(("options", *p.loc)), msg)
         elif sensor.options:
             problem("options", f"driver {spec.name!r} takes no options")
         sensors.append(sensor.model_copy(update={"options": options}))

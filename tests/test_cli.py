@@ -73,10 +73,26 @@ def test_config_check_accepts_the_default_config() -> None:
         ),
         (
             lambda text: text.replace("gain = 4.096", "gain = 5.0"),
-            'sensors[2].options.gain (sensor "analog")',
+            'sensors[2].options.gain (sensor "analog"): must be one of 6.144, 4.096',
+        ),
+        (
+            lambda text: text.replace("gain = 4.096", "gian = 4.096"),
+            "sensors[2].options.gian (sensor \"analog\"): unknown key 'gian' (did you mean 'gain'?)",
+        ),
+        (
+            lambda text: text.replace("output_max = 5.0 }", 'output_max = 5.0, unit = "m" }'),
+            "sensors[2].options.scaling[0].unit (sensor \"analog\"): unknown key 'unit'",
         ),
     ],
-    ids=["missing-file", "bad-toml", "unknown-key", "wrong-type", "bad-driver-option"],
+    ids=[
+        "missing-file",
+        "bad-toml",
+        "unknown-key",
+        "wrong-type",
+        "bad-driver-option",
+        "unknown-driver-option",
+        "unknown-nested-driver-option",
+    ],
 )
 def test_config_check_names_the_broken_field_and_exits_78(tmp_path: Path, mutate, expected: str) -> None:
     path = tmp_path / "edge-agent.toml"

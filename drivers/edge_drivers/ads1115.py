@@ -26,26 +26,23 @@ into a number.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from edge_drivers.api import DriverSpec, Quantity, SelfTestResult, SMBusLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SMBusLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
     DataIntegrityError,
     MalformedDataError,
+    OptionError,
     SensorTimeoutError,
     WrongChipError,
 )
-
-if TYPE_CHECKING:
-    from edge_drivers.sim.ads1115 import SimulatedADS1115
 
 log = logging.getLogger(__name__)
 
@@ -150,49 +147,77 @@ def is_saturated(raw: int) -> bool:
 
 # -- Options -------------------------------------------------------------------------------
 
+NAME = "ads1115"
 
-class ChannelScaling(BaseModel):
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelScaling(DriverOptions):
     """A linear map from one input's voltage to a named physical quantity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    driver_name = NAME
 
-    channel: int = Field(ge=0, le=3, description="Input (0..3 for AIN0..AIN3) whose voltage is scaled.")
-    quantity: str = Field(description="Name of the scaled quantity: snake_case, unit last (water_level_m).")
-    input_min: float = Field(description="Voltage at the bottom of the range (0.6 V = 4 mA on 150 Ω).")
-    input_max: float = Field(description="Voltage at the top of the range (3.0 V = 20 mA on 150 Ω).")
-    output_min: float = Field(description="Quantity value at input_min.")
-    output_max: float = Field(description="Quantity value at input_max.")
-    clamp: bool = Field(False, description="Pin accepted readings to output_min..output_max.")
-    underrange_margin: float = Field(
-        0.0125,
-        ge=0.0,
-        le=1.0,
-        description="Fraction of the input span still accepted below input_min; lower means a fault "
-        "(default 1.25 %: 3.8 mA on a 4–20 mA loop, NAMUR NE 43).",
+    channel: int = field(metadata={"description": "Input (0..3 for AIN0..AIN3) whose voltage is scaled."})
+    quantity: str = field(
+        metadata={"description": "Name of the scaled quantity: snake_case, unit last (water_level_m)."}
     )
-    overrange_margin: float = Field(
-        0.03125,
-        ge=0.0,
-        le=1.0,
-        description="Fraction of the input span still accepted above input_max; higher means a fault "
-        "(default 3.125 %: 20.5 mA on a 4–20 mA loop, NAMUR NE 43).",
+    input_min: float = field(
+        metadata={"description": "Voltage at the bottom of the range (0.6 V = 4 mA on 150 Ω)."}
+    )
+    input_max: float = field(
+        metadata={"description": "Voltage at the top of the range (3.0 V = 20 mA on 150 Ω)."}
+    )
+    output_min: float = field(metadata={"description": "Quantity value at input_min."})
+    output_max: float = field(metadata={"description": "Quantity value at input_max."})
+    clamp: bool = field(
+        default=False, metadata={"description": "Pin accepted readings to output_min..output_max."}
+    )
+    underrange_margin: float = field(
+        default=0.0125,
+        metadata={
+            "description": "Fraction of the input span still accepted below input_min; lower means a fault "
+            "(default 1.25 %: 3.8 mA on a 4–20 mA loop, NAMUR NE 43)."
+        },
+    )
+    overrange_margin: float = field(
+        default=0.03125,
+        metadata={
+            "description": "Fraction of the input span still accepted above input_max; higher means a fault "
+            "(default 3.125 %: 20.5 mA on a 4–20 mA loop, NAMUR NE 43)."
+        },
     )
 
-    @field_validator("quantity")
-    @classmethod
-    def _quantity_name(cls, name: str) -> str:
-        Quantity(name, unit="")  # the same naming rule as every declared quantity
-        if _VOLTAGE_NAME.match(name):
-            raise ValueError(f"{name!r} is already the name of a raw input voltage")
-        return name
-
-    @model_validator(mode="after")
-    def _ranges(self) -> ChannelScaling:
+    def __post_init__(self) -> None:
+        if not _is_int(self.channel) or self.channel not in range(4):
+            raise OptionError(NAME, "channel", "must be 0, 1, 2 or 3 (AIN0..AIN3)", value=self.channel)
+        if not isinstance(self.quantity, str):
+            raise OptionError(NAME, "quantity", "must be a string", value=self.quantity)
+        try:
+            Quantity(self.quantity, unit="")  # the same naming rule as every declared quantity
+        except ValueError:
+            raise OptionError(
+                NAME, "quantity", "must be snake_case with the unit last (water_level_m)", value=self.quantity
+            ) from None
+        if _VOLTAGE_NAME.match(self.quantity):
+            raise OptionError(
+                NAME, "quantity", "is already the name of a raw input voltage", value=self.quantity
+            )
+        for name in ("input_min", "input_max", "output_min", "output_max"):
+            if not _is_number(getattr(self, name)):
+                raise OptionError(NAME, name, "must be a finite number", value=getattr(self, name))
+        if not isinstance(self.clamp, bool):
+            raise OptionError(NAME, "clamp", "must be true or false", value=self.clamp)
+        for name in ("underrange_margin", "overrange_margin"):
+            margin = getattr(self, name)
+            if not _is_number(margin) or not 0.0 <= margin <= 1.0:
+                raise OptionError(NAME, name, "must be a fraction from 0 to 1", value=margin)
         if self.input_max <= self.input_min:
-            raise ValueError("input_max must be greater than input_min")
+            raise OptionError(
+                NAME, "input_max", f"must be greater than input_min ({self.input_min})", value=self.input_max
+            )
         if self.output_max == self.output_min:
-            raise ValueError("output_max must differ from output_min")
-        return self
+            raise OptionError(
+                NAME, "output_max", f"must differ from output_min ({self.output_min})", value=self.output_max
+            )
 
     def accepted_range(self) -> tuple[float, float]:
         span = self.input_max - self.input_min
@@ -211,66 +236,104 @@ class ChannelScaling(BaseModel):
         return value
 
 
-class Options(BaseModel):
+def _scaling(entry: object) -> ChannelScaling:
+    """A ``scaling`` entry as given to the driver: a :class:`ChannelScaling` or a table of its fields."""
+    if isinstance(entry, ChannelScaling):
+        return entry
+    if not isinstance(entry, Mapping) or not all(isinstance(key, str) for key in entry):
+        raise OptionError(NAME, (), "must be a table of channel, quantity, input_min, …", value=entry)
+    # An unknown key is ChannelScaling's own error; a missing one would be __init__'s TypeError.
+    missing = [f.name for f in fields(ChannelScaling) if f.name not in entry and _required(f)]
+    if missing:
+        raise OptionError(NAME, missing[0], "required but missing")
+    return ChannelScaling(**entry)
+
+
+def _scalings(entries: object) -> tuple[ChannelScaling, ...]:
+    if isinstance(entries, str | bytes | Mapping) or not isinstance(entries, Sequence):
+        raise OptionError(NAME, "scaling", "must be a list of tables", value=entries)
+    out = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(_scaling(entry))
+        except OptionError as exc:
+            raise exc.within("scaling", i) from None
+    return tuple(out)
+
+
+def _required(f: Field[Any]) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options(DriverOptions):
     """Keyword options of :class:`ADS1115`."""
 
-    model_config = ConfigDict(extra="forbid")
+    driver_name = NAME
 
-    channels: tuple[Annotated[int, Field(ge=0, le=3)], ...] = Field(
-        (0, 1, 2, 3), min_length=1, description="Single-ended inputs to read (0..3 for AIN0..AIN3)."
+    channels: tuple[int, ...] = field(
+        default=(0, 1, 2, 3), metadata={"description": "Single-ended inputs to read (0..3 for AIN0..AIN3)."}
     )
-    gain: float = Field(
-        4.096,
-        description="Full-scale range in volts: 6.144, 4.096, 2.048, 1.024, 0.512 or 0.256.  "
-        "±4.096 V covers 0–3.3 V inputs; inputs must never exceed VDD whatever the range.",
+    gain: float = field(
+        default=4.096,
+        metadata={
+            "description": "Full-scale range in volts: 6.144, 4.096, 2.048, 1.024, 0.512 or 0.256.  "
+            "±4.096 V covers 0–3.3 V inputs; inputs must never exceed VDD whatever the range."
+        },
     )
-    data_rate: int = Field(128, description="Samples per second: 8, 16, 32, 64, 128, 250, 475 or 860.")
-    scaling: tuple[ChannelScaling, ...] = Field(
-        (), description="Optional linear scaling of input voltages to named quantities."
+    data_rate: int = field(
+        default=128, metadata={"description": "Samples per second: 8, 16, 32, 64, 128, 250, 475 or 860."}
+    )
+    scaling: tuple[ChannelScaling, ...] = field(
+        default=(), metadata={"description": "Optional linear scaling of input voltages to named quantities."}
     )
 
-    @field_validator("channels")
-    @classmethod
-    def _unique_channels(cls, channels: tuple[int, ...]) -> tuple[int, ...]:
+    def __post_init__(self) -> None:
+        if isinstance(self.channels, str | bytes) or not isinstance(self.channels, Sequence):
+            raise OptionError(NAME, "channels", "must be a list of inputs (0..3)", value=self.channels)
+        channels = tuple(self.channels)
+        if not channels:
+            raise OptionError(NAME, "channels", "must list at least one input (0..3)", value=self.channels)
+        if not all(_is_int(c) and c in range(4) for c in channels):
+            raise OptionError(NAME, "channels", "each must be 0, 1, 2 or 3 (AIN0..AIN3)", value=self.channels)
         if len(set(channels)) != len(channels):
-            raise ValueError("each channel may be listed once")
-        return channels
+            raise OptionError(NAME, "channels", "each channel may be listed once", value=self.channels)
+        if not _is_number(self.gain) or self.gain not in FSR_CODES:
+            choices = ", ".join(str(g) for g in FSR_CODES)
+            raise OptionError(NAME, "gain", f"must be one of {choices} (volts full scale)", value=self.gain)
+        if not _is_int(self.data_rate) or self.data_rate not in DATA_RATES:
+            choices = ", ".join(str(r) for r in DATA_RATES)
+            raise OptionError(
+                NAME, "data_rate", f"must be one of {choices} (samples per second)", value=self.data_rate
+            )
+        scaling = _scalings(self.scaling)
+        first_use: dict[str, int] = {}
+        for i, s in enumerate(scaling):
+            if s.quantity in first_use:
+                raise OptionError(
+                    NAME,
+                    ("scaling", i, "quantity"),
+                    f"{s.quantity!r} is already scaling[{first_use[s.quantity]}]; each quantity name may be used once",
+                )
+            first_use[s.quantity] = i
+            if s.channel not in channels:
+                raise OptionError(
+                    NAME,
+                    ("scaling", i, "channel"),
+                    f"channel {s.channel} ({s.quantity}) is not in channels {list(channels)}",
+                )
+        # Frozen, so the normalised values (lists from a script, tables as ChannelScaling)
+        # go in through object.__setattr__, as dataclasses' own __init__ does.
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "scaling", scaling)
 
-    @field_validator("gain")
-    @classmethod
-    def _known_gain(cls, gain: float) -> float:
-        if gain not in FSR_CODES:
-            raise ValueError(f"must be one of {', '.join(str(g) for g in FSR_CODES)} (volts full scale)")
-        return gain
 
-    @field_validator("data_rate")
-    @classmethod
-    def _known_rate(cls, rate: int) -> int:
-        if rate not in DATA_RATES:
-            raise ValueError(f"must be one of {', '.join(str(r) for r in DATA_RATES)} (samples per second)")
-        return rate
-
-    @model_validator(mode="after")
-    def _scaling_fits(self) -> Options:
-        names = [s.quantity for s in self.scaling]
-        if len(set(names)) != len(names):
-            raise ValueError("scaling: each quantity name may be used once")
-        for s in self.scaling:
-            if s.channel not in self.channels:
-                raise ValueError(f"scaling: channel {s.channel} ({s.quantity}) is not in channels")
-        return self
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _validated(**options: Any) -> Options:
-    try:
-        return Options(**options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if not first["loc"]:  # a rule across options (scaling against channels)
-            raise ValueError(f"ads1115 options: {message}") from exc
-        name = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"ads1115 option {name}={first.get('input')!r}: {message}") from exc
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # -- Driver --------------------------------------------------------------------------------
@@ -290,7 +353,7 @@ class ADS1115:
         data_rate: int = 128,
         scaling: Sequence[ChannelScaling | Mapping[str, Any]] = (),
     ) -> None:
-        opts = _validated(channels=tuple(channels), gain=gain, data_rate=data_rate, scaling=tuple(scaling))
+        opts = Options(channels=tuple(channels), gain=gain, data_rate=data_rate, scaling=_scalings(scaling))
         self._bus = bus
         self._address = address
         self._clock = clock
@@ -489,14 +552,8 @@ def identify(bus: SMBusLike, address: int) -> str | None:
     return f"ADS1115/ADS1015 (probable: no ID register; config 0x{config:04X})"
 
 
-def _simulator(address: int = DEFAULT_ADDRESS, **kwargs: Any) -> SimulatedADS1115:
-    from edge_drivers.sim.ads1115 import SimulatedADS1115
-
-    return SimulatedADS1115(address, **kwargs)
-
-
 DRIVER = DriverSpec(
-    name="ads1115",
+    name=NAME,
     bus="i2c",
     quantities=tuple(Quantity(f"ain{n}_voltage_v", "V", f"Voltage of AIN{n} against GND") for n in range(4)),
     factory=ADS1115,
@@ -504,5 +561,4 @@ DRIVER = DriverSpec(
     addresses=ADDRESSES,
     identify=identify,
     options=Options,
-    simulator=_simulator,
 )

@@ -1,44 +1,125 @@
-"""The driver contract: what a sensor driver module declares and what its class offers.
+"""The stable driver API: everything a sensor driver package imports from edge-drivers.
 
 A driver module exposes one :class:`DriverSpec`, conventionally named ``DRIVER``, and
-registers it in the ``edge_agent.drivers`` entry-point group (the built-in drivers do
-the same in ``pyproject.toml``)::
+registers it in the ``edge_agent.drivers`` entry-point group under the spec's name (the
+built-in drivers do the same in ``drivers/pyproject.toml``)::
 
     [project.entry-points."edge_agent.drivers"]
-    bme280 = "edge_drivers.bme280:DRIVER"
+    mylux = "mylux_driver:DRIVER"
 
-Guarantees a driver gives its callers:
+What is stable: the names in ``__all__`` below, with the fields, signatures and
+meanings documented here.  They change only in a backwards-compatible way (a new
+:class:`DriverSpec` field always has a default).  Other modules of ``edge_drivers``
+(``clock``, ``errors``, the built-in drivers) can be imported, but their layout is not a
+promise: import from here.  A simulator plug-in imports ``edge_drivers.sim.api``.
+
+What a driver gives its callers:
 
 * ``read()`` returns ``{quantity_name: float}`` in the units its spec declares.  A
   quantity the sensor cannot give right now (a BMP280 has no humidity, a GPS without
   a fix has no position) is left out, never returned as a fake number.
-* Every failure is a :class:`edge_drivers.errors.DriverError` subclass.
-* Drivers are synchronous and blocking (they sleep for conversion times).  They never
-  touch an event loop; the daemon runs them in a worker thread.
-* The bus or port is injected: an I2C driver class takes ``(bus, address, **options)``
-  where ``bus`` is anything with smbus2 ``SMBus`` methods; a serial driver class takes
-  ``(port, **options)`` where ``port`` is anything pyserial-compatible.
+* Every failure of the sensor or its bus is a :class:`DriverError` subclass, with the
+  foreign exception chained (``raise BusError.from_os_error(what, exc) from exc``).
+  A bad option is an :class:`OptionError` (a ``ValueError``) naming it.
+* Drivers are synchronous and blocking (they sleep for conversion times through the
+  injected ``clock``).  They never touch an event loop.
+* The bus or port is injected: an I2C driver class takes ``(bus, address, *, clock,
+  **options)`` where ``bus`` is anything :class:`SMBusLike`; a serial driver class takes
+  ``(port, *, clock, **options)`` where ``port`` is anything :class:`SerialLike`.
 
-What a driver may additionally offer (opt-in, like Telegraf's optional interfaces):
+What a driver may additionally offer (opt-in):
 
 * ``self_test()`` on the driver object, returning a :class:`SelfTestResult`.
 * ``identify(bus, address)`` on the spec, used by ``edge-agent scan``: a
-  non-destructive probe returning a description ("BME280, chip id 0x60") or ``None``.
-* ``options``: a pydantic model of the keyword options the class accepts, so the
-  agent can validate ``[sensors.options]`` in the config and name a bad field.
-* ``simulator``: a factory of a register- or byte-level model used by ``bus = "sim"``.
+  non-destructive probe returning a description ("BME280, chip id 0x60") or ``None``;
+  it never raises.
+* ``options``: the class of the keyword options the driver class accepts, so the agent
+  can check ``[sensors.options]`` in the config and name a bad field.  Either a standard
+  library dataclass (``@dataclass(frozen=True, kw_only=True)``, a description per field
+  in ``field(metadata={"description": ...})``, rules checked in ``__post_init__``
+  raising :class:`OptionError`), which needs nothing beyond the standard library; or a
+  pydantic model (give it ``model_config = ConfigDict(extra="forbid")``: the agent
+  applies the model's own config).
+* A simulator, registered separately in the ``edge_agent.simulators`` group: see
+  ``edge_drivers.sim.api``.
+
+What the agent (``edge-agent``) guarantees a registered driver:
+
+* Entry points are loaded once per process, each on its own: one that fails to import,
+  is not a :class:`DriverSpec`, is named differently from its spec or repeats a name
+  already taken is listed by ``edge-agent drivers`` with the reason, and the others work.
+* The config's options table is validated against ``options`` before the class is
+  called: unknown keys are errors (also inside nested dataclasses), an
+  :class:`OptionError` is reported at its path (``sensors[2].options.scaling[0].quantity``),
+  and the class receives the validated values as plain keyword arguments (nested
+  dataclasses and models as dicts).  A spec without ``options`` is given none.
+* I2C: ``factory(bus, address, clock=..., **options)`` with ``address`` one of
+  ``addresses``.  The bus is shared by every sensor on it; each ``SMBusLike`` call holds
+  the bus lock, so one call is atomic but a sequence of calls may interleave with other
+  drivers' (use ``i2c_rdwr`` when a transaction must not be split).  A sensor that keeps
+  failing is rebuilt: a new object is constructed on the same bus and the old one
+  dropped without notice, so the constructor must put the chip in a known state.
+* Serial: ``factory(port, clock=..., **options)``; the port is the sensor's own, opened
+  8N1 at the config's ``baudrate`` (else ``default_baudrate``, else 9600) with a 1 s read
+  timeout.
+* One driver object per configured sensor.  ``read()`` and ``self_test()`` run on that
+  sensor's own thread, one call at a time, never concurrently.  A call running longer
+  than the sensor's ``timeout`` is abandoned (its thread is left to finish; the sensor
+  counts as busy meanwhile).
+* A :class:`DriverError` from the constructor is retried with backoff; from ``read()``
+  it counts against the sensor's health and the next interval reads again.  Any other
+  exception is treated as a driver bug: logged with its traceback and counted, and the
+  daemon goes on.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
+
+from edge_drivers.clock import SYSTEM_CLOCK, Clock, ManualClock
+from edge_drivers.errors import (
+    BusError,
+    ChecksumError,
+    ChipNotFoundError,
+    DataIntegrityError,
+    DriverError,
+    MalformedDataError,
+    OptionError,
+    SensorTimeoutError,
+    WrongChipError,
+)
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
     from smbus2 import i2c_msg
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "BusError",
+    "BusKind",
+    "ChecksumError",
+    "ChipNotFoundError",
+    "Clock",
+    "DataIntegrityError",
+    "DriverError",
+    "DriverOptions",
+    "DriverSpec",
+    "Identify",
+    "MalformedDataError",
+    "ManualClock",
+    "OptionError",
+    "Quantity",
+    "SMBusLike",
+    "SelfTestResult",
+    "Sensor",
+    "SensorTimeoutError",
+    "SerialLike",
+    "WrongChipError",
+]
 
 BusKind = Literal["i2c", "serial"]
 
@@ -111,10 +192,34 @@ class Sensor(Protocol):
 
 
 Identify = Callable[["SMBusLike", int], "str | None"]
-SimulatorFactory = Callable[..., Any]
-"""Builds a simulated device.  I2C: ``factory(address, clock=..., **kw)`` returns a
-:class:`edge_drivers.sim.i2c_bus.SimulatedI2CDevice`.  Serial: ``factory(clock=..., **kw)``
-returns a :class:`edge_drivers.sim.serial_port.SerialDeviceModel`."""
+
+
+class DriverOptions:
+    """An optional base of a driver's options dataclass: an unknown keyword is an :class:`OptionError`.
+
+    A dataclass's own ``__init__`` raises ``TypeError`` for a keyword it does not know;
+    with this base, ``Options(gian=2.5)`` raises ``OptionError`` naming the key and the
+    closest option, like every other option mistake.  Set ``driver_name``::
+
+        @dataclass(frozen=True, kw_only=True)
+        class Options(DriverOptions):
+            driver_name = "mylux"
+            gain: float = field(default=1.0, metadata={"description": "…"})
+    """
+
+    driver_name: ClassVar[str] = "driver"
+
+    def __new__(cls, *args: object, **kwargs: object) -> Self:
+        # __new__ sees the keywords before the generated __init__ does.  pydantic and
+        # copy/pickle call it with none, so it never stands in their way.
+        if kwargs:
+            known = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+            for key in kwargs:
+                if key not in known:
+                    close = difflib.get_close_matches(key, sorted(known), n=1)
+                    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
+                    raise OptionError(cls.driver_name, key, f"unknown option ({hint})")
+        return super().__new__(cls)
 
 
 @dataclass(frozen=True)
@@ -129,17 +234,29 @@ class DriverSpec:
     addresses: tuple[int, ...] = ()
     default_baudrate: int | None = None
     identify: Identify | None = None
-    options: type[BaseModel] | None = None
-    simulator: SimulatorFactory | None = None
+    options: type[Any] | None = None
+    """A standard library dataclass or a pydantic model class (see the module docstring)."""
 
     def __post_init__(self) -> None:
         if self.bus == "i2c" and not self.addresses:
             raise ValueError(f"I2C driver {self.name!r} must declare the addresses it can live at")
         if self.bus == "serial" and self.addresses:
             raise ValueError(f"serial driver {self.name!r} cannot declare I2C addresses")
+        if self.options is not None and not _is_options_class(self.options):
+            raise TypeError(
+                f"driver {self.name!r}: options must be a dataclass or a pydantic model class, "
+                f"not {self.options!r}"
+            )
 
     def quantity(self, name: str) -> Quantity:
         for q in self.quantities:
             if q.name == name:
                 return q
         raise KeyError(name)
+
+
+def _is_options_class(options: object) -> bool:
+    # pydantic is the agent's library, not ours: a model is recognised by its API.
+    return isinstance(options, type) and (
+        dataclasses.is_dataclass(options) or callable(getattr(options, "model_validate", None))
+    )

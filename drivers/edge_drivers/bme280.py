@@ -14,25 +14,23 @@ tested without a bus.  The driver always uses forced mode: one conversion per :m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import Final, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from edge_drivers.api import DriverSpec, Quantity, SelfTestResult
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
     DriverError,
     MalformedDataError,
+    OptionError,
     SensorTimeoutError,
     WrongChipError,
 )
 
-if TYPE_CHECKING:
-    from edge_drivers.sim.bme280 import SimulatedBME280
+NAME = "bme280"
 
 # -- register map (DS §5.3, Table 18) ------------------------------------------------------
 
@@ -305,6 +303,45 @@ def _chip_name(chip_id: int) -> str | None:
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Options(DriverOptions):
+    """The keyword options of :class:`BME280`, as the config's options table gives them."""
+
+    driver_name = NAME
+
+    oversampling_temperature: int = field(
+        default=1,
+        metadata={
+            "description": "Temperature oversampling ×1…×16; cannot be skipped (pressure and humidity need it)."
+        },
+    )
+    oversampling_pressure: int = field(
+        default=1, metadata={"description": "Pressure oversampling ×1…×16, or 0 to skip pressure."}
+    )
+    oversampling_humidity: int = field(
+        default=1,
+        metadata={
+            "description": "Humidity oversampling ×1…×16, or 0 to skip humidity (ignored on a BMP280)."
+        },
+    )
+    iir_filter: int = field(
+        default=0, metadata={"description": "IIR filter coefficient for temperature and pressure; 0 = off."}
+    )
+
+    def __post_init__(self) -> None:
+        for option, allowed in (
+            ("oversampling_temperature", (1, 2, 4, 8, 16)),
+            ("oversampling_pressure", tuple(OVERSAMPLING_CODES)),
+            ("oversampling_humidity", tuple(OVERSAMPLING_CODES)),
+            ("iir_filter", tuple(FILTER_CODES)),
+        ):
+            value = getattr(self, option)
+            if isinstance(value, bool) or value not in allowed:
+                hint = " (pressure and humidity compensation need temperature)" if value == 0 else ""
+                choices = ", ".join(str(a) for a in allowed)
+                raise OptionError(NAME, option, f"must be one of {choices}{hint}", value=value)
+
+
 class BME280:
     """A BME280 (or BMP280) on I2C, measuring in forced mode.
 
@@ -328,15 +365,13 @@ class BME280:
     ) -> None:
         if address not in ADDRESSES:
             raise ValueError(f"address 0x{address:02x} is not a BME280 address (0x76 or 0x77)")
-        for option, value, allowed in (
-            ("oversampling_temperature", oversampling_temperature, (1, 2, 4, 8, 16)),
-            ("oversampling_pressure", oversampling_pressure, tuple(OVERSAMPLING_CODES)),
-            ("oversampling_humidity", oversampling_humidity, tuple(OVERSAMPLING_CODES)),
-            ("iir_filter", iir_filter, tuple(FILTER_CODES)),
-        ):
-            if value not in allowed:
-                hint = " (pressure and humidity compensation need temperature)" if value == 0 else ""
-                raise ValueError(f"{option} must be one of {allowed}, not {value!r}{hint}")
+        # The rules live in Options, so a script and the agent's config check see the same errors.
+        Options(
+            oversampling_temperature=oversampling_temperature,
+            oversampling_pressure=oversampling_pressure,
+            oversampling_humidity=oversampling_humidity,
+            iir_filter=iir_filter,
+        )
         self._bus = bus
         self.address = address
         self._clock = clock
@@ -508,33 +543,8 @@ def identify(bus: RegisterBus, address: int) -> str | None:
     return f"{name} (chip id 0x{chip_id:02x})" if name else None
 
 
-class Options(BaseModel):
-    """The keyword options of :class:`BME280`, validated from the config's options table."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    oversampling_temperature: Literal[1, 2, 4, 8, 16] = Field(
-        1, description="Temperature oversampling ×1…×16; cannot be skipped (pressure and humidity need it)."
-    )
-    oversampling_pressure: Literal[0, 1, 2, 4, 8, 16] = Field(
-        1, description="Pressure oversampling ×1…×16, or 0 to skip pressure."
-    )
-    oversampling_humidity: Literal[0, 1, 2, 4, 8, 16] = Field(
-        1, description="Humidity oversampling ×1…×16, or 0 to skip humidity (ignored on a BMP280)."
-    )
-    iir_filter: Literal[0, 2, 4, 8, 16] = Field(
-        0, description="IIR filter coefficient for temperature and pressure; 0 = off."
-    )
-
-
-def _simulator(address: int = DEFAULT_ADDRESS, **kwargs: Any) -> SimulatedBME280:
-    from edge_drivers.sim.bme280 import SimulatedBME280
-
-    return SimulatedBME280(address, **kwargs)
-
-
 DRIVER = DriverSpec(
-    name="bme280",
+    name=NAME,
     bus="i2c",
     quantities=(
         Quantity("temperature_c", "°C", "air temperature"),
@@ -546,5 +556,4 @@ DRIVER = DriverSpec(
     addresses=ADDRESSES,
     identify=identify,
     options=Options,
-    simulator=_simulator,
 )

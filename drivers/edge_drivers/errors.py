@@ -13,6 +13,10 @@ and still tell the causes apart::
      └── SensorTimeoutError     the sensor did not produce data in time (conversion never
                                 ready, serial line silent)
 
+    ValueError
+     └── OptionError            an option breaks the driver's rules (not a sensor failure):
+                                names the option, ``ads1115 option gain=2.5: must be one of …``
+
 Foreign exceptions (``OSError`` from smbus2, ``SerialException`` from pyserial) are
 converted where the driver touches the bus and chained (``raise … from exc``) so the
 original errno is never lost.  Drivers raise nothing else for a failing sensor;
@@ -22,6 +26,7 @@ original errno is never lost.  Drivers raise nothing else for a failing sensor;
 from __future__ import annotations
 
 import errno as errno_mod
+from collections.abc import Sequence
 
 
 class DriverError(Exception):
@@ -69,3 +74,46 @@ class WrongChipError(ChipNotFoundError):
 
 class SensorTimeoutError(DriverError):
     """The sensor did not deliver data within the allowed time."""
+
+
+_NO_VALUE = object()
+
+
+class OptionError(ValueError):
+    """A keyword option breaks one of its driver's rules.
+
+    ``path`` is where the option is (``("gain",)``, ``("scaling", 0, "quantity")``; empty
+    for a rule across options) and ``reason`` what is wrong with it, kept apart so the
+    agent can report ``sensors[2].options.gain: must be one of …`` while a script that
+    uses the driver directly reads ``ads1115 option gain=2.5: must be one of …``.  A
+    ``ValueError``, because the caller's input is wrong, not the sensor.
+    """
+
+    def __init__(
+        self, driver: str, path: str | Sequence[str | int], reason: str, *, value: object = _NO_VALUE
+    ) -> None:
+        self.driver = driver
+        self.path: tuple[str | int, ...] = (path,) if isinstance(path, str) else tuple(path)
+        self.reason = reason
+        self.value = value
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if not self.path:
+            return f"{self.driver} options: {self.reason}"
+        where = option_path(self.path)
+        if self.value is not _NO_VALUE:
+            where += f"={self.value!r}"
+        return f"{self.driver} option {where}: {self.reason}"
+
+    def within(self, *prefix: str | int) -> OptionError:
+        """The same error for an option nested under ``prefix`` (``scaling``, 0)."""
+        return OptionError(self.driver, (*prefix, *self.path), self.reason, value=self.value)
+
+
+def option_path(path: Sequence[str | int]) -> str:
+    """``("scaling", 0, "quantity")`` -> ``scaling[0].quantity``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out

@@ -26,17 +26,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from operator import xor
-from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from edge_drivers.api import DriverSpec, Quantity, SelfTestResult, SerialLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
-from edge_drivers.errors import BusError, ChecksumError, DriverError, MalformedDataError, SensorTimeoutError
+from edge_drivers.errors import (
+    BusError,
+    ChecksumError,
+    DriverError,
+    MalformedDataError,
+    OptionError,
+    SensorTimeoutError,
+)
 
-if TYPE_CHECKING:
-    from edge_drivers.sim.serial_port import SerialDeviceModel
-
+NAME = "nmea"
 MAX_SENTENCE_LENGTH = 256
 """Longest line accepted (the standard says 82 with CR LF; real receivers go beyond)."""
 KNOT_MPS = 1852.0 / 3600.0
@@ -446,15 +448,28 @@ class _Epoch:
         return self.rmc if same else None
 
 
-class Options(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Options(DriverOptions):
     """Options of :class:`NMEAGPS` (``[sensors.options]`` in the config)."""
 
-    model_config = ConfigDict(extra="forbid")
+    driver_name = NAME
 
-    timeout_s: float = Field(3.0, gt=0, description="how long read() waits for a valid GGA sentence")
-    require_checksum: bool = Field(
-        True, description="reject sentences without '*hh' (line noise easily produces plausible fields)"
+    timeout_s: float = field(
+        default=3.0, metadata={"description": "how long read() waits for a valid GGA sentence"}
     )
+    require_checksum: bool = field(
+        default=True,
+        metadata={
+            "description": "reject sentences without '*hh' (line noise easily produces plausible fields)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        seconds = self.timeout_s
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+            raise OptionError(NAME, "timeout_s", "must be a positive number of seconds", value=seconds)
+        if not isinstance(self.require_checksum, bool):
+            raise OptionError(NAME, "require_checksum", "must be true or false", value=self.require_checksum)
 
 
 class NMEAGPS:
@@ -468,10 +483,8 @@ class NMEAGPS:
         timeout_s: float = 3.0,
         require_checksum: bool = True,
     ) -> None:
-        if not (math.isfinite(timeout_s) and timeout_s > 0):
-            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
-        if not isinstance(require_checksum, bool):
-            raise ValueError(f"require_checksum must be true or false, not {require_checksum!r}")
+        # The rules live in Options, so a script and the agent's config check see the same errors.
+        Options(timeout_s=timeout_s, require_checksum=require_checksum)
         self.port = port
         self.timeout_s = timeout_s
         self.reader = NMEAReader(require_checksum=require_checksum)
@@ -616,19 +629,12 @@ class NMEAGPS:
             raise BusError.from_os_error(f"NMEA receiver on {self._name}: read", exc) from exc
 
 
-def _simulator(*, clock: Clock = SYSTEM_CLOCK, seed: int | None = None, **knobs: Any) -> SerialDeviceModel:
-    from edge_drivers.sim.nmea import SimulatedNMEA
-
-    return SimulatedNMEA(clock=clock, seed=seed, **knobs)
-
-
 DRIVER = DriverSpec(
-    name="nmea",
+    name=NAME,
     bus="serial",
     quantities=QUANTITIES,
     factory=NMEAGPS,
     description="GPS/GNSS receiver speaking NMEA-0183 (GGA + RMC: position, altitude, fix, time)",
     default_baudrate=9600,
     options=Options,
-    simulator=_simulator,
 )

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from edge_drivers.api import DriverSpec, Quantity, SelfTestResult, SerialLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
@@ -32,12 +30,11 @@ from edge_drivers.errors import (
     ChipNotFoundError,
     DriverError,
     MalformedDataError,
+    OptionError,
     SensorTimeoutError,
 )
 
-if TYPE_CHECKING:
-    from edge_drivers.sim.serial_port import SerialDeviceModel
-
+NAME = "pms5003"
 Mode = Literal["active", "passive"]
 
 START = b"\x42\x4d"
@@ -288,20 +285,38 @@ class FrameReader:
 # -- the driver ---------------------------------------------------------------------------
 
 
-class Options(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Options(DriverOptions):
     """Options of :class:`PMS5003` (``[sensors.options]`` in the config)."""
 
-    model_config = ConfigDict(extra="forbid")
+    driver_name = NAME
 
-    mode: Mode = Field(
-        "active",
-        description="active: the sensor sends a frame every ~2.3 s and read() takes the newest; "
-        "passive: read() requests each frame (0xE2)",
+    mode: Mode = field(
+        default="active",
+        metadata={
+            "description": "active: the sensor sends a frame every ~2.3 s and read() takes the newest; "
+            "passive: read() requests each frame (0xE2)"
+        },
     )
-    timeout_s: float = Field(5.0, gt=0, description="how long read() waits for a valid frame")
-    warmup_s: float = Field(
-        WARMUP_S, ge=0, description="after wake(), frames are discarded this long while the fan spins up"
+    timeout_s: float = field(default=5.0, metadata={"description": "how long read() waits for a valid frame"})
+    warmup_s: float = field(
+        default=WARMUP_S,
+        metadata={"description": "after wake(), frames are discarded this long while the fan spins up"},
     )
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("active", "passive"):
+            raise OptionError(NAME, "mode", "must be 'active' or 'passive'", value=self.mode)
+        if not (_is_number(self.timeout_s) and self.timeout_s > 0):
+            raise OptionError(NAME, "timeout_s", "must be a positive number of seconds", value=self.timeout_s)
+        if not (_is_number(self.warmup_s) and self.warmup_s >= 0):
+            raise OptionError(
+                NAME, "warmup_s", "must be zero or a positive number of seconds", value=self.warmup_s
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class PMS5003:
@@ -316,12 +331,8 @@ class PMS5003:
         timeout_s: float = 5.0,
         warmup_s: float = WARMUP_S,
     ) -> None:
-        if mode not in ("active", "passive"):
-            raise ValueError(f"mode must be 'active' or 'passive', not {mode!r}")
-        if not (math.isfinite(timeout_s) and timeout_s > 0):
-            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
-        if not (math.isfinite(warmup_s) and warmup_s >= 0):
-            raise ValueError(f"warmup_s must be zero or a positive number of seconds, not {warmup_s!r}")
+        # The rules live in Options, so a script and the agent's config check see the same errors.
+        Options(mode=mode, timeout_s=timeout_s, warmup_s=warmup_s)
         self.port = port
         self.mode = mode
         self.timeout_s = timeout_s
@@ -465,19 +476,12 @@ class PMS5003:
             raise BusError.from_os_error(f"PMS5003 on {self._name}: {what}", exc) from exc
 
 
-def _simulator(*, clock: Clock = SYSTEM_CLOCK, seed: int | None = None, **knobs: Any) -> SerialDeviceModel:
-    from edge_drivers.sim.pms5003 import SimulatedPMS5003
-
-    return SimulatedPMS5003(clock=clock, seed=seed, **knobs)
-
-
 DRIVER = DriverSpec(
-    name="pms5003",
+    name=NAME,
     bus="serial",
     quantities=QUANTITIES,
     factory=PMS5003,
     description="Plantower PMS5003 particulate matter sensor (PM1.0/PM2.5/PM10, particle counts)",
     default_baudrate=9600,
     options=Options,
-    simulator=_simulator,
 )

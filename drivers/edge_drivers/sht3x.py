@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from smbus2 import i2c_msg
 
-from edge_drivers.api import DriverSpec, Quantity, SelfTestResult, SMBusLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SMBusLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
@@ -34,13 +33,12 @@ from edge_drivers.errors import (
     DataIntegrityError,
     DriverError,
     MalformedDataError,
+    OptionError,
     SensorTimeoutError,
     WrongChipError,
 )
 
-if TYPE_CHECKING:
-    from edge_drivers.sim.sht3x import SimulatedSHT3x
-
+NAME = "sht3x"
 DEFAULT_ADDRESS = 0x44
 ADDRESSES = (0x44, 0x45)  # ADDR pin low / high (DS Table 8)
 
@@ -157,32 +155,32 @@ class Status:
 # -- Options -------------------------------------------------------------------------------
 
 
-class Options(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Options(DriverOptions):
     """Keyword options of :class:`SHT3x`."""
 
-    model_config = ConfigDict(extra="forbid")
+    driver_name = NAME
 
-    repeatability: Repeatability = Field(
-        "high",
-        description="Measurement repeatability: high (0.04 °C / 0.08 %RH typ, 15.5 ms), "
-        "medium (6.5 ms) or low (4.5 ms).",
+    repeatability: Repeatability = field(
+        default="high",
+        metadata={
+            "description": "Measurement repeatability: high (0.04 °C / 0.08 %RH typ, 15.5 ms), "
+            "medium (6.5 ms) or low (4.5 ms)."
+        },
     )
-    heater_test_s: float = Field(
-        1.0,
-        ge=0.5,
-        le=30.0,
-        description="How long self_test() runs the heater before measuring again, in seconds.",
+    heater_test_s: float = field(
+        default=1.0,
+        metadata={"description": "How long self_test() runs the heater before measuring again, in seconds."},
     )
 
-
-def _validated(**options: Any) -> Options:
-    try:
-        return Options(**options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise ValueError(f"sht3x option {name}={first.get('input')!r}: {message}") from exc
+    def __post_init__(self) -> None:
+        if self.repeatability not in ("high", "medium", "low"):
+            raise OptionError(
+                NAME, "repeatability", "must be 'high', 'medium' or 'low'", value=self.repeatability
+            )
+        seconds = self.heater_test_s
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0.5 <= seconds <= 30.0:
+            raise OptionError(NAME, "heater_test_s", "must be from 0.5 to 30 seconds", value=seconds)
 
 
 # -- Driver --------------------------------------------------------------------------------
@@ -200,7 +198,7 @@ class SHT3x:
         repeatability: Repeatability = "high",
         heater_test_s: float = 1.0,
     ) -> None:
-        opts = _validated(repeatability=repeatability, heater_test_s=heater_test_s)
+        opts = Options(repeatability=repeatability, heater_test_s=heater_test_s)
         self._bus = bus
         self._address = address
         self._clock = clock
@@ -347,14 +345,8 @@ def identify(bus: SMBusLike, address: int) -> str | None:
     return f"SHT3x (status 0x{word:04X})"
 
 
-def _simulator(address: int = DEFAULT_ADDRESS, **kwargs: Any) -> SimulatedSHT3x:
-    from edge_drivers.sim.sht3x import SimulatedSHT3x
-
-    return SimulatedSHT3x(address, **kwargs)
-
-
 DRIVER = DriverSpec(
-    name="sht3x",
+    name=NAME,
     bus="i2c",
     quantities=(
         Quantity("temperature_c", "°C", "Air temperature"),
@@ -365,5 +357,4 @@ DRIVER = DriverSpec(
     addresses=ADDRESSES,
     identify=identify,
     options=Options,
-    simulator=_simulator,
 )

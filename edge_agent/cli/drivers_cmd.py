@@ -7,18 +7,23 @@ from edge_agent.sampling.registry import load_registry
 
 
 def drivers() -> None:
-    """List installed sensor drivers: name, bus, quantities and the package providing each."""
+    """List installed sensor drivers: name, bus, quantities, simulator and the package providing each."""
     from rich.table import Table
 
     registry = load_registry()
-    table = Table("driver", "bus", "addresses", "quantities", "provided by", title="sensor drivers")
+    table = Table("driver", "bus", "addresses", "quantities", "sim", "provided by", title="sensor drivers")
     for name in registry.names():
         found = registry.drivers[name]
         spec = found.spec
         addresses = " ".join(f"0x{a:02x}" for a in spec.addresses) or "-"
         quantities = "\n".join(escape(f"{q.name} [{q.unit}]" if q.unit else q.name) for q in spec.quantities)
-        table.add_row(escape(name), spec.bus, addresses, quantities, escape(found.provider))
+        provider = found.provider
+        simulator = registry.simulators.get(name)
+        if simulator is not None and simulator.provider != provider:
+            provider += f"\n(simulator: {simulator.provider})"  # a third-party simulator of this driver
+        sim = "yes" if simulator is not None else "-"
+        table.add_row(escape(name), spec.bus, addresses, quantities, sim, escape(provider))
     console.print(table)
     for broken in registry.broken:
-        message = f"driver {broken.name!r} from {broken.provider} ({broken.entry_point}) could not be loaded: {broken.error}"
+        message = f"{broken.kind} {broken.name!r} from {broken.provider} ({broken.entry_point}) could not be loaded: {broken.error}"
         err_console.print(f"[yellow]![/] {escape(message)}", highlight=False)

@@ -5,14 +5,16 @@ One ``SMBus`` per bus number, shared by every sensor on it and guarded by a lock
 threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.SimulatedSMBus` on which
 each configured sensor gets its driver's simulator at its address; ``port = "sim://"``
 is a :class:`~edge_drivers.sim.SimulatedSerial` wired to the driver's serial simulator
-(``sim://NAME`` picks another driver's).
+(``sim://NAME`` picks another driver's).  Simulators come from the registry's
+``edge_agent.simulators`` entry points, not from the drivers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smbus2 import i2c_msg
@@ -22,7 +24,8 @@ from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
 from edge_drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
-from edge_drivers.sim import Environment, SimulatedI2CDevice, SimulatedSerial, SimulatedSMBus
+from edge_drivers.sim import Environment, SimulatedSerial, SimulatedSMBus
+from edge_drivers.sim.api import SerialDeviceModel, SimulatedI2CDevice
 
 SERIAL_TIMEOUT_S = 1.0
 
@@ -107,14 +110,55 @@ def open_serial_port(port: str, baudrate: int) -> SerialLike:
 
 
 def simulated_demo_board(registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOCK) -> SimulatedSMBus:
-    """A simulated bus with every I2C driver's simulator at its first address."""
+    """A simulated bus with every I2C driver's simulator at its first address.
+
+    A simulator plug-in that fails to build its device is left off the board: the demo
+    shows the others rather than nothing.
+    """
     bus = SimulatedSMBus(SIM)
     for found in registry.i2c_drivers():
-        spec = found.spec
-        address = spec.addresses[0]
-        if spec.simulator is not None and address not in bus.devices:
-            bus.attach(spec.simulator(address, clock=clock))
+        address = found.spec.addresses[0]
+        if registry.simulator(found.spec.name) is not None and address not in bus.devices:
+            with contextlib.suppress(HardwareOpenError):
+                bus.attach(build_i2c_simulator(registry, found.spec.name, address, clock=clock))
     return bus
+
+
+def build_i2c_simulator(
+    registry: DriverRegistry, driver: str, address: int, *, clock: Clock, seed: int | None = None
+) -> SimulatedI2CDevice:
+    """``driver``'s simulated chip at ``address``; a plug-in's failure becomes a HardwareOpenError."""
+    factory = registry.simulator(driver)
+    if factory is None:
+        raise HardwareOpenError(f"driver {driver!r} {registry.no_simulator(driver)}; use a real bus number")
+    device = _call_simulator(driver, lambda: factory(address, clock=clock, seed=seed))
+    if not isinstance(device, SimulatedI2CDevice):
+        raise HardwareOpenError(
+            f"the simulator of {driver!r} made a {type(device).__name__}, not a SimulatedI2CDevice"
+        )
+    return device
+
+
+def build_serial_simulator(
+    registry: DriverRegistry, driver: str, *, clock: Clock, seed: int | None = None
+) -> SerialDeviceModel:
+    """``driver``'s simulated serial device; a plug-in's failure becomes a HardwareOpenError."""
+    factory = registry.simulator(driver)
+    if factory is None:
+        raise HardwareOpenError(f"no serial simulator named {driver!r}")
+    model = _call_simulator(driver, lambda: factory(clock=clock, seed=seed))
+    if not isinstance(model, SerialDeviceModel):
+        raise HardwareOpenError(
+            f"the simulator of {driver!r} made a {type(model).__name__}, not a SerialDeviceModel"
+        )
+    return model
+
+
+def _call_simulator(driver: str, build: Callable[[], object]) -> object:
+    try:
+        return build()
+    except Exception as exc:  # third-party code: a broken simulator fails its sensor, not the agent
+        raise HardwareOpenError(f"the simulator of {driver!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 class Hardware:
@@ -144,8 +188,8 @@ class Hardware:
         """The simulator at ``address`` on the sim bus, attached on first use."""
         device = self.sim_bus.devices.get(address)
         if device is None:
-            assert spec.simulator is not None
-            device = self.sim_bus.attach(spec.simulator(address, clock=self.clock, seed=self.seed))
+            built = build_i2c_simulator(self.registry, spec.name, address, clock=self.clock, seed=self.seed)
+            device = self.sim_bus.attach(built)
             self.environment.adopt(getattr(device, "signals", {}))
         return device
 
@@ -153,9 +197,12 @@ class Hardware:
         if port.startswith(SIM_PORT_SCHEME):
             target = port.removeprefix(SIM_PORT_SCHEME) or spec.name
             found = self.registry.get(target)
-            if found is None or found.spec.simulator is None:
+            if found is None or found.spec.bus != "serial":
                 raise HardwareOpenError(f"{port}: no serial simulator named {target!r}")
-            model = found.spec.simulator(clock=self.clock, seed=self.seed)
+            try:
+                model = build_serial_simulator(self.registry, target, clock=self.clock, seed=self.seed)
+            except HardwareOpenError as exc:
+                raise HardwareOpenError(f"{port}: {exc}") from exc
             self.environment.adopt(getattr(model, "signals", {}))
             opened: SerialLike = SimulatedSerial(
                 model,

@@ -6,6 +6,7 @@ changes under a conversion is the integrity check it does get.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import inspect
 import logging
@@ -185,7 +186,7 @@ def test_codes_are_monotonic_and_within_full_scale(raw: int, fsr: float) -> None
 
 
 def test_scaling_of_a_current_loop() -> None:
-    loop = ChannelScaling.model_validate(LEVEL_LOOP)
+    loop = ChannelScaling(**LEVEL_LOOP)
     assert loop.scale(0.6) == 0.0
     assert loop.scale(1.8) == pytest.approx(2.5)
     assert loop.scale(3.0) == 5.0
@@ -194,27 +195,25 @@ def test_scaling_of_a_current_loop() -> None:
     assert loop.scale(0.58) == pytest.approx(-5 / 120)  # a little under 4 mA: reported as measured
     assert loop.scale(0.56) is None  # below 3.8 mA: broken loop / fault
     assert loop.scale(3.1) is None  # above 20.5 mA: transmitter fault
-    clamped = ChannelScaling.model_validate({**LEVEL_LOOP, "clamp": True})
+    clamped = ChannelScaling(**{**LEVEL_LOOP, "clamp": True})
     assert clamped.scale(0.58) == 0.0
     assert clamped.scale(3.07) == 5.0
     assert clamped.scale(0.0) is None  # clamping never hides a wire break
 
 
 def test_inverted_output_range() -> None:
-    depth = ChannelScaling.model_validate(
-        {**LEVEL_LOOP, "quantity": "depth_m", "output_min": 5.0, "output_max": 0.0}
-    )
+    depth = ChannelScaling(**{**LEVEL_LOOP, "quantity": "depth_m", "output_min": 5.0, "output_max": 0.0})
     assert depth.scale(0.6) == 5.0
-    clamped = depth.model_copy(update={"clamp": True})
+    clamped = dataclasses.replace(depth, clamp=True)
     assert clamped.scale(3.05) == 0.0
 
 
 def test_options_model_matches_the_constructor() -> None:
     params = inspect.signature(ADS1115).parameters
     keyword_options = {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "clock"}
-    assert keyword_options == Options().model_dump()
-    assert all(field.description for field in Options.model_fields.values())
-    assert all(field.description for field in ChannelScaling.model_fields.values())
+    assert keyword_options == dataclasses.asdict(Options())
+    assert all(field.metadata.get("description") for field in dataclasses.fields(Options))
+    assert all(field.metadata.get("description") for field in dataclasses.fields(ChannelScaling))
 
 
 @pytest.mark.parametrize(
@@ -237,6 +236,24 @@ def test_options_model_matches_the_constructor() -> None:
 def test_bad_options_name_the_option(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ADS1115(SimulatedSMBus(), clock=ManualClock(), **options)  # type: ignore[arg-type]
+
+
+def test_option_errors_read_as_the_script_wrote_them() -> None:
+    """A ValueError naming the option, its value and the rule; an unknown keyword too."""
+    with pytest.raises(ValueError, match=r"^ads1115 option gain=2\.5: must be one of 6\.144, 4\.096, "):
+        Options(gain=2.5)
+    with pytest.raises(ValueError, match=r"^ads1115 option gian: unknown option \(did you mean 'gain'\?\)$"):
+        Options(gian=2.5)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"^ads1115 option scaling\[0\]\.unit: unknown option"):
+        Options(scaling=({**LEVEL_LOOP, "unit": "m"},))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^ads1115 option scaling\[0\]\.output_max: required but missing$"):
+        ADS1115(
+            SimulatedSMBus(),
+            clock=ManualClock(),
+            scaling=[{"channel": 0, "quantity": "x_v", "input_min": 0, "input_max": 1, "output_min": 0}],
+        )
+    with pytest.raises(ValueError, match=r"^ads1115 options?"):
+        Options(channels=(0, 1), scaling=[LEVEL_LOOP, LEVEL_LOOP])  # type: ignore[list-item]
 
 
 # -- 3. Against the simulator ----------------------------------------------------------------------
@@ -370,7 +387,7 @@ def test_options_from_a_config_table() -> None:
     clock = ManualClock()
     bus = SimulatedSMBus()
     bus.attach(SimulatedADS1115(0x48, clock=clock, seed=4))
-    adc = ADS1115(bus, 0x48, clock=clock, **Options.model_validate(table).model_dump())
+    adc = ADS1115(bus, 0x48, clock=clock, **dataclasses.asdict(Options(**table)))
     assert set(adc.read()) == {"ain0_voltage_v", "ain2_voltage_v", "water_level_m"}
 
 
@@ -562,7 +579,6 @@ def test_driver_spec() -> None:
     assert DRIVER.name == "ads1115"
     assert DRIVER.addresses == (0x48, 0x49, 0x4A, 0x4B)
     assert DRIVER.options is Options
-    assert DRIVER.simulator is not None
-    sim = DRIVER.simulator(0x4B, clock=ManualClock(), seed=3)
+    sim = SimulatedADS1115(0x4B, clock=ManualClock(), seed=3)
     assert isinstance(sim, SimulatedADS1115) and sim.address == 0x4B
     assert set(sim.signals) == {q.name for q in DRIVER.quantities}

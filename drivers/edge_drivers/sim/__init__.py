@@ -6,6 +6,10 @@ tests and in demo mode (``bus = "sim"`` / ``port = "sim://…"`` in the config).
 Faults can be injected at every layer: the bus (NACK, EIO), the device (stuck
 values, corrupt CRC, dead heater) and the serial line (garbage, corrupt frames,
 silence).
+
+Each chip's simulator (``edge_drivers.sim.bme280`` …) is registered beside its driver in
+the ``edge_agent.simulators`` entry-point group; a driver never imports it.
+``edge_drivers.sim.api`` is what a third-party simulator imports.
 """
 
 from edge_drivers.sim.environment import Environment

@@ -1,0 +1,84 @@
+"""The stable simulator API: what a package imports to ship a simulator for its driver.
+
+A simulator lets the driver run without hardware (``bus = "sim"`` / ``port = "sim://"``
+in the agent's config, ``edge-agent scan --bus sim``) and in the driver's own tests.  It
+is registered beside the driver, never imported by it, in the ``edge_agent.simulators``
+entry-point group under the driver's name; the value is a factory, usually the
+simulator class itself::
+
+    [project.entry-points."edge_agent.drivers"]
+    mylux = "mylux_driver:DRIVER"
+
+    [project.entry-points."edge_agent.simulators"]
+    mylux = "mylux_driver.sim:SimulatedMyLux"
+
+The simulator module may import its driver's pure functions (to encode what the driver
+decodes); the driver module never imports its simulator, so a driver works, and is
+importable, without any of this.
+
+The factory, for an I2C driver (:class:`I2CSimulatorFactory`)::
+
+    factory(address, clock=clock, seed=seed) -> SimulatedI2CDevice
+
+which models the chip at the bytes of an I2C transaction (:class:`SimulatedI2CDevice`:
+``write(data)`` / ``read(length)``, raise ``OSError`` to NACK; or
+:class:`RegisterDevice` for a chip with 8-bit registers and an auto-incrementing
+pointer).  For a serial driver (:class:`SerialSimulatorFactory`)::
+
+    factory(clock=clock, seed=seed) -> SerialDeviceModel
+
+which says what bytes the device sends and when (:class:`SerialDeviceModel`: ``poll``,
+``next_output_at``, ``receive``; :class:`LineTransmitter` paces them at the baud rate).
+Time comes only from ``clock``, randomness only from ``seed`` (``None``: unseeded), so
+a test with a :class:`~edge_drivers.api.ManualClock` and a seed is reproducible.  A
+simulator with a ``signals`` mapping (quantity name -> :class:`Signal`) takes part in
+the agent's simulated room: sensors measuring the same quantity follow one truth.
+
+What the agent guarantees a registered simulator: its entry point is loaded once per
+process, on its own; one that fails to import, is not callable, names no installed
+driver, is a class of the wrong kind for its driver's bus, or repeats a driver name
+already taken is listed by ``edge-agent drivers`` with the reason and never stops the
+agent.  It is called once per simulated sensor (an I2C simulator once per address).
+
+What is stable: the names in ``__all__``.  ``SimulatedSMBus``, ``SimulatedSerial``,
+``BusFault`` and ``Environment`` (``edge_drivers.sim``) are the test bench around the
+simulators, for tests and scripts.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edge_drivers.clock import SYSTEM_CLOCK, Clock
+from edge_drivers.sim.i2c_bus import RegisterDevice, SimulatedI2CDevice
+from edge_drivers.sim.serial_port import LineTransmitter, SerialDeviceModel
+from edge_drivers.sim.signals import Signal, SignalFaults
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "I2CSimulatorFactory",
+    "LineTransmitter",
+    "RegisterDevice",
+    "SerialDeviceModel",
+    "SerialSimulatorFactory",
+    "Signal",
+    "SignalFaults",
+    "SimulatedI2CDevice",
+    "SimulatorFactory",
+]
+
+
+class I2CSimulatorFactory(Protocol):
+    """Builds the simulated chip of an I2C driver at ``address``."""
+
+    def __call__(self, address: int, /, *, clock: Clock, seed: int | None) -> SimulatedI2CDevice: ...
+
+
+class SerialSimulatorFactory(Protocol):
+    """Builds the simulated device at the other end of a serial driver's port."""
+
+    def __call__(self, *, clock: Clock, seed: int | None) -> SerialDeviceModel: ...
+
+
+SimulatorFactory = I2CSimulatorFactory | SerialSimulatorFactory
