@@ -183,21 +183,14 @@ def main() -> None:
         d5.mkdir()
         _, cpu5, n5 = run_agent(config(d5, broker.port, 5, 1.0), args.seconds)
     packages = sorted({m.split(".")[0] for m in libraries})
+    ten, five = f"10 sensors @ 10 Hz, {args.seconds:.0f} s", f" 5 sensors @  1 Hz, {args.seconds:.0f} s"
     print(f"libraries `edge-agent run` imports ({len(libraries)} modules): {', '.join(packages)}")
     print(f"(the daemon and the floor run with the unit's environment: {UNIT_ENVIRONMENT})")
-    print(f"floor: a bare interpreter importing those modules         peak RSS {floor / mb:6.1f} MB")
-    print(
-        f"edge-agent run, 10 sensors @ 10 Hz, {args.seconds:.0f} s              peak RSS {peak / mb:6.1f} MB, "
-        f"{n10} events"
-    )
-    print(
-        f"overhead (daemon - floor)                                           {(peak - floor) / mb:6.1f} MB  (target < 12 MB)"
-    )
-    print(f"edge-agent run, 10 sensors @ 10 Hz                  CPU {100 * cpu10:5.1f} % of one core")
-    print(
-        f"edge-agent run,  5 sensors @  1 Hz, {args.seconds:.0f} s              CPU {100 * cpu5:5.2f} % of one core "
-        f"(target < 3 %), {n5} events"
-    )
+    print(f"{'floor: bare interpreter importing those modules':50} peak RSS {floor / mb:5.1f} MB")
+    print(f"{'edge-agent run, ' + ten:50} peak RSS {peak / mb:5.1f} MB ({n10} events)")
+    print(f"{'overhead (daemon - floor)':50}          {(peak - floor) / mb:5.1f} MB (target < 12 MB)")
+    print(f"{'edge-agent run, ' + ten:50} CPU {100 * cpu10:5.2f} % of one core")
+    print(f"{'edge-agent run, ' + five:50} CPU {100 * cpu5:5.2f} % of one core (target < 3 %; {n5} events)")
 
 
 if __name__ == "__main__":
