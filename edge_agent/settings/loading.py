@@ -50,7 +50,8 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems += validation_problems(exc, file=source, data=data, variables=env.variables)
-        raise ConfigError(problems) from exc
+        # Caused by what pydantic-settings raised, if anything; the ValidationError stays the context.
+        raise ConfigError(problems) from (env.error or exc)
     if problems:
         raise ConfigError(problems) from env.error
     registry = registry or load_registry()
