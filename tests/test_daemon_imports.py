@@ -1,7 +1,7 @@
 """What ``edge-agent run`` imports: every module stays in the daemon's RSS for as long as it
-runs (bench/daemon_footprint.py, target < 50 MB), so the CLI's drawing library and the
-enrollment crypto are imported only by the commands that use them, and pydantic-settings
-(the cloud services' settings library) not at all."""
+runs (bench/daemon_footprint.py), so the CLI's drawing library and the enrollment crypto
+are imported only by the commands that use them.  (pydantic-settings is the daemon's too:
+it reads the ``EDGE_…`` variables.)"""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 import subprocess
 import sys
 
-# RSS each would add: rich ~2.4 MB, cryptography ~8 MB, pydantic_settings ~3 MB.
-NOT_FOR_THE_DAEMON = ("rich", "cryptography", "pydantic_settings")
+# RSS each would add: rich ~2.4 MB, cryptography ~8 MB.
+NOT_FOR_THE_DAEMON = ("rich", "cryptography")
 
 
 def _modules_after(code: str) -> set[str]:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.env_overrides import apply_env
 from edge_agent.settings import Settings
 from tests.test_settings import GOOD, load, problems, write
 
@@ -58,13 +57,21 @@ def test_json_of_the_wrong_shape_and_unknown_nested_keys_name_the_variable(tmp_p
     assert "environment variable EDGE_DEVICE__ID: device.id:" in joined
 
 
-def test_the_files_data_is_not_modified_and_other_variables_are_ignored() -> None:
-    data = {"mqtt": {"host": "a", "tls": {"ca_file": "x"}}}
-    env = {"EDGE_MQTT__TLS__CA_FILE": "y", "EDGE_NOPE": "1", "EDGE_": "1", "PATH": "/bin", "EDGE_CONFIG": "f"}
-    merged, found = apply_env(data, env, Settings, prefix="EDGE_", ignore=frozenset({"EDGE_CONFIG"}))
-    assert found == []
-    assert merged == {"mqtt": {"host": "a", "tls": {"ca_file": "y"}}}
-    assert data == {"mqtt": {"host": "a", "tls": {"ca_file": "x"}}}
+def test_the_files_data_is_not_modified_and_other_variables_are_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('host = "broker.local"', 'host = "a"\n[mqtt.tls]\nca_file = "x"'))
+    text = path.read_text()
+    env = {"EDGE_MQTT__TLS__CA_FILE": "y", "PATH": "/bin", "EDGE_CONFIG": "f"}
+    settings = load(path, env)
+    assert settings.mqtt.host == "a"
+    assert settings.mqtt.tls is not None and settings.mqtt.tls.ca_file == (tmp_path / "y").resolve()
+    assert path.read_text() == text
+    # EDGE_ variables naming no setting are not dropped silently: they are problems.
+    found = problems(path, {**env, "EDGE_NOPE": "1", "EDGE_": "1"})
+    assert [p.split(": ")[0] for p in found] == [
+        "environment variable EDGE_NOPE",
+        "environment variable EDGE_",
+    ]
+    assert all("unknown key" in p for p in found)
 
 
 def test_settings_built_directly_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

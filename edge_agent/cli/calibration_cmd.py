@@ -17,8 +17,8 @@ from edge_agent.calibration import CalibrationInputError, CalibrationRecord
 from edge_agent.cli.cal_common import calibration_store, fail, known_sensor
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, escape, load_config
 from edge_agent.sampling.registry import load_registry
-from edge_agent.sensor_tests.config import sensor_quantities
 from edge_agent.settings import Settings
+from edge_agent.settings.checks import sensor_quantities
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -1,4 +1,4 @@
-"""The device's enrolled identity in its state directory, and how the settings use it.
+"""The device's enrolled identity in its state directory.
 
 ``edge-agent enroll`` (``edge_agent.identity.enroll``) writes, in ``<state_dir>/identity/``::
 
@@ -13,10 +13,9 @@ A renewal writes ``device.key.new`` then ``device.pem.new`` and renames them in 
 order; :func:`load_identity` finishes an interrupted swap (both written: roll forward)
 or drops a half-written one, so a power cut never pairs a key with the wrong certificate.
 
-:func:`apply_enrolled_identity`: when ``[mqtt.tls]`` is not configured and an identity
-exists, the uplink uses these files for mutual TLS, and the broker address handed out at
-enrollment unless ``mqtt.host`` / ``mqtt.port`` are set in the config.  This module
-reads files only (no cryptography import), so loading settings stays light.
+The settings use it (``edge_agent.settings.enrolled``: ``[mqtt.tls]`` from these files
+when the config is silent); this module knows nothing of them, and reads files only (no
+cryptography import), so loading settings stays light.
 """
 
 from __future__ import annotations
@@ -24,10 +23,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from edge_agent.settings import Settings
 
 IDENTITY_DIR = "identity"
 KEY_FILE = "device.key"
@@ -111,33 +106,3 @@ def load_identity(state_dir: Path) -> EnrolledIdentity | None:
 
 def _int_or_none(value: object) -> int | None:
     return None if value is None else int(value)  # type: ignore[call-overload]
-
-
-def apply_enrolled_identity(settings: Settings) -> Settings:
-    """Settings with the enrolled TLS files (and broker address) filled in where the config is silent."""
-    mqtt = settings.mqtt
-    if mqtt.tls is not None:
-        return settings
-    identity = load_identity(settings.storage.state_dir)
-    if identity is None:
-        return settings
-    from pydantic import SecretStr
-
-    from edge_agent.settings import TLSSettings
-
-    update: dict[str, object]
-    if identity.mode == "password":
-        try:
-            password = identity.password_file.read_text().strip()
-        except OSError:
-            return settings
-        update = {"tls": TLSSettings(ca_file=identity.ca), "password": SecretStr(password)}
-        if "username" not in mqtt.model_fields_set:
-            update["username"] = identity.device_id
-    else:
-        update = {"tls": TLSSettings(ca_file=identity.ca, cert_file=identity.cert, key_file=identity.key)}
-    if "host" not in mqtt.model_fields_set:
-        update["host"] = identity.broker_host
-    if "port" not in mqtt.model_fields_set:
-        update["port"] = identity.broker_port
-    return settings.model_copy(update={"mqtt": mqtt.model_copy(update=update)})

@@ -14,24 +14,19 @@ parameter of one kind given to another is an unknown-key error, like every typo:
     spacing = "200ms"
     max_std = 0.05
 
-Checks that need the sensors and drivers (the sensor exists, the quantity is one it
-reports, its driver has a self-test) are in :func:`check_tests`, run by
-:func:`edge_agent.settings.load_settings` after the generic validation.
+This module only declares the models.  The checks that need the sensors and the drivers
+(the sensor exists, the quantity is one it reports, its driver has a self-test) are the
+settings' cross-checks (``edge_agent.settings.checks``), run by ``load_settings`` after
+the generic validation: the settings hold ``[[tests]]``, not the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge_agent.errors import ConfigProblem
 from edge_agent.units import Duration
-
-if TYPE_CHECKING:
-    from edge_agent.sampling.registry import DriverRegistry
-    from edge_agent.settings import SensorSettings, Settings
 
 TestName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 SensorRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -192,83 +187,3 @@ def test_model_of(loc: tuple[str | int, ...], data: dict[str, Any]) -> type[Base
     table = tables[loc[1]]
     kind = table.get("kind") if isinstance(table, dict) else None
     return next((m for m in _MODELS if kind in get_args(m.model_fields["kind"].annotation)), None)
-
-
-def sensor_quantities(sensor: SensorSettings, registry: DriverRegistry) -> set[str] | None:
-    """The quantity names a configured sensor can report (None: its driver is unknown)."""
-    found = registry.get(sensor.driver)
-    if found is None:
-        return None
-    names = {q.name for q in found.spec.quantities}
-    # Drivers that rename inputs (the ADS1115's scaling) declare the new names in options.
-    for entry in sensor.options.get("scaling", ()) or ():
-        quantity = entry.get("quantity") if isinstance(entry, dict) else getattr(entry, "quantity", None)
-        if isinstance(quantity, str):
-            names.add(quantity)
-    return names
-
-
-def check_tests(settings: Settings, source: str, registry: DriverRegistry) -> list[ConfigProblem]:
-    """Cross-checks of ``[[tests]]`` against ``[[sensors]]`` and the drivers."""
-    problems: list[ConfigProblem] = []
-    seen: set[str] = set()
-    for i, test in enumerate(settings.tests):
-
-        def problem(field: str, message: str, i: int = i, name: str = test.name) -> None:
-            problems.append(ConfigProblem(source, f'tests[{i}].{field} (test "{name}")', message))
-
-        if test.name in seen:
-            problem("name", f"test name {test.name!r} is used twice; names must be unique")
-        seen.add(test.name)
-        field_of = _limits_field if isinstance(test, RangeTest) else _quantity_field
-        _check_sensor(settings, registry, test.sensor, test.quantities(), problem, "sensor", field_of)
-        if isinstance(test, AgreementTest):
-            other_field = _quantity_field if test.other_quantity is None else _other_quantity_field
-            _check_sensor(
-                settings, registry, test.other, [test.quantity_of_other], problem, "other", other_field
-            )
-        if isinstance(test, SelfTest):
-            sensor = settings.sensor(test.sensor)
-            found = registry.get(sensor.driver) if sensor else None
-            if found is not None and not callable(getattr(found.spec.factory, "self_test", None)):
-                problem("kind", f"driver {found.spec.name!r} of sensor {test.sensor!r} has no self-test")
-    return problems
-
-
-def _limits_field(quantity: str) -> str:
-    return f"limits.{quantity}"
-
-
-def _quantity_field(quantity: str) -> str:
-    return "quantity"
-
-
-def _other_quantity_field(quantity: str) -> str:
-    return "other_quantity"
-
-
-def _check_sensor(
-    settings: Settings,
-    registry: DriverRegistry,
-    name: str,
-    quantities: list[str],
-    problem: Callable[[str, str], Any],
-    sensor_field: str,
-    quantity_field: Callable[[str], str],
-) -> None:
-    sensor = settings.sensor(name)
-    if sensor is None:
-        known = ", ".join(s.name for s in settings.sensors) or "none configured"
-        problem(sensor_field, f"unknown sensor {name!r} (sensors: {known})")
-        return
-    if not sensor.enabled:
-        problem(sensor_field, f"sensor {name!r} is disabled (enabled = false); enable it or drop the test")
-    known_q = sensor_quantities(sensor, registry)
-    if known_q is None:
-        return  # the unknown driver is reported on its own
-    for q in quantities:
-        if q not in known_q:
-            problem(
-                quantity_field(q),
-                f"sensor {name!r} does not report {q!r} (it reports: {', '.join(sorted(known_q))})",
-            )

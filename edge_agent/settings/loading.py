@@ -1,0 +1,111 @@
+"""Loading the settings: the TOML file, the ``EDGE_…`` variables over it, then the checks.
+
+Precedence, highest first: environment variables (``EDGE_MQTT__HOST``, read by
+pydantic-settings: :mod:`edge_agent.settings.environment`), then the TOML file
+(``--config PATH``, default ``/etc/edge-agent/edge-agent.toml``), then the models'
+defaults.  A variable's table merges into the file's table key by key, so
+``EDGE_MQTT__HOST`` leaves the file's other ``[mqtt]`` keys alone; anything else (a
+value, a list) replaces what the file says.
+
+The file is read with ``tomllib`` rather than pydantic-settings' TOML source, which takes
+a missing file for an empty one and has no words for an unreadable or broken one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.sampling.registry import DriverRegistry, load_registry
+from edge_agent.settings.checks import check_drivers, check_tests
+from edge_agent.settings.enrolled import apply_enrolled_identity
+from edge_agent.settings.environment import read_environment
+from edge_agent.settings.models import Settings
+from edge_agent.settings.problems import environment_problems, validation_problems
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
+
+
+def load_settings(
+    path: Path = DEFAULT_CONFIG_PATH,
+    *,
+    environ: Mapping[str, str] | None = None,
+    registry: DriverRegistry | None = None,
+) -> Settings:
+    """Read, validate and cross-check the configuration, or raise :class:`ConfigError`.
+
+    ``environ`` defaults to ``os.environ``; the error lists *every* problem found, each
+    with the file or the environment variable it came from and its field path."""
+    source = str(path)
+    env = read_environment(os.environ if environ is None else environ)
+    data = _merged(read_toml(path), env.data)
+    problems = environment_problems(env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems += validation_problems(exc, file=source, data=data, variables=env.variables)
+        # Caused by what pydantic-settings raised, if anything; the ValidationError stays the context.
+        raise ConfigError(problems) from (env.error or exc)
+    if problems:
+        raise ConfigError(problems) from env.error
+    registry = registry or load_registry()
+    settings, problems = check_drivers(settings, source, registry)
+    problems += check_tests(settings, source, registry)
+    if problems:
+        raise ConfigError(problems)
+    return apply_enrolled_identity(_resolve_paths(settings, path.parent))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        hint = (
+            "create it or pass --config PATH (config/edge-agent.toml in the source tree is a simulated setup)"
+        )
+        raise ConfigError([ConfigProblem(source, "", f"file not found; {hint}")]) from exc
+    except PermissionError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError([ConfigProblem(source, "", "is a directory, not a TOML file")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
+
+
+def _merged(file: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
+    """``env`` over ``file``: a table merges into the table already there key by key,
+    anything else replaces it.  Neither argument is modified."""
+    out = dict(file)
+    for key, value in env.items():
+        old = out.get(key)
+        out[key] = _merged(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative paths in the file are relative to its folder, not to the working directory."""
+
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    storage = settings.storage.model_copy(update={"state_dir": resolve(settings.storage.state_dir)})
+    mqtt = settings.mqtt
+    if mqtt.tls is not None:
+        tls = mqtt.tls
+        files = {
+            k: resolve(v)
+            for k, v in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file))
+            if v is not None
+        }
+        mqtt = mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
+    return settings.model_copy(update={"storage": storage, "mqtt": mqtt})
