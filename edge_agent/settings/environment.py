@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
-from pydantic_settings.sources.utils import parse_env_vars
 
 from edge_agent.settings.models import Settings
 
@@ -112,7 +111,9 @@ class _Source(EnvSettingsSource):
         super().__init__(_EnvironmentSettings)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Shorter names first: the source sets nested keys in the order it meets them, and
-        # EDGE_MQTT__TLS='{…}' is the table that EDGE_MQTT__TLS__CA_FILE refines.
-        ordered = dict(sorted(self._variables.items(), key=lambda item: item[0].count(ENV_NESTING)))
-        return parse_env_vars(ordered, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        # The hook pydantic-settings' own dotenv source overrides (present since 2.x's
+        # first releases).  Shorter names first: the source sets nested keys in the order
+        # it meets them, and EDGE_MQTT__TLS='{…}' is the table EDGE_MQTT__TLS__CA_FILE
+        # refines.  Lower-cased, as the source does for case_sensitive=False.
+        ordered = sorted(self._variables.items(), key=lambda item: item[0].count(ENV_NESTING))
+        return {name.lower(): value for name, value in ordered}
