@@ -6,5 +6,8 @@
 - :mod:`.snapshot`  — one JSON-able picture of the running daemon (status, STATUS=);
 - :mod:`.status_server` — serves that picture on a Unix socket in the state directory;
 - :mod:`.reload`    — SIGHUP: re-read, validate, diff and apply the configuration;
-- :mod:`.sensor_set` — the sensor tasks, started/stopped one by one on reload.
+- :mod:`.sensor_set` — the sensor tasks, started/stopped one by one on reload;
+- :mod:`.metrics`   — Prometheus on ``[metrics] listen``;
+- :mod:`.logs`      — ``[logging]``: key=value or JSON lines, repeats counted, secrets masked,
+  journald priorities.
 """
