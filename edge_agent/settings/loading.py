@@ -14,22 +14,23 @@ a missing file for an empty one and has no words for an unreadable or broken one
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from edge_agent.errors import ConfigError, ConfigProblem
+from edge_agent.errors import ConfigError
 from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.settings.checks import check_drivers, check_tests
 from edge_agent.settings.enrolled import apply_enrolled_identity
 from edge_agent.settings.environment import read_environment
 from edge_agent.settings.models import Settings
 from edge_agent.settings.problems import environment_problems, validation_problems
+from edge_protocol.config_errors import read_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
+_MISSING = "create it or pass --config PATH (config/edge-agent.toml in the source tree is a simulated setup)"
 
 
 def load_settings(
@@ -44,7 +45,7 @@ def load_settings(
     with the file or the environment variable it came from and its field path."""
     source = str(path)
     env = read_environment(os.environ if environ is None else environ)
-    data = _merged(read_toml(path), env.data)
+    data = _merged(read_toml(path, error=ConfigError, missing=_MISSING), env.data)
     problems = environment_problems(env)
     try:
         settings = Settings.model_validate(data)
@@ -60,26 +61,6 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return apply_enrolled_identity(_resolve_paths(settings, path.parent))
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    source = str(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError as exc:
-        hint = (
-            "create it or pass --config PATH (config/edge-agent.toml in the source tree is a simulated setup)"
-        )
-        raise ConfigError([ConfigProblem(source, "", f"file not found; {hint}")]) from exc
-    except PermissionError as exc:
-        raise ConfigError([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
-    except IsADirectoryError as exc:
-        raise ConfigError([ConfigProblem(source, "", "is a directory, not a TOML file")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
 
 
 def _merged(file: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:

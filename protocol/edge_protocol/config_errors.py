@@ -10,7 +10,10 @@ package's exception tree has its own ``ConfigError``, a subclass of
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 EX_CONFIG = 78
 """sysexits.h: configuration error.  systemd's RestartPreventExitStatus=78 stops a loop."""
@@ -37,3 +40,27 @@ class ConfigInvalid(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def read_toml(
+    path: Path,
+    *,
+    error: type[ConfigInvalid] = ConfigInvalid,
+    missing: str = "create it or pass --config PATH",
+) -> dict[str, Any]:
+    """The file's tables, or ``error`` (the caller's ``ConfigError``) with one problem saying
+    why the file cannot be used; ``missing`` tells the operator what to do about a missing one."""
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise error([ConfigProblem(source, "", f"file not found; {missing}")]) from exc
+    except PermissionError as exc:
+        raise error([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
+    except IsADirectoryError as exc:
+        raise error([ConfigProblem(source, "", "is a directory, not a TOML file")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise error([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise error([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc

@@ -11,15 +11,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings
 
 from edge_cloud.common.errors import ConfigError, ConfigProblem
+from edge_protocol.config_errors import read_toml
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -44,7 +44,7 @@ Seconds = Annotated[float, BeforeValidator(seconds)]
 def load_settings(cls: type[S], path: Path | None, *, env_prefix: str) -> S:
     """Validated settings from ``path`` (optional) and the environment, or :class:`ConfigError`."""
     source = str(path) if path is not None else "(defaults)"
-    data = read_toml(path) if path is not None else {}
+    data = read_toml(path, error=ConfigError) if path is not None else {}
     env_keys = {k for k in os.environ if k.upper().startswith(env_prefix)}
     problems = _unknown_env(cls, env_keys, env_prefix)
     try:
@@ -55,23 +55,6 @@ def load_settings(cls: type[S], path: Path | None, *, env_prefix: str) -> S:
     if problems:
         raise ConfigError(problems)
     return settings
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    source = str(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            [ConfigProblem(source, "", "file not found; create it or pass --config PATH")]
-        ) from exc
-    except (PermissionError, IsADirectoryError) as exc:
-        raise ConfigError([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
 
 
 def _env_path(key: str, prefix: str) -> tuple[str, ...]:
