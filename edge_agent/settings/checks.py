@@ -20,9 +20,7 @@ from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.sensor_tests.config import AgreementTest, RangeTest, SelfTest
 from edge_agent.settings.models import SIM_PORT_SCHEME, SensorSettings, Settings
 from edge_agent.settings.problems import format_path
-from edge_agent.settings.problems import (
-    unknown_key_message as _unknown_key_message,  # its name in check_drivers
-)
+from edge_protocol.config_errors import unknown_key
 
 
 def check_drivers(
@@ -82,7 +80,7 @@ def check_drivers(
             for p in option_problems:
                 msg = p.message
                 if p.unknown_key is not None:
-                    msg = _unknown_key_message(p.unknown_key, set(p.known_keys))
+                    msg = unknown_key(p.unknown_key, set(p.known_keys))
                 problem(format_path(("options", *p.loc)), msg)
         elif sensor.options:
             problem("options", f"driver {spec.name!r} takes no options")

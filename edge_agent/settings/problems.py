@@ -10,7 +10,6 @@ JSON says so.  No foreign exception leaves this package: the caller raises
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from edge_agent.errors import ConfigProblem
 from edge_agent.sensor_tests.config import drop_union_tag, test_model_of
 from edge_agent.settings.environment import EnvironmentData, Variable
 from edge_agent.settings.models import Settings
+from edge_protocol.config_errors import unknown_key
 
 # pydantic's error types for "a table (or list) was expected here".
 _NOT_A_TABLE = frozenset({"model_type", "model_attributes_type", "dict_type", "list_type"})
@@ -40,16 +40,10 @@ def format_path(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def unknown_key_message(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
-    return f"unknown key {key!r}{hint}"
-
-
 def environment_problems(env: EnvironmentData) -> list[ConfigProblem]:
     """Variables naming no setting, and tables or lists pydantic-settings could not decode."""
     fields = set(Settings.model_fields)
-    problems = [ConfigProblem(_variable(v), "", unknown_key_message(v.path[0], fields)) for v in env.unknown]
+    problems = [ConfigProblem(_variable(v), "", unknown_key(v.path[0], fields)) for v in env.unknown]
     for v, exc in env.undecodable:
         problems.append(ConfigProblem(_variable(v), ".".join(v.path), _settings_error_message(exc)))
     return problems
@@ -74,7 +68,7 @@ def _problem(
     if err["type"] == "extra_forbidden":
         parent = test_model_of(loc, data) if loc[0] == "tests" else _model_at(loc[:-1])
         known = set(parent.model_fields) if parent else set()
-        message = unknown_key_message(str(loc[-1]), known)
+        message = unknown_key(str(loc[-1]), known)
     elif err["type"] == "missing":
         message = "required but missing"
     elif err["type"] in _NOT_A_TABLE and variable is not None and _is_raw_value_of(variable, loc, err):

@@ -10,6 +10,7 @@ package's exception tree has its own ``ConfigError``, a subclass of
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,13 @@ class ConfigInvalid(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def unknown_key(key: str, known: set[str]) -> str:
+    """The message for a key no field has: ``unknown key 'adress' (did you mean 'address'?)``."""
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+    return f"unknown key {key!r}{hint}"
 
 
 def read_toml(

@@ -8,7 +8,6 @@ environment variable and the field path.  Environment variables win over the fil
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings
 
 from edge_cloud.common.errors import ConfigError, ConfigProblem
-from edge_protocol.config_errors import read_toml
+from edge_protocol.config_errors import read_toml, unknown_key
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -64,16 +63,10 @@ def _env_path(key: str, prefix: str) -> tuple[str, ...]:
 def _unknown_env(cls: type[BaseModel], keys: set[str], prefix: str) -> list[ConfigProblem]:
     fields = set(cls.model_fields)
     return [
-        ConfigProblem(f"environment variable {key}", "", _unknown_key(_env_path(key, prefix)[0], fields))
+        ConfigProblem(f"environment variable {key}", "", unknown_key(_env_path(key, prefix)[0], fields))
         for key in sorted(keys)
         if _env_path(key, prefix)[0] not in fields
     ]
-
-
-def _unknown_key(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(sorted(known))})"
-    return f"unknown key {key!r}{hint}"
 
 
 def _model_at(cls: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
@@ -103,7 +96,7 @@ def _problem(
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         parent = _model_at(cls, loc[:-1])
-        message = _unknown_key(str(loc[-1]), set(parent.model_fields) if parent else set())
+        message = unknown_key(str(loc[-1]), set(parent.model_fields) if parent else set())
     elif err["type"] == "missing":
         message = "required but missing"
     for key in sorted(env_keys):
