@@ -90,20 +90,19 @@ class Pump:
 
     async def run(self, conn: Connection) -> None:
         """Publish on ``conn`` until stop is requested; returns early once ``conn`` is closed."""
-        window = self._window
         while not self._stop.requested:
             self._changed.clear()
             now_ = self._clock()
-            if now_ < window.pause_until:
-                await self._wait_changed(window.pause_until - now_)
+            if now_ < self._window.pause_until:
+                await self._wait_changed(self._window.pause_until - now_)
                 continue
-            again = window.next_resend()
+            again = self._window.next_resend()
             if again is not None:
                 if not again.done and again.future is None and not self._send(conn, again):
                     await asyncio.shield(conn.closed)
                     return
                 continue
-            if window.full:
+            if self._window.full:
                 await self._changed.wait()
                 continue
             mark = self._outbox.next_seq
@@ -116,8 +115,8 @@ class Pump:
             if rec is not None:
                 if self._stop.requested:
                     break
-                window.track(rec)
-                self._stats.inflight_batches = len(window)
+                self._window.track(rec)
+                self._stats.inflight_batches = len(self._window)
                 if not self._send(conn, rec):
                     await asyncio.shield(conn.closed)
                     return
@@ -154,28 +153,26 @@ class Pump:
         """Publish ``rec``'s pending events; False when the connection is gone."""
         if len(rec.pending) < len(rec.events):
             rec.events = [e for e in rec.events if e.seq in rec.pending]
-        encoder = self._encoder
-        payload = encoder.payload(rec.events)
+        payload = self._encoder.payload(rec.events)
         try:
-            fut = conn.publish(encoder.topic, payload, qos=1, properties=encoder.properties)
+            fut = conn.publish(self._encoder.topic, payload, qos=1, properties=self._encoder.properties)
         except UplinkError as exc:
             # Not connected any more: the record is sent again on the next connection.
             self._window.resend_first(rec)
             conn.abort(f"publish failed: {exc}")
             return False
-        stats = self._stats
         if rec.sends:
-            stats.resent_batches += 1
-            stats.resent_events += len(rec.events)
+            self._stats.resent_batches += 1
+            self._stats.resent_events += len(rec.events)
         rec.sends += 1
         rec.future = fut
         rec.pubacked = False
         rec.published_at = self._clock()
         if rec.sends == 1:
             rec.first_published_at = rec.published_at
-        stats.published_batches += 1
-        stats.published_events += len(rec.events)
-        stats.published_bytes += len(payload)
+        self._stats.published_batches += 1
+        self._stats.published_events += len(rec.events)
+        self._stats.published_bytes += len(payload)
         fut.add_done_callback(partial(self._on_puback, rec))
         return True
 
