@@ -7,10 +7,15 @@ visible to ``fetch``, and ``delete`` of seqs that are already gone is a no-op.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from typing import Protocol
 
+from edge_agent.errors import EdgeAgentError
 from edge_agent.events import Lane, StoredEvent
+
+OUTBOX_ERRORS = (sqlite3.Error, OSError, EdgeAgentError)
+"""What a failing outbox raises (disk full, I/O error): logged and retried, never fatal."""
 
 
 class OutboxAPI(Protocol):

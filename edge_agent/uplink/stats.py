@@ -43,5 +43,10 @@ class UplinkStats:
     last_publish_at: float | None = None
     """Wall time events last left the outbox confirmed."""
 
+    def note_error(self, exc: BaseException, at: float) -> None:
+        """``exc`` becomes ``last_error``, at wall time ``at``."""
+        self.last_error = str(exc)
+        self.last_error_at = at
+
     def snapshot(self) -> UplinkStats:
         return dataclasses.replace(self)
