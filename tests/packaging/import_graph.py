@@ -2,7 +2,10 @@
 
 Every ``import`` counts, wherever it stands: at module level, inside a function (a lazy
 import is still a dependency) and under ``TYPE_CHECKING`` (a type-only cycle is still a
-knot a reader has to untie).
+knot a reader has to untie); and so do the packages an import runs on its way (importing
+``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``).  Imports by name at run time
+(``importlib.import_module``, entry points) are not seen: the entry points are the plug-in
+boundary, and the product has no other.
 """
 
 from __future__ import annotations
@@ -84,11 +87,19 @@ def package_dir(package: str) -> Path:
 
 
 def build(packages: Iterable[str] = PRODUCT) -> ImportGraph:
+    """The graph of the installed product packages."""
+    return build_from({package: package_dir(package) for package in packages})
+
+
+def build_from(roots: dict[str, Path]) -> ImportGraph:
+    """The graph of the packages (a folder) and modules (a ``.py`` file) named in ``roots``."""
     graph = ImportGraph()
-    for package in packages:
-        root = package_dir(package)
+    for name, root in roots.items():
+        if root.is_file():
+            graph.modules[name] = root
+            continue
         for path in sorted(root.rglob("*.py")):
-            parts = [package, *path.relative_to(root).with_suffix("").parts]
+            parts = [name, *path.relative_to(root).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
             graph.modules[".".join(parts)] = path
@@ -110,11 +121,18 @@ def _imports_of(graph: ImportGraph, module: str, path: Path) -> tuple[set[str], 
     inside: set[str] = set()
     outside: set[str] = set()
 
+    # Importing a.b.c runs a/__init__ and a/b/__init__ first: those are edges too, except
+    # the importer's own packages, whose __init__ has already begun running.
+    own = {module.rsplit(".", n)[0] for n in range(module.count(".") + 1)}
+
     def add(name: str) -> None:
         target = _resolve(graph, name)
         if target is not None:
-            if target != module:
-                inside.add(target)
+            parts = target.split(".")
+            for depth in range(1, len(parts) + 1):
+                step = ".".join(parts[:depth])
+                if step in graph.modules and step not in own:
+                    inside.add(step)
         elif name.split(".")[0] not in PRODUCT:
             outside.add(name.split(".")[0])
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import packages_distributions, requires
+from pathlib import Path
 
 import pytest
 
-from tests.packaging.import_graph import PRODUCT, ImportGraph, build, stdlib
+from tests.packaging.import_graph import PRODUCT, ImportGraph, build, build_from, stdlib
 
 DISTRIBUTION = {
     "edge_agent": "edge-agent",
@@ -38,6 +39,31 @@ def test_no_import_cycle_among_the_products_modules(graph: ImportGraph) -> None:
         "import cycles (every import counts, lazy and TYPE_CHECKING ones too):\n"
         + "\n".join(" ↔ ".join(c) for c in cycles)
     )
+
+
+def test_a_cycle_through_a_package_init_is_found(tmp_path: Path) -> None:
+    """``pkg/__init__`` importing ``pkg.a`` while ``b`` imports ``pkg.c``, and ``pkg.a`` imports
+    ``b``: a cycle only through ``pkg/__init__``, which Python meets as a partially
+    initialised module."""
+    root = tmp_path / "pkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("from pkg.a import A\n")
+    (root / "a.py").write_text("import other\nA = 1\n")
+    (root / "c.py").write_text("C = 1\n")
+    (tmp_path / "other.py").write_text("from pkg.c import C\n")
+    graph = build_from({"pkg": root, "other": tmp_path / "other.py"})
+    assert graph.cycles() == [["other", "pkg", "pkg.a"]]
+
+
+def test_a_driver_never_imports_a_simulator(graph: ImportGraph) -> None:
+    """Simulators register beside their drivers (the ``edge_agent.simulators`` entry points):
+    sim → driver only, so a driver is importable without any simulator."""
+    offenders = {
+        module: sorted(t for t in targets if t.startswith("edge_drivers.sim"))
+        for module, targets in graph.edges.items()
+        if module.startswith("edge_drivers.") and not module.startswith("edge_drivers.sim")
+    }
+    assert {m: t for m, t in offenders.items() if t} == {}
 
 
 @pytest.mark.parametrize("package", PRODUCT)
