@@ -2,11 +2,13 @@
 
 One ``SMBus`` per bus number, shared by every sensor on it and guarded by a lock
 (smbus2 objects are not thread-safe, and the daemon reads sensors from worker
-threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.SimulatedSMBus` on which
-each configured sensor gets its driver's simulator at its address; ``port = "sim://"``
-is a :class:`~edge_drivers.sim.SimulatedSerial` wired to the driver's serial simulator
-(``sim://NAME`` picks another driver's).  Simulators come from the registry's
-``edge_agent.simulators`` entry points, not from the drivers.
+threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.api.SimulatedSMBus` on
+which each configured sensor gets its driver's simulator at its address; ``port =
+"sim://"`` is a :class:`~edge_drivers.sim.api.SimulatedSerial` wired to the driver's serial
+simulator (``sim://NAME`` picks another driver's).  Simulators come from the registry's
+``edge_agent.simulators`` entry points, not from the drivers.  Like every agent module,
+this one uses the drivers library through its two stable modules only,
+``edge_drivers.api`` and ``edge_drivers.sim.api``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from smbus2 import i2c_msg
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
-from edge_drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
-from edge_drivers.clock import SYSTEM_CLOCK, Clock
-from edge_drivers.sim import Environment, SimulatedSerial, SimulatedSMBus
-from edge_drivers.sim.api import SerialDeviceModel, SimulatedI2CDevice
+from edge_drivers.api import SYSTEM_CLOCK, Clock, DriverSpec, Sensor, SerialLike, SMBusLike
+from edge_drivers.sim.api import (
+    Environment,
+    SerialDeviceModel,
+    SimulatedI2CDevice,
+    SimulatedSerial,
+    SimulatedSMBus,
+)
 
 SERIAL_TIMEOUT_S = 1.0
 
