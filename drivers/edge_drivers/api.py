@@ -46,8 +46,13 @@ What a driver may additionally offer (opt-in):
 What the agent (``edge-agent``) guarantees a registered driver:
 
 * Entry points are loaded once per process, each on its own: one that fails to import,
-  is not a :class:`DriverSpec`, is named differently from its spec or repeats a name
-  already taken is listed by ``edge-agent drivers`` with the reason, and the others work.
+  is not a :class:`DriverSpec` or is named differently from its spec is listed by
+  ``edge-agent drivers`` with the reason, and the others work.
+* A driver name is one driver's, whatever the order of ``sys.path``: when two packages
+  register the same name, the built-in ``edge-drivers`` keeps it, and between other
+  packages the first by distribution name wins; the other is listed as not used, with
+  both packages named.  Choose a name of your own (``acme_bh1750`` rather than a bare
+  chip name another package may also use).
 * The config's options table is validated against ``options`` before the class is
   called: unknown keys are errors (also inside nested dataclasses), an
   :class:`OptionError` is reported at its path (``sensors[2].options.scaling[0].quantity``),

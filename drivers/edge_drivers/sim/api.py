@@ -36,9 +36,15 @@ the agent's simulated room: sensors measuring the same quantity follow one truth
 
 What the agent guarantees a registered simulator: its entry point is loaded once per
 process, on its own; one that fails to import, is not callable, names no installed
-driver, is a class of the wrong kind for its driver's bus, or repeats a driver name
-already taken is listed by ``edge-agent drivers`` with the reason and never stops the
-agent.  It is called once per simulated sensor (an I2C simulator once per address).
+driver, or is a class of the wrong kind for its driver's bus is listed by ``edge-agent
+drivers`` with the reason and never stops the agent.  When several simulators name one
+driver, whatever the order of ``sys.path``, the one from the package that provides the
+driver in use wins, then the built-in ``edge-drivers``, then the first by distribution
+name; a simulator registered beside a driver that lost its name to another package's is
+not used either.  The others are listed as not used, with both packages named.  It is
+called once per simulated sensor (an I2C simulator once per address; the device it
+returns must be at that address).  ``edge-agent scan --bus sim`` says which simulators it
+left off its board and why.
 
 What a host needs to run simulators (the agent's ``bus = "sim"``, a script, a test) is
 here too, so it never reaches into the modules below:
