@@ -120,7 +120,7 @@ class LoggingSettings(_Section):
 
 
 class HealthSettings(_Section):
-    """The per-sensor circuit breaker (see edge_agent/sensor_health.py)."""
+    """The per-sensor circuit breaker (see edge_agent/sampling/health.py)."""
 
     open_after: int = Field(5, ge=1, description="Consecutive errors that mark a sensor failed")
     probe_after: Duration = Field(30.0, gt=0, description="First probe of a failed sensor; doubles each time")
