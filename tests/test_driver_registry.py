@@ -156,7 +156,7 @@ def test_good_and_broken_simulator_entry_points() -> None:
     assert errors["missing"].startswith("ModuleNotFoundError")
     assert "is a int, not a simulator factory" in errors["notafactory"]
     assert registry.names() == ["fakei2c", "fakeplain", "fakeserial"]  # drivers are unaffected
-    assert registry.no_simulator("fakeplain").startswith("has a simulator that could not be loaded")
+    assert registry.no_simulator("fakeplain").startswith("has a simulator that cannot be used")
     assert build_registry(FAKE_DRIVERS).no_simulator("fakeplain") == "ships no simulator"
 
 
@@ -304,7 +304,7 @@ def test_the_demo_board_says_which_simulators_it_left_off_and_why() -> None:
     ]
     unloadable = build_registry(FAKE_DRIVERS, [sim_ep("fakei2c", "no_such_module_xyz:Sim")])
     (missing,) = simulated_demo_board(unloadable).left_off
-    assert str(missing).startswith("fakei2c at 0x10: its simulator could not be loaded (ModuleNotFoundError")
+    assert str(missing).startswith("fakei2c at 0x10: its simulator cannot be used (ModuleNotFoundError")
 
 
 def test_a_simulator_must_build_its_device_at_the_address_it_is_given() -> None:

@@ -151,9 +151,7 @@ def simulated_demo_board(registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOC
         if registry.simulator(name) is None:
             problem = registry.simulator_problem(name)
             if problem is not None:
-                board.left_off.append(
-                    LeftOff(name, address, f"its simulator could not be loaded ({problem})")
-                )
+                board.left_off.append(LeftOff(name, address, f"its simulator cannot be used ({problem})"))
             continue
         if address in placed:
             board.left_off.append(

@@ -85,7 +85,8 @@ class DriverRegistry:
         return found.factory if found is not None else None
 
     def simulator_problem(self, driver: str) -> str | None:
-        """Why ``driver``'s simulator could not be loaded; None if none was registered for it."""
+        """Why the simulator registered for ``driver`` cannot be used (it failed to load or one
+        of its checks); None if none was registered for it.  Only asked when none is used."""
         for broken in self.broken:
             if broken.kind == "simulator" and broken.name == driver:
                 return broken.error
@@ -94,11 +95,7 @@ class DriverRegistry:
     def no_simulator(self, driver: str) -> str:
         """Why ``driver`` has no simulator, for an error message (``ships no simulator``)."""
         problem = self.simulator_problem(driver)
-        return (
-            "ships no simulator"
-            if problem is None
-            else f"has a simulator that could not be loaded ({problem})"
-        )
+        return "ships no simulator" if problem is None else f"has a simulator that cannot be used ({problem})"
 
     def names(self) -> list[str]:
         return sorted(self.drivers)
