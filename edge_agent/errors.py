@@ -21,7 +21,7 @@
      └── StatusUnavailable   (edge_agent.service.status_server) ``edge-agent status``
                              found no running daemon, or a reply that is not a status
 
-Sensor failures are :class:`edge_drivers.errors.DriverError` (the drivers package stands on
+Sensor failures are :class:`edge_drivers.api.DriverError` (the drivers package stands on
 its own and has its own tree); the agent catches them per sensor.
 """
 

@@ -90,3 +90,11 @@ FAKE_PLAIN = DriverSpec(
     addresses=(0x30,),
     options=PlainOptions,
 )
+# A third party's driver that claims a built-in driver's name: the built-in keeps it.
+FAKE_SHT3X = DriverSpec(
+    name="sht3x", bus="i2c", quantities=(Quantity("level_m", "m"),), factory=FakeSensor, addresses=(0x44,)
+)
+# A driver whose first address is the fake I2C driver's: the demo board has room for one.
+FAKE_CLASH = DriverSpec(
+    name="fakeclash", bus="i2c", quantities=(Quantity("level_m", "m"),), factory=FakeSensor, addresses=(0x10,)
+)

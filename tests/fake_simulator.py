@@ -36,3 +36,13 @@ def make_wrong(address: int, *, clock: Clock, seed: int | None) -> SilentSerial:
 
 
 NOT_A_FACTORY = 42
+
+
+def make_elsewhere(address: int, *, clock: Clock, seed: int | None) -> SimulatedFake:
+    """A factory that ignores the address it is given."""
+    return SimulatedFake(address + 1, clock=clock, seed=seed)
+
+
+def make_failing(address: int, *, clock: Clock, seed: int | None) -> SimulatedFake:
+    """A factory that fails when it is called."""
+    raise RuntimeError("no room in the simulated cabinet")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
-from importlib.metadata import EntryPoint
+from importlib.metadata import Distribution, EntryPoint, distribution
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ import pytest
 from edge_agent.daemon.main import Daemon
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling import registry as driver_registry
-from edge_agent.sampling.hardware import Hardware, simulated_demo_board
+from edge_agent.sampling.hardware import Hardware, LeftOff, simulated_demo_board
 from edge_agent.sampling.registry import (
     ENTRY_POINT_GROUP,
     SIMULATOR_ENTRY_POINT_GROUP,
+    DriverRegistry,
     build_registry,
     load_registry,
 )
@@ -43,6 +45,37 @@ FAKE_DRIVERS = [
 ]
 
 
+def installed(
+    tmp_path: Path, name: str, version: str, *, drivers: str = "", simulators: str = ""
+) -> tuple[list[EntryPoint], list[EntryPoint]]:
+    """The driver and simulator entry points of a distribution as pip would install it.
+
+    ``drivers`` / ``simulators`` are lines of ``entry_points.txt`` (``name = module:attr``);
+    the entry points know their distribution, as those of ``entry_points()`` do.
+    """
+    info = tmp_path / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\n{drivers}\n\n[{SIMULATOR_ENTRY_POINT_GROUP}]\n{simulators}\n"
+    )
+    found = Distribution.at(info).entry_points
+    return list(found.select(group=ENTRY_POINT_GROUP)), list(found.select(group=SIMULATOR_ENTRY_POINT_GROUP))
+
+
+def built_in() -> tuple[list[EntryPoint], list[EntryPoint]]:
+    found = distribution("edge-drivers").entry_points
+    return list(found.select(group=ENTRY_POINT_GROUP)), list(found.select(group=SIMULATOR_ENTRY_POINT_GROUP))
+
+
+def every_order(*packages: tuple[list[EntryPoint], list[EntryPoint]]) -> list[DriverRegistry]:
+    """The registry built with the packages found in every order (as sys.path may list them)."""
+    return [
+        build_registry([e for drivers, _ in order for e in drivers], [e for _, sims in order for e in sims])
+        for order in itertools.permutations(packages)
+    ]
+
+
 def test_good_and_broken_entry_points() -> None:
     registry = build_registry(
         [
@@ -58,7 +91,9 @@ def test_good_and_broken_entry_points() -> None:
     assert errors["missing"].startswith("ModuleNotFoundError")
     assert "not a edge_drivers.api.DriverSpec" in errors["notaspec"]
     assert "declares 'fakeserial'" in errors["renamed"]
-    assert any("already provided" in b.error for b in registry.broken if b.name == "fakei2c")
+    duplicate = next(b for b in registry.broken if b.name == "fakei2c")
+    assert "driver name 'fakei2c' is provided by both unknown" in duplicate.error
+    assert duplicate.used_instead == "unknown"
 
 
 def test_built_in_drivers_register_through_entry_points() -> None:
@@ -110,7 +145,10 @@ def test_good_and_broken_simulator_entry_points() -> None:
     assert registry.simulators["fakei2c"].entry_point == "tests.fake_simulator:SimulatedFake"
     errors = {b.name: b.error for b in registry.broken if b.kind == "simulator"}
     assert "is not a SimulatedI2CDevice, which the i2c driver 'fakeplain' needs" in errors["fakeplain"]
-    assert "a simulator for 'fakei2c' is already provided by" in errors["fakei2c"]
+    assert (
+        "a simulator for 'fakei2c' is provided by both unknown (tests.fake_simulator:SimulatedFake)"
+        in (errors["fakei2c"])
+    )
     assert errors["fakei2"] == (
         "entry point is named 'fakei2' but no driver of that name is installed (did you mean 'fakei2c'?)"
     )
@@ -118,7 +156,7 @@ def test_good_and_broken_simulator_entry_points() -> None:
     assert errors["missing"].startswith("ModuleNotFoundError")
     assert "is a int, not a simulator factory" in errors["notafactory"]
     assert registry.names() == ["fakei2c", "fakeplain", "fakeserial"]  # drivers are unaffected
-    assert registry.no_simulator("fakeplain").startswith("has a simulator that could not be loaded")
+    assert registry.no_simulator("fakeplain").startswith("has a simulator that cannot be used")
     assert build_registry(FAKE_DRIVERS).no_simulator("fakeplain") == "ships no simulator"
 
 
@@ -138,8 +176,145 @@ def test_a_factory_function_is_checked_when_it_is_called() -> None:
     wrong = SensorSettings(name="plain", driver="fakeplain", bus="sim", address=0x30)
     with pytest.raises(HardwareOpenError, match="made a SilentSerial, not a SimulatedI2CDevice"):
         hardware.open_sensor(wrong)
-    # The demo board of `scan --bus sim` leaves a broken simulator off instead of failing.
-    assert sorted(simulated_demo_board(registry).devices) == [0x10]
+    # The demo board of `scan --bus sim` leaves a broken simulator off instead of failing, and says so.
+    board = simulated_demo_board(registry)
+    assert sorted(board.bus.devices) == [0x10]
+    assert board.left_off == [
+        LeftOff(
+            "fakeplain", 0x30, "the simulator of 'fakeplain' made a SilentSerial, not a SimulatedI2CDevice"
+        )
+    ]
+
+
+def test_a_third_party_simulator_never_displaces_a_built_in_one(tmp_path: Path) -> None:
+    """Whichever order sys.path finds them in, the built-in SHT3x simulator stays, and 0x44 is on the board."""
+    acme = installed(tmp_path, "acme-sim", "1.0", simulators="sht3x = tests.fake_simulator:SimulatedFake")
+    for registry in every_order(built_in(), acme):
+        used = registry.simulators["sht3x"]
+        assert used.provider.startswith("edge-drivers ")
+        assert used.entry_point == "edge_drivers.sim.sht3x:SimulatedSHT3x"
+        (loser,) = registry.broken
+        assert (loser.kind, loser.name, loser.provider) == ("simulator", "sht3x", "acme-sim 1.0")
+        assert loser.used_instead is not None and loser.used_instead.startswith("edge-drivers ")
+        assert loser.error == (
+            f"a simulator for 'sht3x' is provided by both {used.provider} (edge_drivers.sim.sht3x:SimulatedSHT3x) "
+            f"and acme-sim 1.0 (tests.fake_simulator:SimulatedFake); {used.provider}'s is used: "
+            "the built-in edge-drivers wins over other packages"
+        )
+        board = simulated_demo_board(registry, clock=ManualClock())
+        assert 0x44 in board.bus.devices and board.left_off == []
+
+
+def test_a_third_party_driver_never_displaces_a_built_in_one(tmp_path: Path) -> None:
+    acme = installed(
+        tmp_path,
+        "acme-sensors",
+        "2.0",
+        drivers="sht3x = tests.fake_driver:FAKE_SHT3X",
+        simulators="sht3x = tests.fake_simulator:make_fake",
+    )
+    for registry in every_order(built_in(), acme):
+        assert registry.drivers["sht3x"].entry_point == "edge_drivers.sht3x:DRIVER"
+        assert registry.simulators["sht3x"].entry_point == "edge_drivers.sim.sht3x:SimulatedSHT3x"
+        driver, simulator = registry.broken  # drivers are listed first
+        assert (driver.kind, driver.provider) == ("driver", "acme-sensors 2.0")
+        assert driver.error.startswith("driver name 'sht3x' is provided by both edge-drivers ")
+        assert "and acme-sensors 2.0 (tests.fake_driver:FAKE_SHT3X)" in driver.error
+        assert driver.error.endswith("the built-in edge-drivers wins over other packages")
+        # Its simulator models its own driver, not the built-in one, so it is not used either.
+        assert (simulator.kind, simulator.provider) == ("simulator", "acme-sensors 2.0")
+        assert simulator.error.startswith("its package's driver 'sht3x' is not used (edge-drivers ")
+
+
+def test_between_third_parties_the_first_by_distribution_name_wins(tmp_path: Path) -> None:
+    zeta = installed(
+        tmp_path,
+        "zeta-sensors",
+        "9.0",
+        drivers="fakei2c = tests.fake_driver:FAKE_I2C",
+        simulators="fakei2c = tests.fake_simulator:SimulatedFake",
+    )
+    alpha = installed(
+        tmp_path,
+        "Alpha_Sensors",
+        "1.0",
+        drivers="fakei2c = tests.fake_driver:FAKE_I2C",
+        simulators="fakei2c = tests.fake_simulator:make_fake",
+    )
+    for registry in every_order(zeta, alpha):
+        assert registry.drivers["fakei2c"].provider == "Alpha_Sensors 1.0"
+        assert registry.simulators["fakei2c"].entry_point == "tests.fake_simulator:make_fake"
+        assert [(b.kind, b.provider, b.used_instead) for b in registry.broken] == [
+            ("driver", "zeta-sensors 9.0", "Alpha_Sensors 1.0"),
+            ("simulator", "zeta-sensors 9.0", "Alpha_Sensors 1.0"),
+        ]
+        driver, simulator = registry.broken
+        assert driver.error == (
+            "driver name 'fakei2c' is provided by both Alpha_Sensors 1.0 (tests.fake_driver:FAKE_I2C) and "
+            "zeta-sensors 9.0 (tests.fake_driver:FAKE_I2C); Alpha_Sensors 1.0's is used: "
+            "between other packages, the first by distribution name wins"
+        )
+        assert simulator.error == (
+            "its package's driver 'fakei2c' is not used (Alpha_Sensors 1.0's is), so neither is its simulator"
+        )
+
+
+def test_a_drivers_own_package_provides_its_simulator_first(tmp_path: Path) -> None:
+    """A simulator-only package sorting first by name does not displace the driver's own simulator."""
+    tango = installed(
+        tmp_path,
+        "tango-sensors",
+        "1.0",
+        drivers="fakei2c = tests.fake_driver:FAKE_I2C",
+        simulators="fakei2c = tests.fake_simulator:make_fake",
+    )
+    sims = installed(tmp_path, "aaa-sims", "1.0", simulators="fakei2c = tests.fake_simulator:SimulatedFake")
+    for registry in every_order(tango, sims):
+        assert registry.simulators["fakei2c"].provider == "tango-sensors 1.0"
+        (loser,) = registry.broken
+        assert loser.provider == "aaa-sims 1.0"
+        assert loser.error.endswith("the package that provides the driver in use wins")
+    # Without one of its own, the driver takes the simulator-only package's.
+    (tmp_path / "alone").mkdir()
+    drivers, _ = installed(
+        tmp_path / "alone", "tango-sensors", "1.0", drivers="fakei2c = tests.fake_driver:FAKE_I2C"
+    )
+    registry = build_registry(drivers, sims[1])
+    assert registry.simulators["fakei2c"].provider == "aaa-sims 1.0" and registry.broken == []
+
+
+def test_the_demo_board_says_which_simulators_it_left_off_and_why() -> None:
+    registry = build_registry(
+        [
+            *FAKE_DRIVERS,
+            ep("fakeclash", "tests.fake_driver:FAKE_CLASH"),
+            ep("fakebroken", "tests.fake_driver:FAKE_I2C"),
+        ],
+        [
+            sim_ep("fakeclash", "tests.fake_simulator:make_fake"),
+            sim_ep("fakei2c", "tests.fake_simulator:make_fake"),
+            sim_ep("fakeplain", "tests.fake_simulator:make_failing"),
+        ],
+    )
+    board = simulated_demo_board(registry, clock=ManualClock())
+    assert sorted(board.bus.devices) == [0x10]
+    assert [str(missing) for missing in board.left_off] == [
+        "fakei2c at 0x10: the address is taken by fakeclash's simulator",
+        "fakeplain at 0x30: the simulator of 'fakeplain' failed: RuntimeError: no room in the simulated cabinet",
+    ]
+    unloadable = build_registry(FAKE_DRIVERS, [sim_ep("fakei2c", "no_such_module_xyz:Sim")])
+    (missing,) = simulated_demo_board(unloadable).left_off
+    assert str(missing).startswith("fakei2c at 0x10: its simulator cannot be used (ModuleNotFoundError")
+
+
+def test_a_simulator_must_build_its_device_at_the_address_it_is_given() -> None:
+    registry = build_registry(FAKE_DRIVERS, [sim_ep("fakei2c", "tests.fake_simulator:make_elsewhere")])
+    (missing,) = simulated_demo_board(registry).left_off
+    assert missing.reason == "the simulator of 'fakei2c' made a device at 0x11 when asked for 0x10"
+    hardware = Hardware(registry, clock=ManualClock())
+    with pytest.raises(HardwareOpenError, match="made a device at 0x12 when asked for 0x11"):
+        hardware.open_sensor(SensorSettings(name="level", driver="fakei2c", bus="sim", address=0x11))
+    assert hardware.sim_bus.devices == {}
 
 
 def test_daemon_start_discovers_entry_points_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,15 +418,66 @@ def test_third_party_simulator_registers_beside_its_driver(tmp_path: Path) -> No
     scan = run("scan", "--bus", "sim")
     assert scan.returncode == 0, scan.stderr
     assert "0x23" in scan.stdout and "ACME lux" in scan.stdout and "acmelux" in scan.stdout
-    assert "SHT3x" in scan.stdout  # the built-in simulators are still there
+    # The built-in simulators are still there, the BME280's included: PYTHONPATH puts acme-lux
+    # ahead of edge-drivers on sys.path, and the built-in one wins all the same.
+    assert "SHT3x" in scan.stdout and "BME280" in scan.stdout
+    assert scan.stderr == ""  # nothing left off
     drivers = run("drivers")
     row = next(line for line in drivers.stdout.splitlines() if " acmelux " in line)
     assert " yes " in row
-    # Two simulators for one driver: the first found is used (which one depends on the order
-    # of sys.path, as for drivers), the other is reported, and nothing else breaks.
+    bme280 = next(line for line in drivers.stdout.splitlines() if " bme280 " in line)
+    assert "acme-lux" not in bme280  # no "(simulator: acme-lux …)" under the built-in driver
+    # Two simulators for one driver: the built-in one is used, the other is listed with
+    # both packages and the rule, and nothing else breaks.
     duplicate = next(line for line in drivers.stderr.splitlines() if "simulator 'bme280'" in line)
-    assert "could not be loaded: a simulator for 'bme280' is already provided by" in duplicate
-    assert "acme-lux 1.2.3" in duplicate and "edge-drivers" in duplicate
+    assert duplicate.startswith(
+        "! simulator 'bme280' from acme-lux 1.2.3 (acme_lux_sim:SimulatedLux) is not used: a simulator "
+        "for 'bme280' is provided by both edge-drivers 0.1.0 (edge_drivers.sim.bme280:SimulatedBME280) and "
+        "acme-lux 1.2.3 (acme_lux_sim:SimulatedLux); edge-drivers 0.1.0's is used: the built-in "
+        "edge-drivers wins over other packages"
+    )
+
+
+def test_scan_sim_says_which_simulators_it_left_off_and_why(tmp_path: Path) -> None:
+    (tmp_path / "acme_gauge.py").write_text(
+        textwrap.dedent(
+            """
+            from edge_drivers.api import DriverSpec, Quantity
+
+            class Gauge:
+                def __init__(self, bus, address=0x2A, *, clock=None):
+                    self.bus, self.address = bus, address
+
+                def read(self):
+                    return {"level_m": 1.0}
+
+            def simulated_gauge(address, *, clock, seed=None):
+                raise RuntimeError("the gauge simulator is out of order")
+
+            DRIVER = DriverSpec(name="acmegauge", bus="i2c", quantities=(Quantity("level_m", "m"),),
+                                factory=Gauge, addresses=(0x2A,))
+            """
+        )
+    )
+    dist = tmp_path / "acme_gauge-0.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-gauge\nVersion: 0.3\n")
+    (dist / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nacmegauge = acme_gauge:DRIVER\n\n"
+        f"[{SIMULATOR_ENTRY_POINT_GROUP}]\nacmegauge = acme_gauge:simulated_gauge\n"
+        "sht3x = acme_gauge:simulated_gauge\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "200"}
+    scan = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "scan", "--bus", "sim"], capture_output=True, text=True, env=env
+    )
+    assert scan.returncode == 0, scan.stderr
+    assert "0x44" in scan.stdout and "SHT3x" in scan.stdout  # the built-in SHT3x simulator is used
+    assert "0x2a" not in scan.stdout
+    assert scan.stderr.splitlines() == [
+        "! left off the simulated bus: acmegauge at 0x2a: the simulator of 'acmegauge' failed: "
+        "RuntimeError: the gauge simulator is out of order"
+    ]
 
 
 def test_a_spec_takes_a_dataclass_or_a_pydantic_model_as_options() -> None:

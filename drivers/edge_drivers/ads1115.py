@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SMBusLike
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
@@ -204,6 +204,12 @@ class ChannelScaling(DriverOptions):
         for name in ("input_min", "input_max", "output_min", "output_max"):
             if not _is_number(getattr(self, name)):
                 raise OptionError(NAME, name, "must be a finite number", value=getattr(self, name))
+        # Each end finite is not enough: scale() divides by and multiplies with the spans.
+        for low, high in (("input_min", "input_max"), ("output_min", "output_max")):
+            if not math.isfinite(getattr(self, high) - getattr(self, low)):
+                raise OptionError(
+                    NAME, high, f"is too far from {low} to compute with", value=getattr(self, high)
+                )
         if not isinstance(self.clamp, bool):
             raise OptionError(NAME, "clamp", "must be true or false", value=self.clamp)
         for name in ("underrange_margin", "overrange_margin"):
@@ -333,7 +339,14 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float the driver can compute with: not a bool, NaN or infinite, nor an int
+    beyond a float's range (``math.isfinite(10**400)`` raises ``OverflowError``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # -- Driver --------------------------------------------------------------------------------
@@ -353,7 +366,14 @@ class ADS1115:
         data_rate: int = 128,
         scaling: Sequence[ChannelScaling | Mapping[str, Any]] = (),
     ) -> None:
-        opts = Options(channels=tuple(channels), gain=gain, data_rate=data_rate, scaling=_scalings(scaling))
+        # The values go to Options as given: its checks come before any conversion (tuple(5)
+        # would be a TypeError), and it stores them normalised (tuples, ChannelScaling).
+        opts = Options(
+            channels=cast(tuple[int, ...], channels),
+            gain=gain,
+            data_rate=data_rate,
+            scaling=cast(tuple[ChannelScaling, ...], scaling),
+        )
         self._bus = bus
         self._address = address
         self._clock = clock

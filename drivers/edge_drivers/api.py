@@ -20,7 +20,14 @@ What a driver gives its callers:
   a fix has no position) is left out, never returned as a fake number.
 * Every failure of the sensor or its bus is a :class:`DriverError` subclass, with the
   foreign exception chained (``raise BusError.from_os_error(what, exc) from exc``).
-  A bad option is an :class:`OptionError` (a ``ValueError``) naming it.
+* A bad option value — of the wrong type (``channels=5``, ``None``, ``"4"`` where a
+  number goes), out of range, or too large to compute with — is an :class:`OptionError`
+  (a ``ValueError``) naming the option, raised before the driver touches the bus or
+  converts the value, whether the class is called by the agent or by a script.  An
+  unknown keyword given to the driver class is Python's own ``TypeError`` ("unexpected
+  keyword argument"): the classes keep explicit keyword signatures for IDEs and type
+  checkers.  The options class (on :class:`DriverOptions`) turns an unknown keyword into
+  an :class:`OptionError` with the closest name; the agent's config check reports that.
 * Drivers are synchronous and blocking (they sleep for conversion times through the
   injected ``clock``).  They never touch an event loop.
 * The bus or port is injected: an I2C driver class takes ``(bus, address, *, clock,
@@ -46,8 +53,13 @@ What a driver may additionally offer (opt-in):
 What the agent (``edge-agent``) guarantees a registered driver:
 
 * Entry points are loaded once per process, each on its own: one that fails to import,
-  is not a :class:`DriverSpec`, is named differently from its spec or repeats a name
-  already taken is listed by ``edge-agent drivers`` with the reason, and the others work.
+  is not a :class:`DriverSpec` or is named differently from its spec is listed by
+  ``edge-agent drivers`` with the reason, and the others work.
+* A driver name is one driver's, whatever the order of ``sys.path``: when two packages
+  register the same name, the built-in ``edge-drivers`` keeps it, and between other
+  packages the first by distribution name wins; the other is listed as not used, with
+  both packages named.  Choose a name of your own (``acme_bh1750`` rather than a bare
+  chip name another package may also use).
 * The config's options table is validated against ``options`` before the class is
   called: unknown keys are errors (also inside nested dataclasses), an
   :class:`OptionError` is reported at its path (``sensors[2].options.scaling[0].quantity``),

@@ -336,8 +336,13 @@ class Options(DriverOptions):
             ("iir_filter", tuple(FILTER_CODES)),
         ):
             value = getattr(self, option)
-            if isinstance(value, bool) or value not in allowed:
-                hint = " (pressure and humidity compensation need temperature)" if value == 0 else ""
+            # The type first: 4.0 == 4 and True == 1, so membership alone would let them through.
+            if not isinstance(value, int) or isinstance(value, bool) or value not in allowed:
+                hint = (
+                    " (pressure and humidity compensation need temperature)"
+                    if isinstance(value, int) and value == 0
+                    else ""
+                )
                 choices = ", ".join(str(a) for a in allowed)
                 raise OptionError(NAME, option, f"must be one of {choices}{hint}", value=value)
 
@@ -364,7 +369,8 @@ class BME280:
         iir_filter: int = 0,
     ) -> None:
         if address not in ADDRESSES:
-            raise ValueError(f"address 0x{address:02x} is not a BME280 address (0x76 or 0x77)")
+            where = f"0x{address:02x}" if isinstance(address, int) else repr(address)
+            raise ValueError(f"address {where} is not a BME280 address (0x76 or 0x77)")
         # The rules live in Options, so a script and the agent's config check see the same errors.
         Options(
             oversampling_temperature=oversampling_temperature,

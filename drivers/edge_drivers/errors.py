@@ -103,12 +103,32 @@ class OptionError(ValueError):
             return f"{self.driver} options: {self.reason}"
         where = option_path(self.path)
         if self.value is not _NO_VALUE:
-            where += f"={self.value!r}"
+            where += f"={_shown(self.value)}"
         return f"{self.driver} option {where}: {self.reason}"
 
     def within(self, *prefix: str | int) -> OptionError:
         """The same error for an option nested under ``prefix`` (``scaling``, 0)."""
         return OptionError(self.driver, (*prefix, *self.path), self.reason, value=self.value)
+
+
+_SHOWN_MAX = 60
+"""Characters of a value quoted in a message: enough to recognise it, not to reproduce it."""
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message, shortened; never raises.
+
+    The value is the caller's, of any type: ``repr`` of an int beyond
+    ``sys.get_int_max_str_digits()`` (``10**5000``) raises ``ValueError``, and an object's
+    own ``__repr__`` may fail in any way.  An error about a bad value must not fail itself.
+    """
+    try:
+        text = repr(value)
+    except Exception:  # see above: the error being built must still be raised
+        if isinstance(value, int):
+            return f"<an integer of {value.bit_length()} bits>"
+        return f"<a {type(value).__name__} that cannot be printed>"
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 1] + "…"
 
 
 def option_path(path: Sequence[str | int]) -> str:

@@ -20,7 +20,6 @@ Pure code does the parsing: :func:`parse_sentence` for one line and
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -448,6 +447,11 @@ class _Epoch:
         return self.rmc if same else None
 
 
+MAX_TIMEOUT_S = 3600.0
+"""The longest timeout_s: a receiver sends sentences every second even without a fix, so a
+wait beyond an hour is a typo, and a huge one would leave a sensor's thread waiting forever."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options(DriverOptions):
     """Options of :class:`NMEAGPS` (``[sensors.options]`` in the config)."""
@@ -466,8 +470,18 @@ class Options(DriverOptions):
 
     def __post_init__(self) -> None:
         seconds = self.timeout_s
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
-            raise OptionError(NAME, "timeout_s", "must be a positive number of seconds", value=seconds)
+        # Bounded above: a huge int passes ``< math.inf`` and then overflows the deadline.
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds <= MAX_TIMEOUT_S
+        ):
+            raise OptionError(
+                NAME,
+                "timeout_s",
+                f"must be a positive number of seconds, at most {MAX_TIMEOUT_S:g}",
+                value=seconds,
+            )
         if not isinstance(self.require_checksum, bool):
             raise OptionError(NAME, "require_checksum", "must be true or false", value=self.require_checksum)
 

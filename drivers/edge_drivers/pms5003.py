@@ -285,6 +285,11 @@ class FrameReader:
 # -- the driver ---------------------------------------------------------------------------
 
 
+MAX_WAIT_S = 3600.0
+"""The longest timeout_s or warmup_s: a wait beyond an hour is a typo, and a huge one would
+overflow the clock's sleep or leave a sensor's thread waiting forever."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Options(DriverOptions):
     """Options of :class:`PMS5003` (``[sensors.options]`` in the config)."""
@@ -307,16 +312,28 @@ class Options(DriverOptions):
     def __post_init__(self) -> None:
         if self.mode not in ("active", "passive"):
             raise OptionError(NAME, "mode", "must be 'active' or 'passive'", value=self.mode)
-        if not (_is_number(self.timeout_s) and self.timeout_s > 0):
-            raise OptionError(NAME, "timeout_s", "must be a positive number of seconds", value=self.timeout_s)
-        if not (_is_number(self.warmup_s) and self.warmup_s >= 0):
+        if not (_is_number(self.timeout_s) and 0 < self.timeout_s <= MAX_WAIT_S):
             raise OptionError(
-                NAME, "warmup_s", "must be zero or a positive number of seconds", value=self.warmup_s
+                NAME,
+                "timeout_s",
+                f"must be a positive number of seconds, at most {MAX_WAIT_S:g}",
+                value=self.timeout_s,
+            )
+        if not (_is_number(self.warmup_s) and 0 <= self.warmup_s <= MAX_WAIT_S):
+            raise OptionError(
+                NAME, "warmup_s", f"must be from 0 to {MAX_WAIT_S:g} seconds", value=self.warmup_s
             )
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float the driver can compute with: not a bool, NaN or infinite, nor an int
+    beyond a float's range (``math.isfinite(10**400)`` raises ``OverflowError``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class PMS5003:

@@ -20,7 +20,7 @@ from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.registry import load_registry
 from edge_agent.sampling.worker import SensorAccess
 from edge_agent.settings import SensorSettings, Settings
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError
 
 EX_USAGE = 64
 """sysexits.h: the command was used wrongly (unknown test or sensor, bad value)."""

@@ -40,7 +40,7 @@ from edge_agent.cli.cal_common import calibration_store, fail, known_sensor, ope
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, escape, load_config
 from edge_agent.settings import SensorSettings
 from edge_agent.units import parse_duration
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -25,5 +25,7 @@ def drivers() -> None:
         table.add_row(escape(name), spec.bus, addresses, quantities, sim, escape(provider))
     console.print(table)
     for broken in registry.broken:
-        message = f"{broken.kind} {broken.name!r} from {broken.provider} ({broken.entry_point}) could not be loaded: {broken.error}"
+        # A conflict's loser loaded fine; saying "could not be loaded" would send its author hunting.
+        outcome = "is not used" if broken.used_instead is not None else "could not be loaded"
+        message = f"{broken.kind} {broken.name!r} from {broken.provider} ({broken.entry_point}) {outcome}: {broken.error}"
         err_console.print(f"[yellow]![/] {escape(message)}", highlight=False)

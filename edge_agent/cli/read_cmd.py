@@ -16,8 +16,7 @@ from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.settings import SensorSettings
-from edge_drivers.api import Sensor
-from edge_drivers.errors import BusError, DriverError
+from edge_drivers.api import BusError, DriverError, Sensor
 
 if TYPE_CHECKING:
     from rich.table import Table

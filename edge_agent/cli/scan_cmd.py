@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.cli.common import console, err_console, load_config
+from edge_agent.cli.common import console, err_console, escape, load_config
 from edge_agent.errors import HardwareOpenError
-from edge_agent.sampling.hardware import Hardware, open_i2c_bus, simulated_demo_board
+from edge_agent.sampling.hardware import Hardware, LeftOff, open_i2c_bus, simulated_demo_board
 from edge_agent.sampling.registry import load_registry
 from edge_agent.sampling.scanner import FIRST_ADDRESS, LAST_ADDRESS, ScanHit, scan
 from edge_agent.settings import SIM
@@ -44,16 +44,23 @@ def scan_command(
     registry = load_registry()
     hardware: Hardware | None = None
     target: SMBusLike
+    left_off: list[LeftOff] = []
     if bus == SIM:
         if config is None:
-            target = simulated_demo_board(registry)
+            board = simulated_demo_board(registry)
+            target, left_off = board.bus, board.left_off
         else:
             settings = load_config(config)
             hardware = Hardware(registry)
             for sensor in settings.sensors:
                 found = registry.get(sensor.driver)
                 if sensor.bus == SIM and sensor.address is not None and found is not None:
-                    hardware.simulated_device(found.spec, sensor.address)
+                    try:
+                        hardware.simulated_device(found.spec, sensor.address)
+                    except HardwareOpenError as exc:  # a plug-in's simulator: the others are still scanned
+                        left_off.append(
+                            LeftOff(sensor.driver, sensor.address, f"sensor {sensor.name!r}: {exc}")
+                        )
             target = hardware.sim_bus
     else:
         try:
@@ -85,3 +92,6 @@ def scan_command(
         else:
             table.add_row(f"0x{hit.address:02x}", "[dim]unknown device[/]", "-")
     console.print(table)
+    # After the table, on stderr: a chip missing from the map is explained, never silently absent.
+    for missing in left_off:
+        err_console.print(f"[yellow]![/] left off the simulated bus: {escape(str(missing))}", highlight=False)

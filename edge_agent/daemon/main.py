@@ -51,8 +51,7 @@ from edge_agent.service.status_server import StatusServer, status_socket
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
 from edge_agent.settings import MQTTSettings, SensorSettings, Settings
 from edge_agent.uplink import Forwarder
-from edge_drivers.api import Sensor
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError, Sensor
 from edge_protocol.wire import boot_id
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ unknown keys silently, and refuses a config of its own for dataclasses.)  A pyda
 model keeps its own config.
 
 The dataclass's ``__post_init__`` runs inside the validation; an
-:class:`~edge_drivers.errors.OptionError` it raises carries the option's path, which is
+:class:`~edge_drivers.api.OptionError` it raises carries the option's path, which is
 added to where pydantic was, so the config check names the field
 (``sensors[2].options.scaling[0].quantity``) and not just the table.
 """

@@ -2,19 +2,21 @@
 
 One ``SMBus`` per bus number, shared by every sensor on it and guarded by a lock
 (smbus2 objects are not thread-safe, and the daemon reads sensors from worker
-threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.SimulatedSMBus` on which
-each configured sensor gets its driver's simulator at its address; ``port = "sim://"``
-is a :class:`~edge_drivers.sim.SimulatedSerial` wired to the driver's serial simulator
-(``sim://NAME`` picks another driver's).  Simulators come from the registry's
-``edge_agent.simulators`` entry points, not from the drivers.
+threads).  ``bus = "sim"`` is a single :class:`~edge_drivers.sim.api.SimulatedSMBus` on
+which each configured sensor gets its driver's simulator at its address; ``port =
+"sim://"`` is a :class:`~edge_drivers.sim.api.SimulatedSerial` wired to the driver's serial
+simulator (``sim://NAME`` picks another driver's).  Simulators come from the registry's
+``edge_agent.simulators`` entry points, not from the drivers.  Like every agent module,
+this one uses the drivers library through its two stable modules only,
+``edge_drivers.api`` and ``edge_drivers.sim.api``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from smbus2 import i2c_msg
@@ -22,10 +24,14 @@ from smbus2 import i2c_msg
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
-from edge_drivers.api import DriverSpec, Sensor, SerialLike, SMBusLike
-from edge_drivers.clock import SYSTEM_CLOCK, Clock
-from edge_drivers.sim import Environment, SimulatedSerial, SimulatedSMBus
-from edge_drivers.sim.api import SerialDeviceModel, SimulatedI2CDevice
+from edge_drivers.api import SYSTEM_CLOCK, Clock, DriverSpec, Sensor, SerialLike, SMBusLike
+from edge_drivers.sim.api import (
+    Environment,
+    SerialDeviceModel,
+    SimulatedI2CDevice,
+    SimulatedSerial,
+    SimulatedSMBus,
+)
 
 SERIAL_TIMEOUT_S = 1.0
 
@@ -109,19 +115,56 @@ def open_serial_port(port: str, baudrate: int) -> SerialLike:
     return opened
 
 
-def simulated_demo_board(registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOCK) -> SimulatedSMBus:
+@dataclass(frozen=True)
+class LeftOff:
+    """A simulator that is not on a simulated bus, and why."""
+
+    driver: str
+    address: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.driver} at 0x{self.address:02x}: {self.reason}"
+
+
+@dataclass
+class DemoBoard:
+    """The simulated bus of ``edge-agent scan --bus sim``, and what could not be put on it."""
+
+    bus: SimulatedSMBus
+    left_off: list[LeftOff] = field(default_factory=list)
+
+
+def simulated_demo_board(registry: DriverRegistry, *, clock: Clock = SYSTEM_CLOCK) -> DemoBoard:
     """A simulated bus with every I2C driver's simulator at its first address.
 
-    A simulator plug-in that fails to build its device is left off the board: the demo
-    shows the others rather than nothing.
+    A simulator that cannot be used (its plug-in failed to load or to build its device, or
+    another driver's simulator already sits at that address) is left off: the demo shows
+    the others rather than nothing, and ``left_off`` says which ones and why, so a missing
+    chip is never a silent surprise.  A driver that ships no simulator is not listed.
     """
-    bus = SimulatedSMBus(SIM)
+    board = DemoBoard(SimulatedSMBus(SIM))
+    placed: dict[int, str] = {}
     for found in registry.i2c_drivers():
+        name = found.spec.name
         address = found.spec.addresses[0]
-        if registry.simulator(found.spec.name) is not None and address not in bus.devices:
-            with contextlib.suppress(HardwareOpenError):
-                bus.attach(build_i2c_simulator(registry, found.spec.name, address, clock=clock))
-    return bus
+        if registry.simulator(name) is None:
+            problem = registry.simulator_problem(name)
+            if problem is not None:
+                board.left_off.append(LeftOff(name, address, f"its simulator cannot be used ({problem})"))
+            continue
+        if address in placed:
+            board.left_off.append(
+                LeftOff(name, address, f"the address is taken by {placed[address]}'s simulator")
+            )
+            continue
+        try:
+            board.bus.attach(build_i2c_simulator(registry, name, address, clock=clock))
+        except HardwareOpenError as exc:
+            board.left_off.append(LeftOff(name, address, str(exc)))
+            continue
+        placed[address] = name
+    return board
 
 
 def build_i2c_simulator(
@@ -135,6 +178,11 @@ def build_i2c_simulator(
     if not isinstance(device, SimulatedI2CDevice):
         raise HardwareOpenError(
             f"the simulator of {driver!r} made a {type(device).__name__}, not a SimulatedI2CDevice"
+        )
+    if device.address != address:
+        # Attached anyway it would sit at an address nobody configured, or collide with another.
+        raise HardwareOpenError(
+            f"the simulator of {driver!r} made a device at 0x{device.address:02x} when asked for 0x{address:02x}"
         )
     return device
 

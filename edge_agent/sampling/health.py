@@ -40,8 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from edge_agent.errors import HardwareOpenError
-from edge_drivers.api import Sensor
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError, Sensor
 
 if TYPE_CHECKING:
     from edge_agent.sampling.sampler import SensorLoop

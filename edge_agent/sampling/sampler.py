@@ -21,8 +21,7 @@ from typing import Any, Protocol, TypeVar
 from edge_agent.events import NewEvent
 from edge_agent.sampling.clock_sync import ClockWatch
 from edge_agent.sampling.worker import SensorAccess
-from edge_drivers.api import Sensor
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError, Sensor
 
 T = TypeVar("T")
 

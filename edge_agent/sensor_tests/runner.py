@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from edge_agent.sensor_tests.config import TestSettings
 from edge_agent.sensor_tests.kinds import CannotJudge, TestContext, run_kind
 from edge_agent.sensor_tests.result import TestResult, Trigger, Verdict
-from edge_drivers.errors import DriverError
+from edge_drivers.api import DriverError
 
 log = logging.getLogger(__name__)
 

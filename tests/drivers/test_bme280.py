@@ -1,4 +1,5 @@
-"""Tests of the BME280/BMP280 driver (drivers/bme280.py) and its simulator (drivers/sim/bme280.py)."""
+"""Tests of the BME280/BMP280 driver (drivers/edge_drivers/bme280.py) and its simulator
+(drivers/edge_drivers/sim/bme280.py)."""
 
 from __future__ import annotations
 

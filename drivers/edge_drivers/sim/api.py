@@ -36,13 +36,34 @@ the agent's simulated room: sensors measuring the same quantity follow one truth
 
 What the agent guarantees a registered simulator: its entry point is loaded once per
 process, on its own; one that fails to import, is not callable, names no installed
-driver, is a class of the wrong kind for its driver's bus, or repeats a driver name
-already taken is listed by ``edge-agent drivers`` with the reason and never stops the
-agent.  It is called once per simulated sensor (an I2C simulator once per address).
+driver, or is a class of the wrong kind for its driver's bus is listed by ``edge-agent
+drivers`` with the reason and never stops the agent.  When several simulators name one
+driver, whatever the order of ``sys.path``, the one from the package that provides the
+driver in use wins, then the built-in ``edge-drivers``, then the first by distribution
+name; a simulator registered beside a driver that lost its name to another package's is
+not used either.  The others are listed as not used, with both packages named.  It is
+called once per simulated sensor (an I2C simulator once per address; the device it
+returns must be at that address).  ``edge-agent scan --bus sim`` says which simulators it
+left off its board and why.
 
-What is stable: the names in ``__all__``.  ``SimulatedSMBus``, ``SimulatedSerial``,
-``BusFault`` and ``Environment`` (``edge_drivers.sim``) are the test bench around the
-simulators, for tests and scripts.
+What a host needs to run simulators (the agent's ``bus = "sim"``, a script, a test) is
+here too, so it never reaches into the modules below:
+
+* :class:`SimulatedSMBus` — an smbus2-compatible bus: ``SimulatedSMBus(bus="sim", *,
+  seed=None)``, ``attach(device)`` (returns it; ``ValueError`` if its address is taken),
+  ``detach(address)``, ``devices`` (address -> device), ``close()`` and the ``SMBus`` calls
+  of :class:`~edge_drivers.api.SMBusLike`; an address with no device NACKs (``OSError``).
+* :class:`SimulatedSerial` — a pyserial-compatible port on a :class:`SerialDeviceModel`:
+  ``SimulatedSerial(model, *, port="sim://", baudrate=9600, timeout=1.0, clock=SYSTEM_CLOCK,
+  seed=None)``, ``read``, ``readline``, ``write``, ``close()``
+  (:class:`~edge_drivers.api.SerialLike`).
+* :class:`Environment` — one simulated room: ``adopt(signals)`` makes every later
+  simulator's signal of a quantity follow the first one's truth.
+
+What is stable: the names in ``__all__``, with the signatures and meanings documented
+here.  The fault injection of the bus and port (``SimulatedSMBus.inject`` with a
+``BusFault``, ``SimulatedSerial.set_silent`` …, in ``edge_drivers.sim``) is the test
+bench of this repository's own tests and may change.
 """
 
 from __future__ import annotations
@@ -50,13 +71,15 @@ from __future__ import annotations
 from typing import Protocol
 
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
-from edge_drivers.sim.i2c_bus import RegisterDevice, SimulatedI2CDevice
-from edge_drivers.sim.serial_port import LineTransmitter, SerialDeviceModel
+from edge_drivers.sim.environment import Environment
+from edge_drivers.sim.i2c_bus import RegisterDevice, SimulatedI2CDevice, SimulatedSMBus
+from edge_drivers.sim.serial_port import LineTransmitter, SerialDeviceModel, SimulatedSerial
 from edge_drivers.sim.signals import Signal, SignalFaults
 
 __all__ = [
     "SYSTEM_CLOCK",
     "Clock",
+    "Environment",
     "I2CSimulatorFactory",
     "LineTransmitter",
     "RegisterDevice",
@@ -65,6 +88,8 @@ __all__ = [
     "Signal",
     "SignalFaults",
     "SimulatedI2CDevice",
+    "SimulatedSMBus",
+    "SimulatedSerial",
     "SimulatorFactory",
 ]
 
