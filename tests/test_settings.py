@@ -217,3 +217,16 @@ def test_parse_duration_rejects(bad: object) -> None:
 )
 def test_parse_size(text: object, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_a_file_that_cannot_be_read_or_parsed_is_one_problem_naming_it(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    deep = write(tmp_path, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problems(loop) == [f"{loop}: cannot read the file: Too many levels of symbolic links"]
+    assert problems(deep) == [f"{deep}: invalid TOML: arrays or tables nested too deeply"]
+    huge = write(tmp_path, "x = " + "1" * 5000 + "\n")  # tomllib lets int()'s ValueError through
+    (problem,) = problems(huge)
+    assert (
+        problem.startswith(f"{huge}: invalid TOML: Exceeds the limit (4300 digits)") and "sys." not in problem
+    )
