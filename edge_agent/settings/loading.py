@@ -25,8 +25,9 @@ from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.settings.checks import check_drivers, check_tests
 from edge_agent.settings.enrolled import apply_enrolled_identity
 from edge_agent.settings.environment import read_environment
+from edge_agent.settings.environment_problems import environment_problems
 from edge_agent.settings.models import Settings
-from edge_agent.settings.problems import environment_problems, validation_problems
+from edge_agent.settings.problems import validation_problems
 from edge_protocol.config_errors import read_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
