@@ -162,3 +162,15 @@ def test_config_check_prints_one_line_per_variable_that_does_not_take_effect() -
         "✗ environment variable EDGE_MQTT",
         "✗ environment variable EDGE_DEVICE",
     ], result.stderr
+
+
+def test_driver_and_test_checks_name_the_variable_that_set_the_sensors(tmp_path: Path) -> None:
+    sensors = [{"name": "level", "driver": "fakei2c", "bus": 1, "address": 0x11, "options": {"gain": -1}}]
+    tests = [{"name": "t", "sensor": "nope", "kind": "self_test"}]
+    found = problems(
+        write(tmp_path, GOOD), {"EDGE_SENSORS": json.dumps(sensors), "EDGE_TESTS": json.dumps(tests)}
+    )
+    assert [p.split(": ")[:2] for p in found] == [
+        ["environment variable EDGE_SENSORS", 'sensors[0].options.gain (sensor "level")'],
+        ["environment variable EDGE_TESTS", 'tests[0].sensor (test "t")'],
+    ]

@@ -70,6 +70,12 @@ def _problem(
     return ConfigProblem(source, format_path(loc) + named, message)
 
 
+def source_of(loc: tuple[str | int, ...], file: str, variables: Sequence[Variable]) -> str:
+    """Where the value at ``loc`` came from: the variable that set it (or a table above it), else the file."""
+    variable = _variable_of(loc, variables)
+    return variable.source if variable is not None else file
+
+
 def _variable_of(loc: tuple[str | int, ...], variables: Sequence[Variable]) -> Variable | None:
     """The variable that set the field at ``loc``, a table above it, or a key inside it."""
     where = tuple(str(p) for p in loc)
