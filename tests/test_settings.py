@@ -217,3 +217,161 @@ def test_parse_duration_rejects(bad: object) -> None:
 )
 def test_parse_size(text: object, size: int) -> None:
     assert parse_size(text) == size
+
+
+# Wrong types anywhere in a file are problems naming the file and the field, never a
+# traceback; checked with the real drivers, whose options are dataclasses validated by pydantic.
+REAL = """
+[device]
+id = "dev-1"
+
+[storage]
+state_dir = "state"
+
+[[sensors]]
+name = "climate"
+driver = "sht3x"
+bus = "sim"
+address = 0x44
+options = { repeatability = "high" }
+
+[[sensors]]
+name = "analog"
+driver = "ads1115"
+bus = "sim"
+address = 0x48
+[sensors.options]
+channels = [0, 1]
+gain = 4.096
+scaling = [
+  { channel = 0, quantity = "level_m", input_min = 0.6, input_max = 3.0, output_min = 0.0, output_max = 5.0 },
+]
+
+[[tests]]
+name = "level-range"
+sensor = "analog"
+kind = "range"
+schedule = "1m"
+limits = { level_m = [0.0, 5.0] }
+
+[[tests]]
+name = "climate-noise"
+sensor = "climate"
+kind = "noise"
+quantity = "temperature_c"
+samples = 5
+spacing = "200ms"
+max_std = 0.1
+
+[[tests]]
+name = "agree"
+sensor = "climate"
+kind = "agreement"
+quantity = "temperature_c"
+other = "analog"
+other_quantity = "level_m"
+tolerance = 1.0
+"""
+SCALING = REAL[REAL.index("scaling = [") : REAL.index("]\n", REAL.index("output_max")) + 1]
+HUGE = "1" + "0" * 40
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (SCALING, "scaling = 3", 'sensors[1].options.scaling (sensor "analog")'),
+        (SCALING, "scaling = true", 'sensors[1].options.scaling (sensor "analog")'),
+        (SCALING, "scaling = { a = 1 }", 'sensors[1].options.scaling (sensor "analog")'),
+        (SCALING, "scaling = [3, [1], {}]", 'sensors[1].options.scaling[0] (sensor "analog")'),
+        (
+            SCALING,
+            "scaling = [{ channel = [0], quantity = { a = [] } }]",
+            "sensors[1].options.scaling[0].channel",
+        ),
+        ("channels = [0, 1]", "channels = 5", 'sensors[1].options.channels (sensor "analog")'),
+        ("channels = [0, 1]", f"channels = [{HUGE}]", 'sensors[1].options.channels (sensor "analog")'),
+        ("gain = 4.096", "gain = [4.096]", 'sensors[1].options.gain (sensor "analog")'),
+        ("gain = 4.096", "gain = inf", 'sensors[1].options.gain (sensor "analog")'),
+        ('options = { repeatability = "high" }', "options = [1]", 'sensors[0].options (sensor "climate")'),
+        ('options = { repeatability = "high" }', "options = 3", 'sensors[0].options (sensor "climate")'),
+        ('repeatability = "high"', "repeatability = { a = { b = [1] } }", "sensors[0].options.repeatability"),
+        ("limits = { level_m = [0.0, 5.0] }", "limits = 3", 'tests[0].limits (test "level-range")'),
+        ("limits = { level_m = [0.0, 5.0] }", "limits = [[0, 1]]", 'tests[0].limits (test "level-range")'),
+        ("limits = { level_m = [0.0, 5.0] }", "limits = { level_m = 5 }", "tests[0].limits.level_m"),
+        (
+            "limits = { level_m = [0.0, 5.0] }",
+            "limits = { level_m = [[], {}] }",
+            "tests[0].limits.level_m[0]",
+        ),
+        ("limits = { level_m = [0.0, 5.0] }", "limits = { level_m = [0, 1, 2] }", "tests[0].limits.level_m"),
+        ('schedule = "1m"', "schedule = { every = 1 }", 'tests[0].schedule (test "level-range")'),
+        ('kind = "range"', "kind = [1]", 'tests[0] (test "level-range")'),
+        ("samples = 5", "samples = [5]", 'tests[1].samples (test "climate-noise")'),
+        ("samples = 5", f"samples = {HUGE}", 'tests[1].samples (test "climate-noise")'),
+        (
+            'quantity = "temperature_c"\nsamples',
+            "quantity = 3\nsamples",
+            'tests[1].quantity (test "climate-noise")',
+        ),
+        ('other = "analog"', "other = []", 'tests[2].other (test "agree")'),
+        ("tolerance = 1.0", 'tolerance = "close"', 'tests[2].tolerance (test "agree")'),
+    ],
+)
+def test_wrong_types_in_options_and_tests_are_problems_naming_file_and_field(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    assert old in REAL
+    path = write(tmp_path, REAL.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    found = [str(p) for p in info.value.problems]
+    assert all(p.startswith(f"{path}: ") for p in found), found
+    assert any(p.startswith(f"{path}: {field}") for p in found), found
+
+
+def test_invalid_scaling_does_not_make_the_tests_of_its_quantities_fail_too(tmp_path: Path) -> None:
+    # What an invalid scaling renames is unknown: "level_m" is not reported as missing.
+    path = write(tmp_path, REAL.replace(SCALING, "scaling = [{ channel = 9, quantity = 1 }]"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert not [p for p in info.value.problems if p.path.startswith("tests")], info.value.problems
+
+
+def test_a_file_that_cannot_be_read_or_parsed_is_one_problem_naming_it(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    deep = write(tmp_path, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problems(loop) == [f"{loop}: cannot read the file: Too many levels of symbolic links"]
+    assert problems(deep) == [f"{deep}: invalid TOML: arrays or tables nested too deeply"]
+    huge = write(tmp_path, "x = " + "1" * 5000 + "\n")  # tomllib lets int()'s ValueError through
+    (problem,) = problems(huge)
+    assert (
+        problem.startswith(f"{huge}: invalid TOML: Exceeds the limit (4300 digits)") and "sys." not in problem
+    )
+
+
+def test_a_path_that_cannot_be_resolved_is_a_problem_at_its_field(tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    text = GOOD.replace('state_dir = "state"', 'state_dir = "loop"')
+    (problem,) = problems(write(tmp_path, text))
+    assert problem.startswith(f"{tmp_path / 'edge-agent.toml'}: storage.state_dir: cannot be resolved:")
+    text = GOOD.replace('host = "broker.local"', 'host = "b"\n[mqtt.tls]\nca_file = "ca\\u0000.pem"')
+    (problem,) = problems(write(tmp_path, text))
+    assert problem.endswith("mqtt.tls.ca_file: a path cannot contain a NUL byte (\\u0000)")
+
+
+def test_config_check_prints_one_line_for_each_file_problem_and_exits_78(tmp_path: Path) -> None:
+    from tests.test_cli import EX_CONFIG, cli
+
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    scaling = tmp_path / "scaling.toml"
+    scaling.write_text(REAL.replace(SCALING, "scaling = 3"))
+    for path in (loop, deep, scaling):
+        result = cli("config", "check", "--config", str(path))
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("✗")]
+        assert len(lines) == 1 and lines[0].startswith(f"✗ {path}: "), result.stderr

@@ -9,7 +9,8 @@ package back, so ``from edge_agent.settings import X`` is safe from anywhere):
 
 * ``models``      the pydantic models of every section;
 * ``environment`` the ``EDGE_…`` variables, through pydantic-settings' environment source;
-* ``problems``    pydantic's and pydantic-settings' errors as ``ConfigProblem`` lines;
+* ``environment_problems`` the variables that do not take effect, as ``ConfigProblem`` lines;
+* ``problems``    pydantic's validation errors as ``ConfigProblem`` lines;
 * ``checks``      the cross-checks against the installed drivers, and of ``[[tests]]``;
 * ``enrolled``    the enrolled identity filling ``[mqtt.tls]`` when the file is silent;
 * ``loading``     file + environment, validation, checks: :func:`load_settings`.

@@ -5,7 +5,8 @@ registry: a sensor's driver exists, its bus fields fit the driver's bus kind, it
 address is one the chip can live at, its ``options`` table is valid against the
 driver's own model (:func:`check_drivers`); each ``[[tests]]`` names a sensor that
 exists and is enabled, quantities it reports, a driver with a self-test
-(:func:`check_tests`).  Every problem names the file and the field.
+(:func:`check_tests`).  Every problem names the field, and where its value came from: the
+file, or the ``EDGE_…`` variable that set the sensors or the tests.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from edge_agent.settings.models import SIM_PORT_SCHEME, SensorSettings, Settings
 from edge_agent.settings.problems import format_path
 from edge_protocol.config_errors import unknown_key
 
+Where = Callable[[tuple[str | int, ...]], str]
+"""Where the value at a field path came from: the file, or the variable that set it."""
+
 
 def check_drivers(
-    settings: Settings, source: str, registry: DriverRegistry
+    settings: Settings, where: Where, registry: DriverRegistry
 ) -> tuple[Settings, list[ConfigProblem]]:
     """Driver-dependent checks; returns settings with each ``options`` table normalised."""
     problems: list[ConfigProblem] = []
@@ -33,7 +37,7 @@ def check_drivers(
 
         def problem(field: str, message: str, i: int = i, name: str = sensor.name) -> None:
             path = f"sensors[{i}].{field}" + f' (sensor "{name}")'
-            problems.append(ConfigProblem(source, path, message))
+            problems.append(ConfigProblem(where(("sensors", i)), path, message))
 
         found = registry.get(sensor.driver)
         if found is None:
@@ -93,27 +97,36 @@ def _hex_list(addresses: tuple[int, ...]) -> str:
 
 
 def sensor_quantities(sensor: SensorSettings, registry: DriverRegistry) -> set[str] | None:
-    """The quantity names a configured sensor can report (None: its driver is unknown)."""
+    """The quantity names a configured sensor can report (None: unknown, its driver or options being invalid)."""
     found = registry.get(sensor.driver)
     if found is None:
         return None
     names = {q.name for q in found.spec.quantities}
     # Drivers that rename inputs (the ADS1115's scaling) declare the new names in options.
-    for entry in sensor.options.get("scaling", ()) or ():
-        quantity = entry.get("quantity") if isinstance(entry, dict) else getattr(entry, "quantity", None)
-        if isinstance(quantity, str):
-            names.add(quantity)
+    # Options that failed their driver's validation reach here as the file wrote them
+    # (``scaling = 3``): what they rename is unknown, and the options problem is reported
+    # on its own, so say "unknown" rather than report quantities as missing.
+    scaling = sensor.options.get("scaling", ())
+    if not isinstance(scaling, list | tuple):
+        return None
+    for entry in scaling:
+        quantity = entry.get("quantity") if isinstance(entry, dict) else None
+        if not isinstance(quantity, str):
+            return None
+        names.add(quantity)
     return names
 
 
-def check_tests(settings: Settings, source: str, registry: DriverRegistry) -> list[ConfigProblem]:
+def check_tests(settings: Settings, where: Where, registry: DriverRegistry) -> list[ConfigProblem]:
     """Cross-checks of ``[[tests]]`` against ``[[sensors]]`` and the drivers."""
     problems: list[ConfigProblem] = []
     seen: set[str] = set()
     for i, test in enumerate(settings.tests):
 
         def problem(field: str, message: str, i: int = i, name: str = test.name) -> None:
-            problems.append(ConfigProblem(source, f'tests[{i}].{field} (test "{name}")', message))
+            problems.append(
+                ConfigProblem(where(("tests", i)), f'tests[{i}].{field} (test "{name}")', message)
+            )
 
         if test.name in seen:
             problem("name", f"test name {test.name!r} is used twice; names must be unique")

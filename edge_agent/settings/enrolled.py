@@ -5,7 +5,8 @@
 of the settings).  When ``[mqtt.tls]`` is not configured and an identity exists, the
 uplink uses those files for mutual TLS (or the CA and the broker password, for a device
 enrolled in password mode), and the broker address handed out at enrollment unless
-``mqtt.host`` / ``mqtt.port`` are set.
+``mqtt.host`` / ``mqtt.port`` are set.  ``EDGE_MQTT__TLS=null`` is not silence: it turns
+TLS off, and the identity is not used.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from edge_agent.settings.models import Settings, TLSSettings
 def apply_enrolled_identity(settings: Settings) -> Settings:
     """Settings with the enrolled TLS files (and broker address) filled in where the config is silent."""
     mqtt = settings.mqtt
-    if mqtt.tls is not None:
+    # "tls" is in the fields set when a variable gave null for it (no TOML value is null).
+    if mqtt.tls is not None or "tls" in mqtt.model_fields_set:
         return settings
     identity = load_identity(settings.storage.state_dir)
     if identity is None:

@@ -20,13 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge_agent.errors import ConfigError
+from edge_agent.errors import ConfigError, ConfigProblem
 from edge_agent.sampling.registry import DriverRegistry, load_registry
 from edge_agent.settings.checks import check_drivers, check_tests
 from edge_agent.settings.enrolled import apply_enrolled_identity
 from edge_agent.settings.environment import read_environment
+from edge_agent.settings.environment_problems import environment_problems
 from edge_agent.settings.models import Settings
-from edge_agent.settings.problems import environment_problems, validation_problems
+from edge_agent.settings.problems import format_path, source_of, validation_problems
 from edge_protocol.config_errors import read_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/edge-agent.toml")
@@ -56,11 +57,19 @@ def load_settings(
     if problems:
         raise ConfigError(problems) from env.error
     registry = registry or load_registry()
-    settings, problems = check_drivers(settings, source, registry)
-    problems += check_tests(settings, source, registry)
+
+    def where(loc: tuple[str | int, ...]) -> str:
+        return source_of(loc, source, env.variables)
+
+    settings, problems = check_drivers(settings, where, registry)
+    problems += check_tests(settings, where, registry)
+    settings, unresolved = _resolve_paths(settings, path.parent)
+    problems += [
+        ConfigProblem(where(loc), format_path(loc), f"cannot be resolved: {exc}") for loc, exc in unresolved
+    ]
     if problems:
-        raise ConfigError(problems)
-    return apply_enrolled_identity(_resolve_paths(settings, path.parent))
+        raise ConfigError(problems) from (unresolved[0][1] if unresolved else None)
+    return apply_enrolled_identity(settings)
 
 
 def _merged(file: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,20 +82,33 @@ def _merged(file: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _resolve_paths(settings: Settings, base: Path) -> Settings:
-    """Relative paths in the file are relative to its folder, not to the working directory."""
+def _resolve_paths(
+    settings: Settings, base: Path
+) -> tuple[Settings, list[tuple[tuple[str, ...], Exception]]]:
+    """Relative paths in the file are relative to its folder, not to the working directory.
 
-    def resolve(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p).resolve()
+    Resolving follows symlinks, so a loop shows here: it is returned with its field, to be
+    reported like every other configuration problem, and the path is left as written."""
+    unresolved: list[tuple[tuple[str, ...], Exception]] = []
 
-    storage = settings.storage.model_copy(update={"state_dir": resolve(settings.storage.state_dir)})
+    def resolve(loc: tuple[str, ...], p: Path) -> Path:
+        if p.is_absolute():
+            return p
+        try:
+            return (base / p).resolve()
+        except (OSError, RuntimeError) as exc:  # Python 3.11 and 3.12 raise RuntimeError for a loop
+            unresolved.append((loc, exc))
+            return p
+
+    state_dir = resolve(("storage", "state_dir"), settings.storage.state_dir)
+    storage = settings.storage.model_copy(update={"state_dir": state_dir})
     mqtt = settings.mqtt
     if mqtt.tls is not None:
         tls = mqtt.tls
         files = {
-            k: resolve(v)
+            k: resolve(("mqtt", "tls", k), v)
             for k, v in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file))
             if v is not None
         }
         mqtt = mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
-    return settings.model_copy(update={"storage": storage, "mqtt": mqtt})
+    return settings.model_copy(update={"storage": storage, "mqtt": mqtt}), unresolved

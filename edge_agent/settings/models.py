@@ -33,6 +33,18 @@ I2CAddress = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0x03, l
 BusNumber = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0)]
 
 
+def _no_nul(path: Path) -> Path:
+    # The OS takes a path as a C string, and Python refuses one with a NUL byte the
+    # first time it is used: say so here, at the field, rather than crash there.
+    if "\x00" in str(path):
+        raise ValueError("a path cannot contain a NUL byte (\\u0000)")
+    return path
+
+
+OsPath = Annotated[Path, AfterValidator(_no_nul)]
+"""A path the operating system can take (pydantic's own ``FilePath`` would also require it to exist)."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,16 +61,16 @@ class DeviceSettings(_Section):
 
 
 class StorageSettings(_Section):
-    state_dir: Path = Field(Path("/var/lib/edge-agent"), description="Outbox, calibration, certificates")
-    outbox_file: str = Field("outbox.db", pattern=r"^[^/]+$", description="Outbox file name in state_dir")
+    state_dir: OsPath = Field(Path("/var/lib/edge-agent"), description="Outbox, calibration, certificates")
+    outbox_file: str = Field("outbox.db", pattern=r"^[^/\x00]+$", description="Outbox file name in state_dir")
     max_bytes: ByteSize = Field(256 * 1024**2, gt=0, description="Outbox size cap")
     max_age: Duration = Field(30 * 86400.0, gt=0, description="Oldest event kept, in seconds")
 
 
 class TLSSettings(_Section):
-    ca_file: Path = Field(description="CA certificate(s) that signed the broker's certificate")
-    cert_file: Path | None = Field(None, description="Client certificate, for mutual TLS")
-    key_file: Path | None = Field(None, description="Client private key, for mutual TLS")
+    ca_file: OsPath = Field(description="CA certificate(s) that signed the broker's certificate")
+    cert_file: OsPath | None = Field(None, description="Client certificate, for mutual TLS")
+    key_file: OsPath | None = Field(None, description="Client private key, for mutual TLS")
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> TLSSettings:

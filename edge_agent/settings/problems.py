@@ -1,4 +1,4 @@
-"""pydantic's and pydantic-settings' errors turned into :class:`ConfigProblem` lines.
+"""pydantic's validation errors turned into :class:`ConfigProblem` lines.
 
 Each problem names where the value came from (the file, or the ``EDGE_…`` variable that
 set the field or a table above it) and the field path (``sensors[2].address (sensor
@@ -17,11 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from pydantic_settings import SettingsError
 
 from edge_agent.errors import ConfigProblem
 from edge_agent.sensor_tests.config import drop_union_tag, test_model_of
-from edge_agent.settings.environment import EnvironmentData, Variable
+from edge_agent.settings.environment import Variable
 from edge_agent.settings.models import Settings
 from edge_protocol.config_errors import unknown_key
 
@@ -38,15 +37,6 @@ def format_path(loc: tuple[str | int, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-def environment_problems(env: EnvironmentData) -> list[ConfigProblem]:
-    """Variables naming no setting, and tables or lists pydantic-settings could not decode."""
-    fields = set(Settings.model_fields)
-    problems = [ConfigProblem(_variable(v), "", unknown_key(v.path[0], fields)) for v in env.unknown]
-    for v, exc in env.undecodable:
-        problems.append(ConfigProblem(_variable(v), ".".join(v.path), _settings_error_message(exc)))
-    return problems
 
 
 def validation_problems(
@@ -76,12 +66,14 @@ def _problem(
         # string as it is when it is not JSON, and pydantic finds a string, not a table.
         message = _not_json_message(variable.value)
     named = _sensor_label(loc, data)
-    source = _variable(variable) if variable is not None else file
+    source = variable.source if variable is not None else file
     return ConfigProblem(source, format_path(loc) + named, message)
 
 
-def _variable(v: Variable) -> str:
-    return f"environment variable {v.name}"
+def source_of(loc: tuple[str | int, ...], file: str, variables: Sequence[Variable]) -> str:
+    """Where the value at ``loc`` came from: the variable that set it (or a table above it), else the file."""
+    variable = _variable_of(loc, variables)
+    return variable.source if variable is not None else file
 
 
 def _variable_of(loc: tuple[str | int, ...], variables: Sequence[Variable]) -> Variable | None:
@@ -102,16 +94,6 @@ def _not_json_message(value: str) -> str:
     except ValueError as exc:
         return f"expected JSON for a table or list: {exc}"
     return "expected JSON for a table or list"
-
-
-def _settings_error_message(exc: SettingsError) -> str:
-    """The JSON decoder's own words (line, column) when that is what pydantic-settings wraps."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, json.JSONDecodeError):
-            return f"expected JSON for a table or list: {cause}"
-        cause = cause.__cause__ or cause.__context__
-    return f"cannot be read: {exc}"
 
 
 def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:

@@ -68,7 +68,16 @@ def read_toml(
         raise error([ConfigProblem(source, "", f"cannot read the file: {exc.strerror}")]) from exc
     except IsADirectoryError as exc:
         raise error([ConfigProblem(source, "", "is a directory, not a TOML file")]) from exc
+    except OSError as exc:  # a symlink loop (ELOOP), an I/O error (EIO), a name too long…
+        raise error([ConfigProblem(source, "", f"cannot read the file: {exc.strerror or exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise error([ConfigProblem(source, "", f"invalid TOML: {exc}")]) from exc
     except UnicodeDecodeError as exc:
         raise error([ConfigProblem(source, "", f"not UTF-8 text: {exc}")]) from exc
+    except RecursionError as exc:  # tomllib recurses once per level of nested arrays and inline tables
+        raise error([ConfigProblem(source, "", "invalid TOML: arrays or tables nested too deeply")]) from exc
+    except ValueError as exc:
+        # tomllib lets int()'s limit through (an integer of more than 4,300 digits); its
+        # advice, sys.set_int_max_str_digits(), is for programmers, not for this file's author.
+        reason = str(exc).partition("; use sys.set_int_max_str_digits()")[0]
+        raise error([ConfigProblem(source, "", f"invalid TOML: {reason}")]) from exc

@@ -41,6 +41,26 @@ def test_bad_config_names_file_and_field_and_exits_78(tmp_path: Path) -> None:
     assert "environment variable AUTH_SERVER__PORT: server.port" in err
 
 
+def test_a_config_file_that_cannot_be_read_or_parsed_is_one_line_and_exit_78(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)  # ELOOP: an OSError other than not found, permission, directory
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")  # tomllib: RecursionError
+    for config, problem in (
+        (loop, "cannot read the file: Too many levels of symbolic links"),
+        (deep, "invalid TOML: arrays or tables nested too deeply"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "edge_cloud.auth", "db", "upgrade", "--config", str(config)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("✗")]
+        assert lines == [f"✗ {config}: {problem}"], result.stderr
+
+
 def test_environment_overrides_the_file_and_paths_are_relative_to_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
