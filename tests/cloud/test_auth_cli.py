@@ -61,6 +61,25 @@ def test_a_config_file_that_cannot_be_read_or_parsed_is_one_line_and_exit_78(tmp
         assert lines == [f"✗ {config}: {problem}"], result.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "why"), [("{bad", "not valid JSON"), ("[" * 3000, "nested too deeply to decode")]
+)
+def test_a_table_variable_that_is_not_json_is_one_line_and_exit_78(
+    tmp_path: Path, value: str, why: str
+) -> None:
+    """pydantic-settings raised SettingsError (or RecursionError) out of edge-auth: a traceback, exit 1."""
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_cloud.auth", "db", "upgrade", "--config", str(write_config(tmp_path))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTH_SERVER": value},
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("✗")]
+    assert lines == [f"✗ environment variable AUTH_SERVER: server: expected JSON for a table or list: {why}"]
+
+
 def test_environment_overrides_the_file_and_paths_are_relative_to_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 from edge_cloud.common.errors import ConfigError, ConfigProblem
 from edge_protocol.config_errors import read_toml, unknown_key
@@ -51,9 +51,31 @@ def load_settings(cls: type[S], path: Path | None, *, env_prefix: str) -> S:
     except ValidationError as exc:
         problems += [_problem(cls, err, source, env_keys, env_prefix) for err in exc.errors()]
         raise ConfigError(problems) from exc
+    except (SettingsError, RecursionError) as exc:
+        # A table's variable that is not JSON (or is nested too deeply to decode).
+        problems += _undecodable_env(cls, env_keys, env_prefix, exc)
+        raise ConfigError(problems) from exc
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _undecodable_env(
+    cls: type[BaseModel], keys: set[str], prefix: str, exc: SettingsError | RecursionError
+) -> list[ConfigProblem]:
+    """pydantic-settings names the field it could not decode, not the variable: name the
+    variables that set that field (all of them, when it names none we know)."""
+    match = re.search(r'field "([^"]+)"', str(exc)) if isinstance(exc, SettingsError) else None
+    named = sorted(k for k in keys if match and _env_path(k, prefix)[0] == match.group(1)) or sorted(keys)
+    why = "nested too deeply to decode" if isinstance(exc, RecursionError) else "not valid JSON"
+    return [
+        ConfigProblem(
+            f"environment variable {key}",
+            ".".join(_env_path(key, prefix)),
+            f"expected JSON for a table or list: {why}",
+        )
+        for key in named
+    ]
 
 
 def _env_path(key: str, prefix: str) -> tuple[str, ...]:
