@@ -32,7 +32,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, cast
 
-from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SMBusLike
+from edge_drivers.api import (
+    DriverOptions,
+    DriverSpec,
+    Quantity,
+    SelfTestResult,
+    SMBusLike,
+    is_finite_number,
+    is_plain_int,
+)
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
@@ -187,7 +195,7 @@ class ChannelScaling(DriverOptions):
     )
 
     def __post_init__(self) -> None:
-        if not _is_int(self.channel) or self.channel not in range(4):
+        if not is_plain_int(self.channel) or self.channel not in range(4):
             raise OptionError(NAME, "channel", "must be 0, 1, 2 or 3 (AIN0..AIN3)", value=self.channel)
         if not isinstance(self.quantity, str):
             raise OptionError(NAME, "quantity", "must be a string", value=self.quantity)
@@ -202,7 +210,7 @@ class ChannelScaling(DriverOptions):
                 NAME, "quantity", "is already the name of a raw input voltage", value=self.quantity
             )
         for name in ("input_min", "input_max", "output_min", "output_max"):
-            if not _is_number(getattr(self, name)):
+            if not is_finite_number(getattr(self, name)):
                 raise OptionError(NAME, name, "must be a finite number", value=getattr(self, name))
         # Each end finite is not enough: scale() divides by and multiplies with the spans.
         for low, high in (("input_min", "input_max"), ("output_min", "output_max")):
@@ -214,7 +222,7 @@ class ChannelScaling(DriverOptions):
             raise OptionError(NAME, "clamp", "must be true or false", value=self.clamp)
         for name in ("underrange_margin", "overrange_margin"):
             margin = getattr(self, name)
-            if not _is_number(margin) or not 0.0 <= margin <= 1.0:
+            if not is_finite_number(margin) or not 0.0 <= margin <= 1.0:
                 raise OptionError(NAME, name, "must be a fraction from 0 to 1", value=margin)
         if self.input_max <= self.input_min:
             raise OptionError(
@@ -300,14 +308,14 @@ class Options(DriverOptions):
         channels = tuple(self.channels)
         if not channels:
             raise OptionError(NAME, "channels", "must list at least one input (0..3)", value=self.channels)
-        if not all(_is_int(c) and c in range(4) for c in channels):
+        if not all(is_plain_int(c) and c in range(4) for c in channels):
             raise OptionError(NAME, "channels", "each must be 0, 1, 2 or 3 (AIN0..AIN3)", value=self.channels)
         if len(set(channels)) != len(channels):
             raise OptionError(NAME, "channels", "each channel may be listed once", value=self.channels)
-        if not _is_number(self.gain) or self.gain not in FSR_CODES:
+        if not is_finite_number(self.gain) or self.gain not in FSR_CODES:
             choices = ", ".join(str(g) for g in FSR_CODES)
             raise OptionError(NAME, "gain", f"must be one of {choices} (volts full scale)", value=self.gain)
-        if not _is_int(self.data_rate) or self.data_rate not in DATA_RATES:
+        if not is_plain_int(self.data_rate) or self.data_rate not in DATA_RATES:
             choices = ", ".join(str(r) for r in DATA_RATES)
             raise OptionError(
                 NAME, "data_rate", f"must be one of {choices} (samples per second)", value=self.data_rate
@@ -332,21 +340,6 @@ class Options(DriverOptions):
         # go in through object.__setattr__, as dataclasses' own __init__ does.
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "scaling", scaling)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    """An int or float the driver can compute with: not a bool, NaN or infinite, nor an int
-    beyond a float's range (``math.isfinite(10**400)`` raises ``OverflowError``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 # -- Driver --------------------------------------------------------------------------------

@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +132,8 @@ __all__ = [
     "SensorTimeoutError",
     "SerialLike",
     "WrongChipError",
+    "is_finite_number",
+    "is_plain_int",
 ]
 
 BusKind = Literal["i2c", "serial"]
@@ -204,6 +207,23 @@ class Sensor(Protocol):
 
 
 Identify = Callable[["SMBusLike", int], "str | None"]
+
+
+def is_plain_int(value: object) -> bool:
+    """An ``int`` and not a ``bool`` (``True`` is an int to Python, never a channel or a rate)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float a driver can compute with: not a bool, NaN or infinite, nor an int
+    beyond a float's range (``math.isfinite(10**400)`` raises ``OverflowError``).  For an
+    options class's ``__post_init__``, before any arithmetic on the value."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class DriverOptions:

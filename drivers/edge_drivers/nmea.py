@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from operator import xor
 
-from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike, is_finite_number
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
@@ -471,11 +471,7 @@ class Options(DriverOptions):
     def __post_init__(self) -> None:
         seconds = self.timeout_s
         # Bounded above: a huge int passes ``< math.inf`` and then overflows the deadline.
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not 0 < seconds <= MAX_TIMEOUT_S
-        ):
+        if not (is_finite_number(seconds) and 0 < seconds <= MAX_TIMEOUT_S):
             raise OptionError(
                 NAME,
                 "timeout_s",

@@ -16,13 +16,12 @@ timeouts.
 
 from __future__ import annotations
 
-import math
 import struct
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
-from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike
+from edge_drivers.api import DriverOptions, DriverSpec, Quantity, SelfTestResult, SerialLike, is_finite_number
 from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
@@ -312,28 +311,17 @@ class Options(DriverOptions):
     def __post_init__(self) -> None:
         if self.mode not in ("active", "passive"):
             raise OptionError(NAME, "mode", "must be 'active' or 'passive'", value=self.mode)
-        if not (_is_number(self.timeout_s) and 0 < self.timeout_s <= MAX_WAIT_S):
+        if not (is_finite_number(self.timeout_s) and 0 < self.timeout_s <= MAX_WAIT_S):
             raise OptionError(
                 NAME,
                 "timeout_s",
                 f"must be a positive number of seconds, at most {MAX_WAIT_S:g}",
                 value=self.timeout_s,
             )
-        if not (_is_number(self.warmup_s) and 0 <= self.warmup_s <= MAX_WAIT_S):
+        if not (is_finite_number(self.warmup_s) and 0 <= self.warmup_s <= MAX_WAIT_S):
             raise OptionError(
                 NAME, "warmup_s", f"must be from 0 to {MAX_WAIT_S:g} seconds", value=self.warmup_s
             )
-
-
-def _is_number(value: object) -> bool:
-    """An int or float the driver can compute with: not a bool, NaN or infinite, nor an int
-    beyond a float's range (``math.isfinite(10**400)`` raises ``OverflowError``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 class PMS5003:
