@@ -1,0 +1,169 @@
+"""Settings of the ingest service: a TOML file (``--config``) plus ``INGEST_…`` environment
+variables (nested with ``__``: ``INGEST_MQTT__PORT=8883``), environment first.
+
+Relative paths in the file are relative to the file's folder.  Every section forbids
+unknown keys.  Problems are reported with file/variable and field; the CLI exits 78.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge_cloud.common.config import Seconds
+from edge_cloud.common.config import load_settings as _load
+
+ENV_PREFIX = "INGEST_"
+DEFAULT_CONFIG_PATH = Path("/etc/edge-ingest/edge-ingest.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `edge-ingest serve` listens on (the HTTP API)")
+    port: int = Field(8090, ge=1, le=65535)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite:///<state_dir>/ingest.db; postgresql://… for PostgreSQL",
+    )
+    partition_interval: Literal["day", "week", "month"] = Field(
+        "week", description="PostgreSQL: one readings partition per interval of event time"
+    )
+    retention: Seconds | None = Field(
+        None, ge=86400, description="PostgreSQL: drop readings partitions older than this; keep all if unset"
+    )
+
+
+class TLSSettings(_Section):
+    ca_file: Path = Field(description="CA that signed the broker's certificate (the auth service's ca.pem)")
+    cert_file: Path = Field(description="The ingest's client certificate (edge-auth service-cert)")
+    key_file: Path = Field(description="Its private key")
+
+
+class MQTTSettings(_Section):
+    host: str = Field("localhost", description="The broker")
+    port: int = Field(8883, ge=1, le=65535)
+    tls: TLSSettings | None = Field(None, description="Mutual TLS; unset for a plain local broker")
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = Field(
+        None, description="Defaults to <identity>-<host>-<pid>, unique per process (shared subscription)"
+    )
+    share_group: str = Field(
+        "ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="$share/<group>/… splits the load"
+    )
+    keepalive: Seconds = Field(30.0, ge=5, le=3600)
+    receive_maximum: int = Field(
+        64, ge=1, le=65535, description="Messages the broker may have in flight to us unacknowledged"
+    )
+    session_expiry: Seconds = Field(
+        3600.0, ge=0, description="The broker keeps this process's session (and queued messages) this long"
+    )
+    reconnect_max: Seconds = Field(30.0, gt=0)
+
+
+class ConsumerSettings(_Section):
+    batch_max_events: int = Field(
+        5000, ge=1, description="Events committed in one transaction, across messages"
+    )
+    batch_max_wait: Seconds = Field(
+        0.05, gt=0, le=10, description="Longest a received message waits for its transaction"
+    )
+    max_payload_bytes: int = Field(
+        16 * 2**20, ge=1024, le=256 * 2**20, description="Bigger payloads (after decompression) are refused"
+    )
+    quarantine_rows: int = Field(10_000, ge=10, description="Refused messages kept for the API; oldest go")
+    devices: Literal["any", "known"] = Field(
+        "any",
+        description="'known': refuse events of a device the auth service does not list as enabled",
+    )
+
+
+class AuthServiceSettings(_Section):
+    jwks_url: str = Field(
+        "http://127.0.0.1:8080/.well-known/jwks.json", description="The auth service's signing keys"
+    )
+    issuer: str = Field("edge-auth", min_length=1)
+    audience: str = Field("edge-cloud", min_length=1)
+    api_url: str | None = Field(
+        None, description="The auth service's API, to learn which devices are enabled (devices = 'known')"
+    )
+    api_key: str | None = Field(None, description="An API key with devices:read for api_url")
+
+
+class IngestSettings(BaseSettings):
+    """The whole ingest service configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Field(Path("/var/lib/edge-ingest"), description="The default SQLite database")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MQTTSettings = MQTTSettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    auth: AuthServiceSettings = AuthServiceSettings()
+
+    @model_validator(mode="after")
+    def _known_needs_the_auth_api(self) -> IngestSettings:
+        if self.consumer.devices == "known" and not self.auth.api_url:
+            raise ValueError("consumer.devices = 'known' needs auth.api_url (and auth.api_key)")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML data arrives as init kwargs; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.state_dir / 'ingest.db'}"
+
+
+def load_ingest_settings(path: Path | None) -> IngestSettings:
+    """Validated settings (relative paths resolved against the file's folder), or ConfigError."""
+    settings = _load(IngestSettings, path, env_prefix=ENV_PREFIX)
+    base = path.parent if path is not None else Path.cwd()
+
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    mqtt = settings.mqtt
+    if mqtt.tls is not None:
+        tls = mqtt.tls.model_copy(
+            update={
+                "ca_file": resolve(mqtt.tls.ca_file),
+                "cert_file": resolve(mqtt.tls.cert_file),
+                "key_file": resolve(mqtt.tls.key_file),
+            }
+        )
+        mqtt = mqtt.model_copy(update={"tls": tls})
+    url = settings.database.url
+    if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            url = f"sqlite:///{resolve(Path(relative))}"
+    return settings.model_copy(
+        update={
+            "state_dir": resolve(settings.state_dir),
+            "mqtt": mqtt,
+            "database": settings.database.model_copy(update={"url": url}),
+        }
+    )
