@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from edge_cloud.auth import operators
 from edge_cloud.auth.api.app import create_app
 from edge_cloud.auth.service import AuthService, open_service
-from edge_cloud.auth.service_identity import write_service_identity
+from edge_cloud.auth.service_identity import service_client_id, share_group, write_service_identity
 from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD, csr_pem, key_pem, make_settings, new_key
 from tests.cloud.mqtt_peer import Peer
 from tests.mosquitto import Mosquitto, free_port
@@ -54,6 +54,8 @@ class Identity:
     cert: Path
     key: Path
     ca: Path
+    # A cloud service's certificate (service CA): it connects to the service listener.
+    service: bool = False
 
 
 @dataclass
@@ -74,6 +76,24 @@ class AuthWithBroker:
             device_id, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
         )
 
+    def enroll_password(self, device_id: str) -> Callable[..., Peer]:
+        """Enroll ``device_id`` in password mode; returns a maker of its clients: by client id,
+        on the password listener unless ``port`` says otherwise."""
+        r = self.client.post("/v1/devices", json={"id": device_id}, headers=self.admin_headers)
+        assert r.status_code == 201, r.text
+        r = self.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "mode": "password"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        folder = self.files / device_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "ca.pem").write_text(body["ca_certificate"])
+        port, password = body["broker"]["password_port"], body["password"]
+
+        def peer(client_id: str, port: int = port) -> Peer:
+            return Peer(port, client_id, ca=folder / "ca.pem", username=device_id, password=password)
+
+        return peer
+
     def _save(self, name: str, key: bytes, cert: bytes, ca: str) -> Identity:
         folder = self.files / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -87,10 +107,33 @@ class AuthWithBroker:
         name = self.service.settings.broker.ingest_identity
         folder = self.files / name
         write_service_identity(self.service, folder, name)
-        return Identity(name, folder / f"{name}.pem", folder / f"{name}.key", folder / "ca.pem")
+        return Identity(name, folder / f"{name}.pem", folder / f"{name}.key", folder / "ca.pem", service=True)
 
-    def peer(self, who: Identity, client_id: str | None = None) -> Peer:
-        return Peer(self.broker.port, client_id or who.device_id, ca=who.ca, cert=who.cert, key=who.key)
+    def share_group(self) -> str:
+        """The ingest's secret shared-subscription group."""
+        return share_group(self.service, self.service.settings.broker.ingest_identity)
+
+    @property
+    def service_port(self) -> int:
+        return self.service.settings.broker.service_port
+
+    def peer(
+        self,
+        who: Identity,
+        client_id: str | None = None,
+        *,
+        port: int | None = None,
+        session_expiry: int | None = None,
+    ) -> Peer:
+        """A client with ``who``'s certificate, on its own listener unless ``port`` says otherwise.
+
+        A service's default client id is ``<CN>@test`` (its processes name themselves
+        ``<CN>@<instance>``); a device's is its id (the device listener forces it anyway)."""
+        if port is None:
+            port = self.service_port if who.service else self.broker.port
+        if client_id is None:
+            client_id = service_client_id(who.device_id, "test") if who.service else who.device_id
+        return Peer(port, client_id, ca=who.ca, cert=who.cert, key=who.key, session_expiry=session_expiry)
 
     def revoke(self, device_id: str) -> None:
         r = self.client.post(f"/v1/devices/{device_id}/revoke", headers=self.admin_headers)
@@ -101,6 +144,8 @@ class AuthWithBroker:
 def auth_with_broker(tmp_path: Path, database_url: str, **broker: object) -> Iterator[AuthWithBroker]:
     port = free_port()
     pid_file = tmp_path / "mosquitto.pid"
+    taken = {port, broker.get("password_port")}
+    broker.setdefault("service_port", next(p for p in iter(free_port, 0) if p not in taken))
     settings = make_settings(
         tmp_path, database_url, port=port, bind_address="127.0.0.1", pid_file=pid_file, **broker
     )

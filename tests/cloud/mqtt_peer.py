@@ -18,6 +18,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -39,6 +40,9 @@ class Peer:
     key: Path | None = None
     username: str | None = None
     password: str | None = None
+    # Set: Clean Start 0 and this Session Expiry Interval (the broker keeps the session and
+    # queues for it while we are away); unset: a session that ends with the connection.
+    session_expiry: int | None = None
     connack: int | None = None
     disconnects: list[int] = field(default_factory=list)
     pubacks: dict[int, int] = field(default_factory=dict)
@@ -82,8 +86,18 @@ class Peer:
 
     def connect(self, timeout: float = 15.0) -> bool:
         """True if the broker accepted the session; False if it was refused or cut during the handshake."""
+        properties = None
+        if self.session_expiry is not None:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry
         try:
-            self.client.connect("127.0.0.1", self.port, keepalive=30)
+            self.client.connect(
+                "127.0.0.1",
+                self.port,
+                keepalive=30,
+                clean_start=self.session_expiry is None,
+                properties=properties,
+            )
         except (OSError, ssl.SSLError) as exc:
             self.error = str(exc)
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,7 +113,9 @@ def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["acl", "ca.pem", "crl.pem", "edge-devices.conf", "passwd", "server.key", "server.pem"]
+    assert names == [
+        "acl", "ca.pem", "crl.pem", "edge-devices.conf", "passwd", "server.key", "server.pem", "service-ca.pem"
+    ]  # fmt: skip
     conf = (tmp_path / "out" / "edge-devices.conf").read_text()
     for line in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
                  "allow_anonymous false", "listener 18883 0.0.0.0", f"crlfile {tmp_path / 'out' / 'crl.pem'}"):  # fmt: skip
@@ -123,6 +126,63 @@ def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "revoked" in result.output
     result = runner.invoke(app, ["devices", "-c", config])
     assert "dev-7" in result.output and "revoked" in result.output
+
+
+def test_service_cert_is_one_certificate_of_the_service_ca_for_every_ingest_process(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    runner = CliRunner()
+    config = str(write_config(tmp_path))
+    out = tmp_path / "ingest"
+    result = runner.invoke(app, ["service-cert", "--out", str(out), "-c", config])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "ca.pem",
+        "ingest.key",
+        "ingest.pem",
+        "ingest.share-group",
+    ]
+    for secret in ("ingest.key", "ingest.share-group"):
+        assert (out / secret).stat().st_mode & 0o077 == 0
+    cert = x509.load_pem_x509_certificate((out / "ingest.pem").read_bytes())
+    service_ca = x509.load_pem_x509_certificate((tmp_path / "state" / "service-ca" / "ca.pem").read_bytes())
+    cert.verify_directly_issued_by(service_ca)  # the service CA, not the device CA …
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "ingest"
+    # … while ca.pem is the one that verifies the broker's certificate.
+    assert (out / "ca.pem").read_text() == (tmp_path / "state" / "ca" / "ca.pem").read_text()
+    group = (out / "ingest.share-group").read_text().strip()
+    assert re.fullmatch(r"ingest-[0-9a-f]{32}", group)
+    output = " ".join(result.output.split())
+    for said in ("127.0.0.1:8884", "ingest@1", "ingest@2", f"$share/{group}/"):
+        assert said in output, said
+    # Again (a renewal): a new certificate, the same group.
+    result = runner.invoke(app, ["service-cert", "--out", str(out), "-c", config])
+    assert result.exit_code == 0, result.output
+    assert (
+        x509.load_pem_x509_certificate((out / "ingest.pem").read_bytes()).serial_number != cert.serial_number
+    )
+    assert (out / "ingest.share-group").read_text().strip() == group
+    # Only the service identity the ACL knows: a device's name would give its holder that
+    # device's rights on the listener where the client picks its own id.
+    assert runner.invoke(app, ["create-device", "dev-7", "-c", config]).exit_code == 0
+    for name in ("dev-7", "someone"):
+        result = runner.invoke(
+            app, ["service-cert", "--out", str(tmp_path / name), "--name", name, "-c", config]
+        )
+        assert result.exit_code == 1 and "not a service identity" in result.output, result.output
+        assert not (tmp_path / name / f"{name}.pem").exists()
+
+
+def test_the_service_listener_needs_its_own_port(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_cloud.auth", "db", "upgrade", "--config", str(write_config(tmp_path))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTH_BROKER__SERVICE_PORT": "18883"},
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert "broker.service_port must differ from broker.port" in " ".join(result.stderr.split())
 
 
 def test_a_trailing_newline_does_not_slip_into_an_id_or_the_acl(tmp_path: Path) -> None:

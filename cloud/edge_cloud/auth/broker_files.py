@@ -5,8 +5,17 @@ Mosquitto 2.0.11 facts these rules rest on (measured; re-checked by tests/cloud)
 * ``use_identity_as_username true`` makes the certificate CN the user name, and
   ``use_username_as_clientid true`` makes it the client id too, so one device cannot take
   over another's client id (without it any valid user can).
+* ``use_username_as_clientid`` is a listener option (``per_listener_settings`` does not
+  touch it), but client ids are one namespace across listeners: a client on a listener
+  without it that names a device's id takes over that device's session.  So the listener
+  where the cloud services choose their client ids (several ingest processes need one
+  each) accepts only certificates of a separate service CA: a listener's ``cafile``
+  decides whose certificates complete the handshake, and a device certificate fails there
+  (as a service certificate fails on the device listener).
 * ACL ``pattern`` lines with ``%u`` give each device its own topics; SUBSCRIBE is granted
-  for any filter and only delivery is filtered by ``read`` rules.
+  for any filter and only delivery is filtered by ``read`` rules.  A shared subscription
+  (``$share/<group>/<filter>``) is checked against the same rules and each message goes
+  to one member of the group.
 * MQTT v5 clients get PUBACK reason 0x87 for a refused publish (3.1.1 gets a silent drop),
   so devices speak v5.  The listener cannot refuse 3.1.1 in 2.0; the ACL holds either way.
 * A CRL update plus SIGHUP stops new TLS handshakes but leaves a live session up;
@@ -24,7 +33,8 @@ HEADER = "# Written by edge-auth from its database; rewritten on every change: d
 
 DEVICE_WRITE = ("devices/%u/events", "devices/%u/status", "devices/%u/responses/#")
 DEVICE_READ = ("devices/%u/acks", "devices/%u/commands/#")
-INGEST_READ = ("devices/+/events", "devices/+/status")
+# responses/# also matches devices/X/responses itself, where a device sends its refusals.
+INGEST_READ = ("devices/+/events", "devices/+/status", "devices/+/responses/#")
 INGEST_WRITE = ("devices/+/acks", "devices/+/commands/#")
 
 
@@ -37,6 +47,8 @@ class BrokerLayout:
     bind_address: str
     password_port: int | None
     max_packet_size: int
+    service_port: int
+    service_bind_address: str
 
     @property
     def conf(self) -> Path:
@@ -57,6 +69,10 @@ class BrokerLayout:
     @property
     def ca(self) -> Path:
         return self.out_dir / "ca.pem"
+
+    @property
+    def service_ca(self) -> Path:
+        return self.out_dir / "service-ca.pem"
 
     @property
     def server_cert(self) -> Path:
@@ -102,6 +118,21 @@ def render_conf(layout: BrokerLayout) -> str:
             "require_certificate false",
             "use_username_as_clientid true",
         ]
+    lines += [
+        "",
+        "# Cloud services (the ingest, N processes): mutual TLS with certificates of the service CA",
+        "# only, so no device gets here; the CN is the user name (the ACL), and each process",
+        "# chooses its own client id (<CN>@<instance>, docs/CLOUD_AUTH.md).  Restart Mosquitto",
+        "# after adding or moving a listener: a reload does not open one.",
+        f"listener {layout.service_port} {layout.service_bind_address}",
+        f"cafile {layout.service_ca}",
+        f"certfile {layout.server_cert}",
+        f"keyfile {layout.server_key}",
+        "tls_version tlsv1.2",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "use_username_as_clientid false",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -116,9 +147,13 @@ def render_acl(*, ingest_identity: str, denied: list[str]) -> str:
     lines += [f"pattern read {t}" for t in DEVICE_READ]
     lines += [
         "",
-        "# The ingest service: reads every device's events and status, answers with acks and commands.",
+        "# The ingest service: reads every device's events, status and command replies, and",
+        "# writes acks and commands; nothing else.",
     ]
     lines += [f"user {ingest_identity}"]
+    # The patterns above apply to every user name, this one too: no device may have it, so
+    # its own tree is nobody's (deny lines win over the patterns, as revocation relies on).
+    lines += [f"topic deny devices/{ingest_identity}/#"]
     lines += [f"topic read {t}" for t in INGEST_READ]
     lines += [f"topic write {t}" for t in INGEST_WRITE]
     if denied:

@@ -48,13 +48,23 @@ class BrokerSync:
         settings: AuthSettings,
         engine: Engine,
         ca: CertificateAuthority,
+        service_ca: CertificateAuthority,
         clock: Callable[[], float] = time.time,
     ) -> None:
         b = settings.broker
-        self.layout = BrokerLayout(b.out_dir, b.port, b.bind_address, b.password_port, b.max_packet_size)
+        self.layout = BrokerLayout(
+            b.out_dir,
+            b.port,
+            b.bind_address,
+            b.password_port,
+            b.max_packet_size,
+            b.service_port,
+            b.service_bind_address,
+        )
         self.settings = settings
         self.engine = engine
         self.ca = ca
+        self.service_ca = service_ca
         self.clock = clock
         self._lock = threading.Lock()
 
@@ -100,6 +110,7 @@ class BrokerSync:
         )
         for path, text, mode in (
             (layout.ca, self.ca.cert_pem, 0o644),
+            (layout.service_ca, self.service_ca.cert_pem, 0o644),
             (layout.crl, crl, 0o644),
             (layout.passwd, render_passwd(passwords), 0o640),
             (

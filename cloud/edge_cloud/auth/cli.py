@@ -251,17 +251,34 @@ def rotate_signing_key(config: ConfigOption = None) -> None:
 
 @app.command("service-cert")
 def service_cert(
-    out: Annotated[Path, typer.Option("--out", help="Folder for <name>.key, <name>.pem and ca.pem")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for <name>.key, <name>.pem, ca.pem and <name>.share-group")
+    ],
     name: Annotated[str | None, typer.Option(help="Certificate CN [default: broker.ingest_identity]")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """A client certificate for a cloud service (the ingest) on the device listener."""
-    from edge_cloud.auth.service_identity import write_service_identity
+    """A client certificate (service CA) for a cloud service, the ingest: one for all its processes."""
+    from edge_cloud.auth.service_identity import service_client_id, share_group, write_service_identity
 
     with _service(config) as service:
-        paths = write_service_identity(service, out, name or service.settings.broker.ingest_identity)
+        cn = name or service.settings.broker.ingest_identity
+        paths = write_service_identity(service, out, cn)
+        group = share_group(service, cn)
+        b = service.settings.broker
+    host = b.host if b.service_bind_address in ("0.0.0.0", "::") else b.service_bind_address
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
+    # What every process needs, so that running N of them is a matter of N instance names.
+    # Plain print: a wrapped group name or id would be copied wrong.
+    print(
+        "every process of the service:\n"
+        f"  broker       {host}:{b.service_port} (the service listener), MQTT v5 over TLS; verify it with ca.pem\n"
+        f"  certificate  {cn}.pem and {cn}.key, the same for every process\n"
+        f"  client id    {service_client_id(cn, '1')}, {service_client_id(cn, '2')}, … (<CN>@<instance>): "
+        "unique among the running processes, the same across one process's restarts\n"
+        f"  share group  {group} ($share/{group}/devices/+/events; in {cn}.share-group: keep it from devices)\n"
+        "the rules: docs/CLOUD_AUTH.md"
+    )
 
 
 def main() -> None:

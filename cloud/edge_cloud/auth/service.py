@@ -32,6 +32,9 @@ class AuthService:
     engine: Engine
     keys: KeyRing
     ca: CertificateAuthority
+    # Signs the cloud services' client certificates only: the service listener trusts this
+    # CA alone, so a device certificate never gets onto the listener where client ids are free.
+    service_ca: CertificateAuthority
     limiter: FailureLimiter
     broker: BrokerSync
     clock: Callable[[], float] = time.time
@@ -81,16 +84,20 @@ def open_service(
     now = clock()
     c = settings.certificates
     ca = CertificateAuthority(settings.ca_dir, name=c.ca_name, lifetime=c.ca_lifetime, now=now)
+    service_ca = CertificateAuthority(
+        settings.service_ca_dir, name=c.service_ca_name, lifetime=c.ca_lifetime, now=now
+    )
     r = settings.rate_limit
     service = AuthService(
         settings=settings,
         engine=engine,
         keys=KeyRing(settings.signing_key_dir),
         ca=ca,
+        service_ca=service_ca,
         limiter=FailureLimiter(
             per_account=r.account_failures, per_address=r.address_failures, window=r.window, clock=clock
         ),
-        broker=BrokerSync(settings, engine, ca, clock),
+        broker=BrokerSync(settings, engine, ca, service_ca, clock),
         clock=clock,
     )
     if reconcile:

@@ -50,6 +50,11 @@ class CertificateSettings(_Section):
     device_lifetime: Seconds = Field(90 * 86400.0, ge=60, description="Device certificate lifetime")
     ca_lifetime: Seconds = Field(10 * 365 * 86400.0, ge=86400, description="CA certificate lifetime")
     ca_name: str = Field("edge-agent device CA", min_length=1)
+    service_ca_name: str = Field(
+        "edge-agent service CA",
+        min_length=1,
+        description="The CA of the cloud services' client certificates (the service listener trusts only it)",
+    )
     crl_lifetime: Seconds = Field(7 * 86400.0, ge=3600, description="nextUpdate of each CRL; rewritten daily")
 
 
@@ -75,6 +80,17 @@ class BrokerSettings(_Section):
         le=65535,
         description="Listener for password-mode devices (server TLS, password_file); off if unset",
     )
+    service_port: int = Field(
+        8884,
+        ge=1,
+        le=65535,
+        description="Listener for the cloud services (the ingest): mutual TLS with the service CA, "
+        "client ids chosen by the service",
+    )
+    service_bind_address: str = Field(
+        "127.0.0.1",
+        description="Address the service listener binds to: keep it off the devices' network",
+    )
     server_names: list[str] = Field(
         default_factory=lambda: ["localhost", "127.0.0.1"],
         description="DNS names / IPs in the broker's server certificate (issued by the CA if absent)",
@@ -94,7 +110,7 @@ class BrokerSettings(_Section):
     ingest_identity: str = Field(
         "ingest",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
-        description="Certificate CN of the ingest service",
+        description="Certificate CN of the ingest service (its processes' client ids are <CN>@<instance>)",
     )
 
 
@@ -125,8 +141,15 @@ class AuthSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _ports_differ(self) -> AuthSettings:
-        if self.broker.password_port is not None and self.broker.password_port == self.broker.port:
+        b = self.broker
+        if b.password_port is not None and b.password_port == b.port:
             raise ValueError("broker.password_port must differ from broker.port")
+        if b.service_port in (b.port, b.password_port):
+            raise ValueError("broker.service_port must differ from broker.port and broker.password_port")
+        if self.certificates.service_ca_name == self.certificates.ca_name:
+            # Either listener would still refuse the other CA's certificates (the signature
+            # fails), but a log or an operator could no longer tell the two CAs apart.
+            raise ValueError("certificates.service_ca_name must differ from certificates.ca_name")
         return self
 
     @classmethod
@@ -148,6 +171,10 @@ class AuthSettings(BaseSettings):
     @property
     def ca_dir(self) -> Path:
         return self.state_dir / "ca"
+
+    @property
+    def service_ca_dir(self) -> Path:
+        return self.state_dir / "service-ca"
 
     @property
     def signing_key_dir(self) -> Path:
