@@ -236,7 +236,9 @@ class Forwarder:
     # -- what the parts ask of the forwarder ----------------------------------------------
 
     def _status(self, state: Literal["online", "offline"], ts: datetime | None) -> bytes:
-        return status_payload(state, boot=self.boot, epoch=self._outbox.epoch, ts=ts)
+        # The backlog as of now goes with a birth or a clean offline, never with the will.
+        pending = self._outbox.pending_count if ts is not None else None
+        return status_payload(state, boot=self.boot, epoch=self._outbox.epoch, ts=ts, pending=pending)
 
     def _params(self) -> ConnectParams:
         will = Will(self._status_topic, self._status("offline", None))

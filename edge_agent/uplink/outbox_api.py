@@ -25,6 +25,11 @@ class OutboxAPI(Protocol):
     @property
     def next_seq(self) -> int: ...
 
+    @property
+    def pending_count(self) -> int:
+        """Events committed and not yet confirmed (reported in the birth message)."""
+        ...
+
     async def fetch(
         self, lane: Lane, *, after_seq: int = 0, before_seq: int | None = None, limit: int = 100
     ) -> list[StoredEvent]: ...

@@ -52,6 +52,9 @@ def test_every_event_arrives_in_batches_and_the_outbox_empties(
     assert states[0] == "online" and states[-1] == "offline"
     online = observer.statuses[0]
     assert online["boot"] == BOOT and online["epoch"] == epoch and online["ts"].endswith("Z")
+    # The birth reports the backlog at connect (all 251 committed before the uplink started),
+    # the clean offline what is left (nothing).
+    assert online["pending"] == 251 and observer.statuses[-1]["pending"] == 0
 
 
 def test_zlib_payload_carries_the_content_encoding_property(
