@@ -116,8 +116,8 @@ class IngestSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_needs_the_auth_api(self) -> IngestSettings:
-        if self.consumer.devices == "known" and not self.auth.api_url:
-            raise ValueError("consumer.devices = 'known' needs auth.api_url (and auth.api_key)")
+        if self.consumer.devices == "known" and not (self.auth.api_url and self.auth.api_key):
+            raise ValueError("consumer.devices = 'known' needs auth.api_url and auth.api_key")
         return self
 
     @classmethod

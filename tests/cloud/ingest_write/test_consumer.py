@@ -1,0 +1,125 @@
+"""The consumer against a real Mosquitto and a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from tests.cloud.ingest_write.conftest import consumer_settings, running
+from tests.cloud.ingest_write.helpers import EPOCH, Device, count
+from tests.cloud.ingest_write.publisher import DevicePublisher, wait_for
+from tests.mosquitto import Mosquitto
+
+
+def test_the_same_batch_delivered_twice_is_stored_once_and_acked_twice(
+    tmp_path: Path,
+    database_url: str,
+    engine: Engine,
+    broker: Mosquitto,
+    device: Callable[[str], DevicePublisher],
+) -> None:
+    dev = Device("site-1")
+    payload = dev.payload(dev.readings(10))
+    pub = device("site-1")
+    with running(consumer_settings(tmp_path, database_url, broker), engine) as consumer:
+        pub.publish(payload)
+        wait_for(lambda: pub.ack_count() == 1, what="the first ack")
+        pub.publish(payload)
+        wait_for(lambda: pub.ack_count() == 2, what="the second ack")
+        assert pub.acks == [{"epoch": EPOCH, "seqs": [[1, 10]]}] * 2
+        assert count(engine, "event_ids") == 10
+        assert count(engine, "readings") == 20  # two quantities each
+        m = consumer.metrics
+        assert m.stored_events._value.get() == 10
+        assert m.duplicate_events._value.get() == 10
+
+
+def sample(consumer_metrics: object, name: str, **labels: str) -> float:
+    from edge_cloud.ingest.consumer import IngestMetrics
+
+    assert isinstance(consumer_metrics, IngestMetrics)
+    value = consumer_metrics.registry.get_sample_value(name, labels or None)
+    return value or 0.0
+
+
+def test_bad_messages_are_refused_counted_quarantined_and_the_good_ones_still_stored(
+    tmp_path: Path,
+    database_url: str,
+    engine: Engine,
+    broker: Mosquitto,
+    device: Callable[[str], DevicePublisher],
+) -> None:
+    max_bytes = 64 * 1024
+    good = Device("good-1")
+    liar = Device("other-device")
+    pub = device("good-1")
+    bomb = zlib.compress(b'{"schema":1,"device_id":"good-1","events":[' + b" " * (50 * 2**20) + b"]}", 9)
+    assert len(bomb) < max_bytes < 50 * 2**20
+    bad = [
+        ("spoofed", liar.payload(liar.readings(3)), False),
+        ("malformed", b'{"schema": 1, "device_id": "good-1", "events": [', False),
+        ("malformed", b"\x78\x9c not zlib at all", True),
+        ("schema", good.payload(good.readings(1)).replace(b'"schema":1', b'"schema":2'), False),
+        ("oversized", b"{" + b" " * max_bytes + b"}", False),
+        ("oversized", bomb, True),
+    ]
+    settings = consumer_settings(tmp_path, database_url, broker, max_payload_bytes=max_bytes)
+    with running(settings, engine) as consumer:
+        seqs = []
+        for _reason, payload, compressed in bad:
+            pub.publish(payload, zlib=compressed)
+            events = good.readings(5)
+            seqs += [e["seq"] for e in events]
+            pub.publish(good.payload(events, "zlib"), zlib=True)  # the consumer keeps consuming
+        wait_for(lambda: pub.acked() >= set(seqs), what="every good batch acked")
+        wait_for(lambda: sample(consumer.metrics, "edge_ingest_refused_total", reason="oversized") == 2)
+        m = consumer.metrics
+        for reason in ("spoofed", "malformed", "schema", "oversized"):
+            expected = sum(1 for r, _p, _z in bad if r == reason)
+            assert sample(m, "edge_ingest_refused_total", reason=reason) == expected, reason
+        assert sample(m, "edge_ingest_stored_events_total") == len(seqs)
+    assert count(engine, "event_ids") == len(seqs)
+    assert count(engine, "event_ids", "WHERE device_id = 'other-device'") == 0, "nothing spoofed is stored"
+    assert count(engine, "devices") == 1
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT reason, device_id, topic, size, head FROM quarantine ORDER BY id")).all()
+    assert [r.reason for r in rows] == [r for r, _p, _z in bad]
+    assert {r.device_id for r in rows} == {"good-1"}
+    assert {r.topic for r in rows} == {"devices/good-1/events"}
+    assert [r.size for r in rows] == [len(p) for _r, p, _z in bad]
+    assert bytes(rows[0].head) == bad[0][1][:256]
+
+
+def test_an_invalid_event_is_refused_alone_and_still_acknowledged(
+    tmp_path: Path,
+    database_url: str,
+    engine: Engine,
+    broker: Mosquitto,
+    device: Callable[[str], DevicePublisher],
+) -> None:
+    dev = Device("site-2")
+    pub = device("site-2")
+    events = [
+        dev.event(),
+        dev.event(data={"temperature_c": "warm"}),  # not a number
+        dev.event(data={"temperature_c": True}),  # a bool is not a number either
+        dev.event(sensor=None),  # a reading needs a sensor
+        dev.event(),
+        dev.event("alarm", {"code": "sensor_test_failed", "test": "t", "sensor": "climate"}),
+    ]
+    events[4]["data"] = {"temperature_c": 1e400}  # JSON's overflow reads as infinity
+    payload = dev.payload(events).replace(b"Infinity", b"1e400")
+    with running(consumer_settings(tmp_path, database_url, broker), engine) as consumer:
+        pub.publish(payload)
+        wait_for(lambda: pub.ack_count() == 1)
+        assert pub.acks[0]["seqs"] == [[1, 6]], "refused events are acknowledged: they never become valid"
+        assert sample(consumer.metrics, "edge_ingest_refused_total", reason="invalid_event") == 4
+    assert count(engine, "event_ids") == 2
+    assert count(engine, "readings") == 2 and count(engine, "alarms") == 1
+    assert count(engine, "quarantine", "WHERE reason = 'invalid_event'") == 4
+    assert count(engine, "received_ranges") == 1
