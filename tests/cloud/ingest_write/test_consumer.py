@@ -87,7 +87,9 @@ def test_bad_messages_are_refused_counted_quarantined_and_the_good_ones_still_st
     import sqlalchemy as sa
 
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT reason, device_id, topic, size, head FROM quarantine ORDER BY id")).all()
+        rows = conn.execute(
+            sa.text("SELECT reason, device_id, topic, size, head FROM quarantine ORDER BY id")
+        ).all()
     assert [r.reason for r in rows] == [r for r, _p, _z in bad]
     assert {r.device_id for r in rows} == {"good-1"}
     assert {r.topic for r in rows} == {"devices/good-1/events"}

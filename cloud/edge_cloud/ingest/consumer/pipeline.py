@@ -178,6 +178,13 @@ class Pipeline:
         for outcome in outcomes:
             self.metrics.outcome(outcome)
             self.metrics.acks_published.inc(self.acks.publish_acks(outcome.acks))
+            log.debug(
+                "committed %d messages: %d events stored, %d duplicates, %d refused",
+                len(batch),
+                outcome.stored,
+                outcome.duplicates,
+                len(outcome.refused_events),
+            )
         for refusal in work.refusals:
             self.metrics.refusal(refusal.reason)
         now = self._monotonic()

@@ -45,7 +45,9 @@ MAX_SESSION_EXPIRY = 0xFFFFFFFF
 EVENTS_FILTER = "devices/+/events"
 STATUS_FILTER = "devices/+/status"
 ACKS_INFLIGHT = 100
-"""Our own unacknowledged QoS 1 publishes (the acks) paho keeps on the wire at once."""
+"""Our own unacknowledged QoS 1 publishes (the acks) paho keeps on the wire at once, or
+the broker's Receive Maximum if lower (Mosquitto's ``max_inflight_messages``, 20 by
+default); the rest wait in paho's queue."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,11 @@ class Session:
     ) -> None:
         self._connack_reason = reason
         self.session_present = bool(getattr(flags, "session_present", False))
+        # paho does not keep to the broker's Receive Maximum by itself, and Mosquitto
+        # disconnects a client that sends more unacknowledged QoS 1 messages than it.
+        broker_max = getattr(props, "ReceiveMaximum", None)
+        if isinstance(broker_max, int) and broker_max > 0:
+            client.max_inflight_messages_set(min(ACKS_INFLIGHT, broker_max))
         self._connack.set()
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
