@@ -25,6 +25,30 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
+def postgres_url(postgres_available: str | None) -> Iterator[str]:
+    """A fresh PostgreSQL database, for what only PostgreSQL has (partitions)."""
+    import uuid
+
+    import psycopg
+
+    from tests.cloud.conftest import PG_ADMIN_URL
+    from tests.conftest import under_ci
+
+    if postgres_available:
+        if under_ci():
+            pytest.fail(f"under CI every dependency must be present: {postgres_available}")
+        pytest.skip(postgres_available)
+    name = f"edge_ingest_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     with migrated(database_url) as e:
         yield e

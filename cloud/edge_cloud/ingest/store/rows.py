@@ -120,10 +120,7 @@ def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventR
         ]
     elif event.kind == "status":
         _json("data", data)
-        out.rows = [
-            common
-            | {"sensor": event.sensor, "event": _text("data.event", data.get("event"), 64), "data": data}
-        ]
+        out.rows = [common | {"sensor": event.sensor, "event": _status_event(data), "data": data}]
     else:  # gap
         out.rows, out.evicted = _gaps(event, ts, device_id)
     return out
@@ -174,6 +171,17 @@ def _readings(event: Envelope, ts: datetime, device_id: str) -> list[ReadingRow]
             )
         )
     return rows
+
+
+def _status_event(data: Mapping[str, Any]) -> str:
+    """What a status event is about: ``data.event`` (``sensor_health``, ``config_reload``,
+    ``calibration_changed``, ``outbox_quarantined``…), or for the daemon's own
+    ``{"state": "started" | "stopping", "version", "sensors"}`` its state."""
+    for key in ("event", "state"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return _text(f"data.{key}", value, 64)
+    return "status"
 
 
 def _gaps(event: Envelope, ts: datetime, device_id: str) -> tuple[list[dict[str, Any]], int]:
