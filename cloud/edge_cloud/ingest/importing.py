@@ -99,6 +99,7 @@ class ImportRun:
     def __init__(self, importer: Importer, device_id: str) -> None:
         self.importer = importer
         self.report = ImportReport(device_id)
+        self.source = f"import/{device_id}"
         self._partial = bytearray()
         self._skipping = False
         """In a line longer than the limit: drop bytes until its end."""
@@ -187,7 +188,7 @@ class ImportRun:
             Refusal(
                 reason,
                 detail,
-                f"import/{self.report.device_id}",
+                self.source,
                 self.report.device_id,
                 len(raw),
                 raw[:QUARANTINE_HEAD_BYTES],
@@ -199,9 +200,9 @@ class ImportRun:
         if not self.report.events or not (self._events or self._refusals):
             return  # no envelope yet: maybe not an export at all, decided before anything is stored
         importer = self.importer
-        messages = (
-            [EventsMessage(self.report.device_id, self._events, importer.clock())] if self._events else []
-        )
+        messages = []
+        if self._events:
+            messages = [EventsMessage(self.report.device_id, self._events, importer.clock(), self.source)]
         work = Work(events=messages, refusals=self._refusals)
         self._events, self._refusals = [], []
         outcome = importer.store.write(work)

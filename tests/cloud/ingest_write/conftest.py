@@ -55,11 +55,18 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def consumer_settings(
-    tmp_path: Path, database_url: str, broker: Mosquitto, *, client_id: str = "ingest-test-1", **consumer: Any
+    tmp_path: Path,
+    database_url: str,
+    broker: Mosquitto,
+    *,
+    client_id: str = "ingest-test-1",
+    auth: dict[str, Any] | None = None,
+    **consumer: Any,
 ) -> IngestSettings:
     return ingest_settings(
         tmp_path,
         database_url,
+        auth=auth or {},
         mqtt={
             "host": "127.0.0.1",
             "port": broker.port,

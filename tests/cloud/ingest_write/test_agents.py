@@ -19,14 +19,18 @@ from tests.mosquitto import Mosquitto
 def stored(engine: Engine, device_id: str) -> int:
     with engine.connect() as conn:
         return int(
-            conn.execute(sa.text("SELECT count(*) FROM event_ids WHERE device_id = :d"), {"d": device_id}).scalar_one()
+            conn.execute(
+                sa.text("SELECT count(*) FROM event_ids WHERE device_id = :d"), {"d": device_id}
+            ).scalar_one()
         )
 
 
 def received(engine: Engine, device_id: str) -> list[tuple[str, int, int]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT epoch, first_seq, last_seq FROM received_ranges WHERE device_id = :d ORDER BY epoch"),
+            sa.text(
+                "SELECT epoch, first_seq, last_seq FROM received_ranges WHERE device_id = :d ORDER BY epoch"
+            ),
             {"d": device_id},
         )
         return [(str(e), int(f), int(last)) for e, f, last in rows]
@@ -44,11 +48,13 @@ def drain(tmp_path: Path, broker: Mosquitto, device_ids: list[str], engine: Engi
         directory = tmp_path / device_id
         config = agent_config(directory, broker, device_id, sampling=False)
         log = directory / "agent.log"
-        ready_before = log.read_text().count("msg=\"ready:")
+        ready_before = log.read_text().count('msg="ready:')
         agent = start_agent(config, log)
         db = directory / "state" / "outbox.db"
         try:
-            wait_for(lambda log=log: log.read_text().count("msg=\"ready:") > ready_before, 30, "the agent up")
+            wait_for(
+                lambda log=log, n=ready_before: log.read_text().count('msg="ready:') > n, 30, "the agent up"
+            )
             wait_for(lambda db=db: pending(db) == 0, 60, f"{device_id}'s outbox to drain")
         finally:
             assert stop_agent(agent) == 0

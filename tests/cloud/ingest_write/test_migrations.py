@@ -59,7 +59,12 @@ def test_postgres_partitions_are_made_ahead_rows_move_out_of_default_and_retenti
         migrate.upgrade(engine)
         now = datetime(2026, 11, 25, 12, tzinfo=UTC)
         made = partitions.maintain(engine, interval="week", retention_s=None, now=now)
-        assert made.created == ["readings_p20261116", "readings_p20261123", "readings_p20261130", "readings_p20261207"]
+        assert made.created == [
+            "readings_p20261116",
+            "readings_p20261123",
+            "readings_p20261130",
+            "readings_p20261207",
+        ]
         assert partitions.maintain(engine, interval="week", retention_s=None, now=now).created == []
         dev = Device("part-1", t=datetime(1970, 1, 1, tzinfo=UTC))
         old = dev.readings(2)  # an unsynced clock
@@ -79,7 +84,12 @@ def test_postgres_partitions_are_made_ahead_rows_move_out_of_default_and_retenti
         made = partitions.maintain(engine, interval="week", retention_s=30 * 86400, now=later)
         assert "readings_p20270301" in made.created and made.moved == 2
         assert where("readings_p20270301") == 2 and where("readings_default") == 4
-        assert made.dropped == ["readings_p20261116", "readings_p20261123", "readings_p20261130", "readings_p20261207"]
+        assert made.dropped == [
+            "readings_p20261116",
+            "readings_p20261123",
+            "readings_p20261130",
+            "readings_p20261207",
+        ]
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one() == 6
         # A change of interval never overlaps what exists.

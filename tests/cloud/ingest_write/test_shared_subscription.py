@@ -17,8 +17,12 @@ def test_two_processes_share_the_load_and_store_each_event_once(
     tmp_path: Path, database_url: str, engine: Engine, broker: Mosquitto
 ) -> None:
     state = tmp_path / "shared-state"  # one host: slots 0 and 1 of the same folder
-    a = IngestProcess(ingest_config(tmp_path / "a", database_url, broker, state_dir=state), tmp_path / "a.log")
-    b = IngestProcess(ingest_config(tmp_path / "b", database_url, broker, state_dir=state), tmp_path / "b.log")
+    a = IngestProcess(
+        ingest_config(tmp_path / "a", database_url, broker, state_dir=state), tmp_path / "a.log"
+    )
+    b = IngestProcess(
+        ingest_config(tmp_path / "b", database_url, broker, state_dir=state), tmp_path / "b.log"
+    )
     devices = [Device(f"share-{i}") for i in range(4)]
     publishers: list[DevicePublisher] = []
     try:

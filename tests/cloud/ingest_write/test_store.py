@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from edge_cloud.common.db import make_engine
-from edge_cloud.ingest.store import DeviceAck, StatusMessage, Store, Work
+from edge_cloud.ingest.store import DeviceAck, Outcome, StatusMessage, Store, Work
 from tests.cloud.ingest_write.helpers import EPOCH, Device, count, work
 
 
@@ -23,13 +23,41 @@ def test_every_kind_goes_to_its_table_once_with_its_fields(engine: Engine) -> No
     dev = Device("site-9")
     events = [
         dev.event(data={"temperature_c": 19.5, "pressure_pa": 101211.4, "cal": {"temperature_c": 12}}),
-        dev.event("test_result", {"test": "range", "sensor": "climate", "kind": "range", "status": "fail",
-                                  "passed": False, "measured": {}, "limits": {}, "duration_s": 0.1,
-                                  "detail": "too hot", "trigger": "schedule"}),
-        dev.event("alarm", {"code": "sensor_test_failed", "test": "range", "sensor": "climate",
-                            "kind": "range", "detail": "too hot"}),
-        dev.event("status", {"event": "sensor_health", "state": "degraded", "previous": "ok",
-                             "reason": "timeout", "consecutive_errors": 3}),
+        dev.event(
+            "test_result",
+            {
+                "test": "range",
+                "sensor": "climate",
+                "kind": "range",
+                "status": "fail",
+                "passed": False,
+                "measured": {},
+                "limits": {},
+                "duration_s": 0.1,
+                "detail": "too hot",
+                "trigger": "schedule",
+            },
+        ),
+        dev.event(
+            "alarm",
+            {
+                "code": "sensor_test_failed",
+                "test": "range",
+                "sensor": "climate",
+                "kind": "range",
+                "detail": "too hot",
+            },
+        ),
+        dev.event(
+            "status",
+            {
+                "event": "sensor_health",
+                "state": "degraded",
+                "previous": "ok",
+                "reason": "timeout",
+                "consecutive_errors": 3,
+            },
+        ),
         dev.event("gap", {"reason": "size_cap", "evicted": [[100, 149], [200, 209]], "count": 60}),
     ]
     outcome = store.write(work(dev.message(events)))
@@ -50,7 +78,11 @@ def test_every_kind_goes_to_its_table_once_with_its_fields(engine: Engine) -> No
     ]
     assert rows(engine, "SELECT evicted_events FROM devices") == [(60,)]
     assert rows(engine, "SELECT kind, seq FROM event_ids ORDER BY seq") == [
-        ("reading", 1), ("test_result", 2), ("alarm", 3), ("status", 4), ("gap", 5)
+        ("reading", 1),
+        ("test_result", 2),
+        ("alarm", 3),
+        ("status", 4),
+        ("gap", 5),
     ]
     # All again, in one work twice over: nothing new, the gap not counted again.
     again = store.write(work(dev.message(events), dev.message(events)))
@@ -66,7 +98,10 @@ def test_received_ranges_merge_across_batches_and_epochs(engine: Engine) -> None
     events = dev.readings(30)
     for part in (events[20:25], events[0:5], events[10:15], events[5:10]):  # out of order, like lanes
         store.write(work(dev.message(part)))
-    assert rows(engine, "SELECT first_seq, last_seq FROM received_ranges ORDER BY first_seq") == [(1, 15), (21, 25)]
+    assert rows(engine, "SELECT first_seq, last_seq FROM received_ranges ORDER BY first_seq") == [
+        (1, 15),
+        (21, 25),
+    ]
     store.write(work(dev.message(events[14:21])))
     other = Device("site-3", epoch="another-epoch")
     store.write(work(dev.message(events[25:]), other.message(other.readings(3))))
@@ -92,8 +127,14 @@ def test_statuses_move_online_and_status_at_only_on_a_change(engine: Engine) -> 
     store = Store(engine, quarantine_rows=100)
     t0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
-    def status(online: bool, at: datetime, *, ts: datetime | None = None, boot: str | None = "b1",
-               retained: bool = False) -> StatusMessage:
+    def status(
+        online: bool,
+        at: datetime,
+        *,
+        ts: datetime | None = None,
+        boot: str | None = "b1",
+        retained: bool = False,
+    ) -> StatusMessage:
         return StatusMessage("dev-s", online, ts, boot, "e1", at, retained)
 
     store.write(Work(statuses=[status(True, t0, ts=t0 - timedelta(seconds=1))]))
@@ -125,7 +166,9 @@ def test_quarantine_keeps_the_newest_rows(engine: Engine) -> None:
     at = datetime.now(UTC)
     for i in range(25):
         store.write(Work(refusals=[Refusal("malformed", f"n{i}", "devices/x/events", "x", 3, b"abc", at)]))
-    assert [r[0] for r in rows(engine, "SELECT detail FROM quarantine ORDER BY id")] == [f"n{i}" for i in range(15, 25)]
+    assert [r[0] for r in rows(engine, "SELECT detail FROM quarantine ORDER BY id")] == [
+        f"n{i}" for i in range(15, 25)
+    ]
 
 
 def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ack_them(
@@ -137,24 +180,23 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
     engines = [engine, make_engine(database_url)]
     stores = [Store(e, quarantine_rows=100) for e in engines]
     devices = [Device(f"race-{i}") for i in range(3)]
-    rounds = [[d.readings(200) for d in devices] for _ in range(10)]
-    outcomes: list[list[object]] = [[], []]
+    outcomes: list[list[Outcome]] = [[], []]
     errors: list[BaseException] = []
+
+    def write(i: int, w: Work, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait(10)
+            outcomes[i].append(stores[i].write(w))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
     try:
-        for batches in rounds:
+        for _ in range(10):
+            messages = [d.message(d.readings(200)) for d in devices]
             barrier = threading.Barrier(2)
-
-            def write(i: int, batches: list[list[dict[str, object]]] = batches) -> None:
-                try:
-                    # The second writer takes the devices in the other order.
-                    ordered = batches if i == 0 else list(reversed(batches))
-                    w = work(*(d.message(b) for d, b in zip(devices if i == 0 else devices[::-1], ordered, strict=True)))
-                    barrier.wait(10)
-                    outcomes[i].append(stores[i].write(w))
-                except BaseException as exc:  # pragma: no cover - reported below
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=write, args=(i,)) for i in (0, 1)]
+            # The second writer lists the devices in the other order.
+            works = [work(*messages), work(*reversed(messages))]
+            threads = [threading.Thread(target=write, args=(i, works[i], barrier)) for i in (0, 1)]
             for t in threads:
                 t.start()
             for t in threads:
@@ -163,13 +205,20 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
         engines[1].dispose()
     assert not errors, errors
     total = 10 * 3 * 200
-    stored = sum(o.stored for side in outcomes for o in side)  # type: ignore[attr-defined]
-    duplicates = sum(o.duplicates for side in outcomes for o in side)  # type: ignore[attr-defined]
+    stored = sum(o.stored for side in outcomes for o in side)
+    duplicates = sum(o.duplicates for side in outcomes for o in side)
     assert (stored, duplicates) == (total, total), "each event stored by exactly one of the two"
     assert count(engine, "event_ids") == total and count(engine, "readings") == 2 * total
+    everything = {(d.device_id, s) for d in devices for s in range(1, 2001)}
     for side in outcomes:
-        acked = {(a.device_id, s) for o in side for a in o.acks for f, l in a.seqs for s in range(f, l + 1)}  # type: ignore[attr-defined]
-        assert acked == {(d.device_id, s) for d in devices for s in range(1, 2001)}
+        acked = {
+            (a.device_id, s)
+            for o in side
+            for a in o.acks
+            for first, last in a.seqs
+            for s in range(first, last + 1)
+        }
+        assert acked == everything
     assert rows(engine, "SELECT device_id, first_seq, last_seq FROM received_ranges ORDER BY device_id") == [
         (d.device_id, 1, 2000) for d in devices
     ]

@@ -57,6 +57,9 @@ class EventsMessage:
     device_id: str
     events: Sequence[Envelope]
     received_at: datetime
+    source: str | None = None
+    """Where the batch came from, for the quarantine: its topic by default,
+    ``import/{device_id}`` for ``POST /v1/import``."""
 
     @cached_property
     def converted(self) -> list[EventRows | RefusedEvent]:

@@ -64,7 +64,7 @@ def _refusal(message: EventsMessage, event: Envelope, detail: str) -> Refusal:
     return Refusal(
         reason="invalid_event",
         detail=f"event {event.id} (seq {event.seq}): {detail}",
-        topic=events_topic(message.device_id),
+        topic=message.source or events_topic(message.device_id),
         device_id=message.device_id,
         size=len(raw),
         head=raw[:QUARANTINE_HEAD_BYTES],
