@@ -128,10 +128,14 @@ def _serve_http(app: Any, settings: IngestSettings, host: str | None, port: int 
         log_level=settings.log_level,
         proxy_headers=False,
     )
-    uvicorn.Server(config).run()  # returns after SIGTERM/SIGINT (uvicorn's own handlers)
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found
+    # and raises the signal again: with the default ones the process would die there,
+    # before the consumer has committed and acknowledged what it holds.  Ours only note it.
+    _on_stop_signals()
+    uvicorn.Server(config).run()
 
 
-def _wait_for_signal() -> None:
+def _on_stop_signals() -> threading.Event:
     stopped = threading.Event()
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -140,6 +144,11 @@ def _wait_for_signal() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+    return stopped
+
+
+def _wait_for_signal() -> None:
+    stopped = _on_stop_signals()
     while not stopped.wait(3600):
         pass
 

@@ -6,11 +6,14 @@ what was committed.  Readings are followed in the order they were stored (the le
 it arrives, with its old timestamps.  Each poll looks ``OVERLAP_S`` back (transactions
 commit in a different order than they start) and skips what it has printed.
 
-One line per quantity, under 80 columns for usual names, the same plain text on a
-terminal and in a pipe::
+One line per quantity, in a quantity's name order within an event, under 80 columns
+for usual names (a longer name widens its line, it is never cut), the same plain text
+on a terminal and in a pipe: the event time (``~`` after it: the device's clock was not
+synchronised), sensor, quantity, value (10 significant digits), and the calibration id
+when one was applied::
 
-    2026-11-25T13:19:03.123Z  climate       temperature_c              19.58
-    2026-11-25T13:19:03.123Z  climate       pressure_pa         101211.4140625  cal 12
+    2026-11-25T13:19:03.123Z  climate    pressure_pa              101211.414  cal 12
+    2026-11-25T13:19:03.123Z  climate    temperature_c                 19.58
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy.engine import Engine
 from edge_cloud.ingest.tables import event_ids, readings
 
 OVERLAP_S = 10.0
+_MIN = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,16 @@ class Line:
     cal: int | None
     clock_synced: bool
 
+    @property
+    def key(self) -> tuple[datetime, datetime, str, str]:
+        """The order lines are stored and shown in."""
+        return (self.received_at, _utc(self.ts), self.event_id, self.quantity)
+
     def render(self) -> str:
         ts = _utc(self.ts).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        text = f"{ts}  {self.sensor:<12}  {self.quantity:<22} {self.value!r:>15}"
-        if self.cal is not None:
-            text += f"  cal {self.cal}"
-        if not self.clock_synced:
-            text += "  unsynced"
-        return text
+        ts += " " if self.clock_synced else "~"
+        text = f"{ts} {self.sensor:<10} {self.quantity:<20} {self.value:>14.10g}"
+        return text if self.cal is None else f"{text}  cal {self.cal}"
 
 
 def _utc(t: datetime) -> datetime:
@@ -131,21 +137,22 @@ def follow(
 ) -> Iterator[list[Line]]:
     """The last ``backlog`` readings, then every poll's new ones (an empty list when none)."""
     overlap = timedelta(seconds=OVERLAP_S)
-    seen: dict[tuple[str, str], datetime] = {}
     first = last(engine, device_id, backlog, sensor=sensor, quantity=quantity) if backlog else []
-    cursor = first[-1].received_at if first else now() - overlap
-    for line in first:
-        seen[(line.event_id, line.quantity)] = line.received_at
+    # Everything up to what was shown (or stored before we started) counts as shown.
+    floor = first[-1].key if first else (now(), _MIN, "", "")
+    cursor = floor[0]
+    seen: dict[tuple[str, str], datetime] = {}
     yield first
     while True:
         sleep(interval)
         fresh = []
         for line in since(engine, device_id, cursor - overlap, sensor=sensor, quantity=quantity):
             key = (line.event_id, line.quantity)
-            if key not in seen:
-                seen[key] = line.received_at
-                fresh.append(line)
-                cursor = max(cursor, line.received_at)
+            if line.key <= floor or key in seen:
+                continue
+            seen[key] = line.received_at
+            fresh.append(line)
+            cursor = max(cursor, line.received_at)
         # What the next poll can return again is what it must still recognise.
         seen = {k: t for k, t in seen.items() if t >= cursor - overlap}
         yield fresh

@@ -140,6 +140,6 @@ class BrokerLink:
         self._failures += 1
         exc = state.outcome.exception() if state.outcome is not None else None
         if self._failures == 1:
-            log.warning("%s; retrying with backoff (up to %.0f s)", exc, self.settings.reconnect_max)
+            log.warning("%s; retrying with backoff (up to %g s)", exc, self.settings.reconnect_max)
         else:
             log.debug("attempt %d: %s", self._failures, exc)
