@@ -141,7 +141,7 @@ def test_tail_follows_what_is_stored_and_stops_quietly_when_its_reader_goes(
     # Piped into head: the reader closes early, tail ends without a traceback.
     store.write(work(dev.message(dev.readings(50))))
     piped = subprocess.run(
-        " ".join(command[:-2] + ["-n", "100", "--no-follow", "-c", str(config)]) + " | head -2",
+        f"{sys.executable} -m edge_cloud.ingest tail tail-2 -n 100 --no-follow -c {config} | head -2",
         shell=True,
         capture_output=True,
         text=True,
