@@ -157,3 +157,24 @@ def test_retained_births_and_wills_set_online_boot_and_epoch(
         assert (
             count(engine, "quarantine", "WHERE reason = 'malformed' AND topic = 'devices/gone-1/status'") == 1
         )
+
+
+def test_a_broker_taking_few_unacknowledged_publishes_gets_no_more_acks_in_flight(
+    tmp_path: Path, database_url: str, engine: Engine
+) -> None:
+    """Mosquitto announces its max_inflight_messages as Receive Maximum and disconnects a
+    client that goes over it: the consumer connects again keeping to it."""
+    with Mosquitto(tmp_path / "strict", extra="max_inflight_messages 3\n") as strict:
+        devices = [Device(f"many-{i}") for i in range(12)]
+        publishers = [DevicePublisher(strict.port, d.device_id) for d in devices]
+        try:
+            with running(consumer_settings(tmp_path, database_url, strict), engine) as consumer:
+                for d, pub in zip(devices, publishers, strict=True):
+                    pub.client.publish(f"devices/{d.device_id}/events", d.payload(d.readings(2)), qos=1)
+                for pub in publishers:
+                    wait_for(lambda pub=pub: pub.acked() == {1, 2}, what="every device acked")
+                assert sample(consumer.metrics, "edge_ingest_broker_connects_total") == 1
+        finally:
+            for pub in publishers:
+                pub.close()
+    assert "exceeded" not in strict.log.lower() and "protocol error" not in strict.log.lower()

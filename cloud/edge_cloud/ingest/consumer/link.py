@@ -16,7 +16,7 @@ from collections.abc import Callable
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
 from edge_cloud.ingest.consumer.metrics import IngestMetrics
-from edge_cloud.ingest.consumer.session import Received, Session
+from edge_cloud.ingest.consumer.session import ACKS_INFLIGHT, Received, ReceiveMaximumLower, Session
 from edge_cloud.ingest.errors import BrokerUnavailable
 from edge_cloud.ingest.settings import MQTTSettings
 
@@ -45,6 +45,7 @@ class BrokerLink:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
         self._failures = 0
+        self._max_inflight = ACKS_INFLIGHT
         self.connected_once = threading.Event()
 
     def start(self) -> None:
@@ -113,8 +114,13 @@ class BrokerLink:
                         on_message=self._on_message,
                         clock=self._clock,
                         monotonic=self._monotonic,
+                        max_inflight=self._max_inflight,
                     )
-                    session.open(self.settings.share_group)
+                    try:
+                        session.open(self.settings.share_group)
+                    except ReceiveMaximumLower as exc:
+                        self._max_inflight = exc.receive_maximum
+                        raise
         except BrokerUnavailable:
             return None  # stopped while retrying
         self._metrics.broker_connects.inc()

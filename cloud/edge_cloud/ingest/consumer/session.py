@@ -44,10 +44,21 @@ CONNECT_TIMEOUT = 10.0
 MAX_SESSION_EXPIRY = 0xFFFFFFFF
 EVENTS_FILTER = "devices/+/events"
 STATUS_FILTER = "devices/+/status"
-ACKS_INFLIGHT = 100
-"""Our own unacknowledged QoS 1 publishes (the acks) paho keeps on the wire at once, or
-the broker's Receive Maximum if lower (Mosquitto's ``max_inflight_messages``, 20 by
-default); the rest wait in paho's queue."""
+ACKS_INFLIGHT = 20
+"""Our own unacknowledged QoS 1 publishes (the acks) paho keeps on the wire at once; the
+rest wait in paho's queue.  20 is Mosquitto's default Receive Maximum
+(``max_inflight_messages``): paho does not keep to the broker's by itself, and Mosquitto
+disconnects a client that goes over it.  A broker announcing less is connected to again
+with its figure (:class:`ReceiveMaximumLower`)."""
+
+
+class ReceiveMaximumLower(BrokerUnavailable):
+    """The broker takes fewer unacknowledged publishes than we were set for: connect again
+    with ``receive_maximum``."""
+
+    def __init__(self, address: str, receive_maximum: int) -> None:
+        super().__init__(f"{address} takes at most {receive_maximum} unacknowledged publishes")
+        self.receive_maximum = receive_maximum
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,12 @@ class Session:
         on_message: Callable[[Received], None],
         clock: Callable[[], float],
         monotonic: Callable[[], float],
+        max_inflight: int = ACKS_INFLIGHT,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
+        self.max_inflight = max_inflight
+        self.broker_receive_maximum: int | None = None
         self.ended = threading.Event()
         self.end_reason = ""
         self.session_present = False
@@ -99,7 +113,7 @@ class Session:
             manual_ack=True,
             reconnect_on_failure=False,
         )
-        self._client.max_inflight_messages_set(ACKS_INFLIGHT)
+        self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
         if settings.username is not None:
             self._client.username_pw_set(settings.username, settings.password)
@@ -136,6 +150,9 @@ class Session:
             reason = self._connack_reason
             if reason is None or reason.is_failure:
                 raise BrokerUnavailable(f"{self.address} refused the connection: {reason}")
+            limit = self.broker_receive_maximum
+            if limit is not None and limit < self.max_inflight:
+                raise ReceiveMaximumLower(self.address, limit)
             self._subscribe(share_group)
         except BrokerUnavailable:
             self.close()
@@ -187,11 +204,9 @@ class Session:
     ) -> None:
         self._connack_reason = reason
         self.session_present = bool(getattr(flags, "session_present", False))
-        # paho does not keep to the broker's Receive Maximum by itself, and Mosquitto
-        # disconnects a client that sends more unacknowledged QoS 1 messages than it.
         broker_max = getattr(props, "ReceiveMaximum", None)
         if isinstance(broker_max, int) and broker_max > 0:
-            client.max_inflight_messages_set(min(ACKS_INFLIGHT, broker_max))
+            self.broker_receive_maximum = broker_max
         self._connack.set()
 
     def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
