@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from edge_cloud.ingest.acks import AckPublisher
+from edge_cloud.ingest.consumer.decode import first_error
 from edge_cloud.ingest.consumer.known_devices import Verdict
 from edge_cloud.ingest.consumer.metrics import IngestMetrics
 from edge_cloud.ingest.errors import ImportRefused
@@ -164,11 +165,7 @@ class ImportRun:
         try:
             envelope = Envelope.model_validate_json(line)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0] if exc.error_count() else {"loc": (), "msg": str(exc)}
-            where = ".".join(str(p) for p in first["loc"])
-            self._refuse(
-                "malformed", f"line {self.report.lines}: not an envelope: {where}: {first['msg']}", line
-            )
+            self._refuse("malformed", f"line {self.report.lines}: not an envelope: {first_error(exc)}", line)
             return
         self.report.events += 1
         self.report.epochs.add(envelope.epoch)

@@ -96,7 +96,9 @@ def run(
             engine=engine,
             registry=metrics.registry,
             consumer=consumer,
-            importer=Importer(consumer.store, consumer, metrics, settings),
+            importer=Importer(
+                consumer.store, consumer, metrics, settings, check_device=consumer.check_device
+            ),
             readiness={"database": database_reachable(engine), "broker": consumer.broker_connected},
         )
         stop = threading.Event()

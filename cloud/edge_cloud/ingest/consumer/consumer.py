@@ -54,6 +54,8 @@ class Consumer:
                 partial(fetch_device, settings.auth.api_url, settings.auth.api_key),
                 on_unavailable=self.metrics.device_check_failures.inc,
             ).check
+        self.check_device = check_device
+        """``consumer.devices = "known"``'s check (None: any device), for the import too."""
         self.client_id: ClientId = client_id(settings.mqtt, settings.state_dir)
         self.pipeline = Pipeline(self.store, self, self.metrics, settings.consumer, check_device=check_device)
         self.link = BrokerLink(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -90,12 +90,18 @@ def decode(
 def _invalid(
     exc: ValidationError, refused: Callable[[RefusalReason, str, str | None], Refusal], device_id: str
 ) -> Refusal:
-    errors = exc.errors(include_url=False)
-    if any(e["loc"][:1] == ("schema",) for e in errors):
+    if any(e["loc"][:1] == ("schema",) for e in exc.errors(include_url=False)):
         return refused("schema", "unknown batch schema (this ingest knows schema 1)", device_id)
-    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
-    where = ".".join(str(p) for p in first["loc"])
-    return refused("malformed", f"{exc.error_count()} problem(s), first: {where}: {first['msg']}", device_id)
+    return refused("malformed", f"not a batch: {first_error(exc)}", device_id)
+
+
+def first_error(exc: ValidationError) -> str:
+    """``3 problem(s), first: events.0.seq: Input should be greater than or equal to 1``."""
+    errors = exc.errors(include_url=False)
+    if not errors:
+        return str(exc)
+    where = ".".join(str(p) for p in errors[0]["loc"])
+    return f"{len(errors)} problem(s), first: {where + ': ' if where else ''}{errors[0]['msg']}"
 
 
 def _status(
@@ -113,17 +119,10 @@ def _status(
         status = StatusPayload.model_validate_json(payload)
         ts = parse_ts(status.ts) if status.ts is not None else None
     except ValidationError as exc:
-        return refused("malformed", f"not a status: {_first_error(exc)}", device_id)
+        return refused("malformed", f"not a status: {first_error(exc)}", device_id)
     except EventRefused as exc:
         return refused("malformed", f"not a status: {exc}", device_id)
     for value in (status.boot, status.epoch):
         if value is not None and "\x00" in value:
             return refused("malformed", "not a status: a NUL character", device_id)
     return StatusMessage(device_id, status.state == "online", ts, status.boot, status.epoch, at, retained)
-
-
-def _first_error(exc: ValidationError) -> Any:
-    errors = exc.errors(include_url=False)
-    if not errors:
-        return str(exc)
-    return f"{'.'.join(str(p) for p in errors[0]['loc'])}: {errors[0]['msg']}"
