@@ -115,11 +115,15 @@ def db_upgrade(config: ConfigOption = None) -> None:
     """Bring the database to the newest schema and make the readings partitions due (serve does this too)."""
     import sqlalchemy as sa
 
-    from edge_cloud.common.db import make_engine
     from edge_cloud.ingest import migrate, partitions
+    from edge_cloud.ingest.serve import open_database
 
     settings = _settings(config)
-    engine = make_engine(settings.database_url)
+    try:
+        engine = open_database(settings)
+    except IngestError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
     try:
         migrate.upgrade(engine)
         done = partitions.maintain(

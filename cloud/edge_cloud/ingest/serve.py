@@ -19,15 +19,18 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
-from edge_cloud.common.db import make_engine, wait_for_database
+from edge_cloud.common.db import make_engine, normalise_url, wait_for_database
 from edge_cloud.ingest import migrate, partitions
 from edge_cloud.ingest.consumer import Consumer, IngestMetrics
+from edge_cloud.ingest.errors import IngestError, StoreUnavailable
 from edge_cloud.ingest.importing import Importer
 from edge_cloud.ingest.readiness import Check, database_reachable
 from edge_cloud.ingest.settings import IngestSettings
@@ -83,10 +86,15 @@ def run(
     host: str | None = None,
     port: int | None = None,
 ) -> None:
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings)
     try:
-        wait_for_database(engine)
-        migrate.upgrade(engine)
+        where = engine.url.render_as_string(hide_password=True)
+        log.info("database %s", where)
+        try:
+            wait_for_database(engine)  # retried for 30 s: a service often starts before its database
+            migrate.upgrade(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database {where}: {str(exc).splitlines()[0]}") from exc
         maintain = _maintenance(engine, settings)
         maintain()
         metrics = IngestMetrics()
@@ -118,6 +126,21 @@ def run(
             log.info("stopped")
     finally:
         engine.dispose()
+
+
+def open_database(settings: IngestSettings) -> Engine:
+    """The engine; the state directory (and a SQLite file's folder) made first, or SQLite
+    could not create its file.  Raises :class:`IngestError` when they cannot be made."""
+    url = make_url(normalise_url(settings.database_url))
+    folders = [settings.state_dir]
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folders.append(Path(url.database).parent)
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise IngestError(f"cannot make {folder}: {exc}") from exc
+    return make_engine(settings.database_url)
 
 
 def _serve_http(app: Any, settings: IngestSettings, host: str | None, port: int | None) -> None:
