@@ -55,7 +55,9 @@ class MQTTSettings(_Section):
     username: str | None = None
     password: str | None = None
     client_id: str | None = Field(
-        None, description="Defaults to <identity>-<host>-<pid>, unique per process (shared subscription)"
+        None,
+        description="Defaults to <identity>-<host>-<slot>: unique per running process, the same after a "
+        "restart (its session, and what the broker queued for it, are resumed)",
     )
     share_group: str = Field(
         "ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="$share/<group>/… splits the load"
@@ -116,8 +118,8 @@ class IngestSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_needs_the_auth_api(self) -> IngestSettings:
-        if self.consumer.devices == "known" and not self.auth.api_url:
-            raise ValueError("consumer.devices = 'known' needs auth.api_url (and auth.api_key)")
+        if self.consumer.devices == "known" and not (self.auth.api_url and self.auth.api_key):
+            raise ValueError("consumer.devices = 'known' needs auth.api_url and auth.api_key")
         return self
 
     @classmethod

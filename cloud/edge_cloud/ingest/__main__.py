@@ -1,0 +1,5 @@
+"""``python -m edge_cloud.ingest`` = ``edge-ingest``."""
+
+from edge_cloud.ingest.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ingest's HTTP API (FastAPI)."""

@@ -1,0 +1,66 @@
+"""Errors of the ingest service.
+
+::
+
+    CloudError (edge_cloud.common.errors)
+     └── IngestError
+          ├── StoreError              the database did not take a transaction
+          │    ├── StoreUnavailable   transient: connection lost, deadlock, serialization
+          │    │                      failure, database locked.  Retried with jitter; the
+          │    │                      messages stay unacknowledged meanwhile.
+          │    └── StoreRejected      the database refused the data itself (a value it
+          │                           cannot hold).  Never retried as is: the consumer
+          │                           writes the messages one by one and quarantines the
+          │                           one that still fails.
+          ├── BrokerError             the MQTT side
+          │    └── BrokerUnavailable  cannot connect, CONNACK refused, TLS failure, the
+          │                           connection dropped.  Retried with jitter.
+          ├── DeviceCheckUnavailable  the auth service's API did not answer which devices
+          │                           are enabled (consumer.devices = "known")
+          └── ImportRefused           a file given to POST /v1/import cannot be imported as
+                                      a whole (``status``: the HTTP status to answer)
+
+``ConfigError`` (exit 78) comes from ``edge_cloud.common.errors``.  A message or an event
+the ingest refuses is not an exception once it is past the decoder: it is a
+``Refusal`` (``store.model``), counted, quarantined and acknowledged.
+"""
+
+from __future__ import annotations
+
+from edge_cloud.common.errors import CloudError
+
+
+class IngestError(CloudError):
+    """Base class of the ingest service's errors."""
+
+
+class StoreError(IngestError):
+    """The database did not take a transaction."""
+
+
+class StoreUnavailable(StoreError):
+    """A transient database failure: try again later."""
+
+
+class StoreRejected(StoreError):
+    """The database refused the data of a transaction (not transient)."""
+
+
+class BrokerError(IngestError):
+    """Something on the MQTT side."""
+
+
+class BrokerUnavailable(BrokerError):
+    """No usable connection to the broker (retried with backoff)."""
+
+
+class DeviceCheckUnavailable(IngestError):
+    """The auth service could not say whether a device is enabled."""
+
+
+class ImportRefused(IngestError):
+    """A file for ``POST /v1/import`` that cannot be imported at all."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status

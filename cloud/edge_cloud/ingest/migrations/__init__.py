@@ -1,0 +1,1 @@
+"""Alembic migrations of the ingest database (``edge-ingest db upgrade``; also run by ``serve``)."""

@@ -1,0 +1,195 @@
+"""``edge-ingest serve``: the consumer and the HTTP API in one process.
+
+Order: wait for the database (``edge_cloud.common.db.wait_for_database``), migrate, make
+the ``readings`` partitions due (PostgreSQL), start the consumer, then serve HTTP with
+uvicorn until SIGTERM/SIGINT; then stop the consumer (it commits and acknowledges what
+it received, publishes those acks and disconnects, leaving its session to the broker).
+Partitions are maintained again every ``MAINTENANCE_S``.
+
+The HTTP app is the read side's (``edge_cloud.ingest.api.app.create_app``), built by
+:func:`api_app` from :class:`ServeParts`; when that module is not installed, ``serve``
+runs the consumer alone and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine, make_url
+
+from edge_cloud.common.db import make_engine, normalise_url, wait_for_database
+from edge_cloud.ingest import migrate, partitions
+from edge_cloud.ingest.consumer import Consumer, IngestMetrics
+from edge_cloud.ingest.errors import IngestError, StoreUnavailable
+from edge_cloud.ingest.importing import Importer
+from edge_cloud.ingest.readiness import Check, database_reachable
+from edge_cloud.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class ServeParts:
+    """What the write side hands the HTTP app."""
+
+    settings: IngestSettings
+    engine: Engine
+    registry: CollectorRegistry
+    """The Prometheus registry of the write path's metrics (serve it on ``/metrics``)."""
+    consumer: Consumer
+    importer: Importer
+    """``POST /v1/import`` (``app.state.importer``, see ``api/routes/imports.py``)."""
+    readiness: dict[str, Check]
+    """``/readyz``: ``database`` reachable, ``broker`` connected."""
+
+
+AppFactory = Callable[[ServeParts], Any]
+
+
+def api_app(parts: ServeParts) -> Any | None:
+    """The read side's FastAPI app, or None when ``edge_cloud.ingest.api.app`` is not installed."""
+    try:
+        app_module = importlib.import_module("edge_cloud.ingest.api.app")
+        state_module = importlib.import_module("edge_cloud.ingest.api.state")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("edge_cloud.ingest.api.app", "edge_cloud.ingest.api.state"):
+            return None
+        raise
+    # Wired at the merge with the read side: ApiState's fields are theirs.
+    state = state_module.ApiState(
+        settings=parts.settings,
+        engine=parts.engine,
+        registry=parts.registry,
+        ready=lambda: all(check() for check in parts.readiness.values()),
+    )
+    app = app_module.create_app(state)
+    app.state.importer = parts.importer
+    return app
+
+
+def run(
+    settings: IngestSettings,
+    *,
+    app_factory: AppFactory | None = api_app,
+    host: str | None = None,
+    port: int | None = None,
+) -> None:
+    engine = open_database(settings)
+    try:
+        where = engine.url.render_as_string(hide_password=True)
+        log.info("database %s", where)
+        try:
+            wait_for_database(engine)  # retried for 30 s: a service often starts before its database
+            migrate.upgrade(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database {where}: {str(exc).splitlines()[0]}") from exc
+        maintain = _maintenance(engine, settings)
+        maintain()
+        metrics = IngestMetrics()
+        consumer = Consumer(settings, engine, metrics=metrics)
+        parts = ServeParts(
+            settings=settings,
+            engine=engine,
+            registry=metrics.registry,
+            consumer=consumer,
+            importer=Importer(
+                consumer.store, consumer, metrics, settings, check_device=consumer.check_device
+            ),
+            readiness={"database": database_reachable(engine), "broker": consumer.broker_connected},
+        )
+        stop = threading.Event()
+        ticker = threading.Thread(target=_every, args=(MAINTENANCE_S, stop, maintain), daemon=True)
+        consumer.start()
+        ticker.start()
+        try:
+            app = app_factory(parts) if app_factory is not None else None
+            if app is None:
+                log.info("consumer running (client id %s); no HTTP API installed", consumer.client_id.value)
+                _wait_for_signal()
+            else:
+                _serve_http(app, settings, host, port)
+        finally:
+            stop.set()
+            consumer.stop()
+            log.info("stopped")
+    finally:
+        engine.dispose()
+
+
+def open_database(settings: IngestSettings) -> Engine:
+    """The engine; the state directory (and a SQLite file's folder) made first, or SQLite
+    could not create its file.  Raises :class:`IngestError` when they cannot be made."""
+    url = make_url(normalise_url(settings.database_url))
+    folders = [settings.state_dir]
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folders.append(Path(url.database).parent)
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise IngestError(f"cannot make {folder}: {exc}") from exc
+    return make_engine(settings.database_url)
+
+
+def _serve_http(app: Any, settings: IngestSettings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+    # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found
+    # and raises the signal again: with the default ones the process would die there,
+    # before the consumer has committed and acknowledged what it holds.  Ours only note it.
+    _on_stop_signals()
+    uvicorn.Server(config).run()
+
+
+def _on_stop_signals() -> threading.Event:
+    stopped = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stopped.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    return stopped
+
+
+def _wait_for_signal() -> None:
+    stopped = _on_stop_signals()
+    while not stopped.wait(3600):
+        pass
+
+
+def _maintenance(engine: Engine, settings: IngestSettings) -> Callable[[], None]:
+    def maintain() -> None:
+        try:
+            partitions.maintain(
+                engine, interval=settings.database.partition_interval, retention_s=settings.database.retention
+            )
+        except Exception:  # the consumer goes on; readings land in the default partition meanwhile
+            log.exception("readings partition maintenance failed; trying again in %.0f s", MAINTENANCE_S)
+
+    return maintain
+
+
+def _every(seconds: float, stop: threading.Event, action: Callable[[], None]) -> None:
+    while not stop.wait(seconds):
+        action()

@@ -1,0 +1,283 @@
+"""One event envelope → the rows that store it; or a refusal of that event alone.
+
+Pure functions.  Everything a database would refuse is refused here, event by event,
+before any statement runs: a value that cannot go into its column must never make a whole
+transaction fail (the messages would stay unacknowledged and come back for ever).  So:
+readings must be finite numbers (``bool`` is not one) with a sensor; text must fit its
+column and hold no NUL (PostgreSQL's text and jsonb refuse it); integers must fit a
+BIGINT; ``data`` stored as JSON must be JSON (no NaN or infinity, which pydantic's parser
+lets through); ``ts`` must be a time with a zone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from edge_protocol.wire import Envelope
+
+BIGINT_MAX = 2**63 - 1
+TEST_STATUSES = frozenset({"pass", "fail", "error"})
+_JSON_DEPTH_MAX = 64
+
+EventKey = tuple[str, str]
+"""``(device_id, id)``: the ledger's key."""
+
+READING_COLUMNS = (
+    "device_id",
+    "sensor",
+    "quantity",
+    "ts",
+    "value",
+    "event_id",
+    "epoch",
+    "seq",
+    "clock_synced",
+    "cal",
+)
+"""The order of a reading row's values (``tables.readings``'s columns)."""
+ReadingRow = tuple[str, str, str, datetime, float, str, str, int, bool, int | None]
+
+
+class EventRefused(ValueError):
+    """This event cannot be stored (the rest of its batch can)."""
+
+
+@dataclass(slots=True)
+class EventRows:
+    """The rows of one event: its ledger row, and its rows in the table of its kind."""
+
+    key: EventKey
+    ledger: dict[str, Any]
+    table: str
+    """``readings``, ``test_results``, ``alarms``, ``status_events`` or ``gaps``."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """Rows of the other tables."""
+    readings: list[ReadingRow] = field(default_factory=list)
+    """A reading's rows, one per quantity, as tuples in :data:`READING_COLUMNS` order (the
+    bulk path: COPY takes them as they are)."""
+    evicted: int = 0
+    """Events a gap event reports evicted (added to ``devices.evicted_events``)."""
+
+
+def parse_ts(value: str) -> datetime:
+    """RFC 3339 with a zone → an aware UTC datetime; ``EventRefused`` otherwise."""
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventRefused(f"ts {value[:40]!r} is not an RFC 3339 time") from None
+    if ts.tzinfo is None:
+        raise EventRefused(f"ts {value[:40]!r} has no time zone")
+    return ts.astimezone(UTC)
+
+
+def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventRows:
+    """The rows storing ``event`` of ``device_id``; raises :class:`EventRefused`."""
+    _short_text("epoch", event.epoch)
+    if event.sensor is not None:
+        _short_text("sensor", event.sensor)
+    if event.seq > BIGINT_MAX:
+        raise EventRefused(f"seq {event.seq} is too large")
+    ts = parse_ts(event.ts)
+    ledger = {
+        "device_id": device_id,
+        "id": event.id,
+        "epoch": event.epoch,
+        "seq": event.seq,
+        "kind": event.kind,
+        "received_at": received_at,
+    }
+    out = EventRows((device_id, event.id), ledger, _TABLE[event.kind])
+    common = {"device_id": device_id, "event_id": event.id, "ts": ts}
+    data = event.data
+    if event.kind == "reading":
+        out.readings = _readings(event, ts, device_id)
+    elif event.kind == "test_result":
+        _json("data", data)
+        status = data.get("status")
+        if status not in TEST_STATUSES:
+            raise EventRefused(f"test_result status {status!r} is not one of pass, fail, error")
+        out.rows = [
+            common
+            | {
+                "sensor": event.sensor,
+                "test": _text("data.test", data.get("test"), 64),
+                "kind": _text("data.kind", data.get("kind"), 32),
+                "status": status,
+                "trigger": _optional_text("data.trigger", data.get("trigger"), 16),
+                "detail": _optional_text("data.detail", data.get("detail"), None),
+                "data": data,
+            }
+        ]
+    elif event.kind == "alarm":
+        _json("data", data)
+        out.rows = [
+            common | {"sensor": event.sensor, "code": _text("data.code", data.get("code"), 64), "data": data}
+        ]
+    elif event.kind == "status":
+        _json("data", data)
+        out.rows = [common | {"sensor": event.sensor, "event": _status_event(data), "data": data}]
+    else:  # gap
+        out.rows, out.evicted = _gaps(event, ts, device_id)
+    return out
+
+
+_TABLE = {
+    "reading": "readings",
+    "test_result": "test_results",
+    "alarm": "alarms",
+    "status": "status_events",
+    "gap": "gaps",
+}
+
+
+def _readings(event: Envelope, ts: datetime, device_id: str) -> list[ReadingRow]:
+    sensor = event.sensor
+    if sensor is None:
+        raise EventRefused("a reading without a sensor")
+    data = event.data
+    cal = data.get("cal")
+    if cal is not None:
+        if not isinstance(cal, dict):
+            raise EventRefused("data.cal is not an object")
+        for quantity, cal_id in cal.items():
+            if quantity == "cal" or quantity not in data:
+                raise EventRefused(f"data.cal names {quantity[:64]!r}, which the reading does not hold")
+            if type(cal_id) is not int or not 0 <= cal_id <= BIGINT_MAX:
+                raise EventRefused(f"data.cal.{quantity[:64]}: {cal_id!r:.40} is not a calibration id")
+    synced = event.clock == "synced"
+    event_id, epoch, seq = event.id, event.epoch, event.seq
+    rows: list[ReadingRow] = []
+    for quantity, value in data.items():
+        if quantity == "cal":
+            continue
+        _short_text("quantity", quantity)
+        rows.append(
+            (
+                device_id,
+                sensor,
+                quantity,
+                ts,
+                _number(quantity, value),
+                event_id,
+                epoch,
+                seq,
+                synced,
+                cal.get(quantity) if cal else None,
+            )
+        )
+    return rows
+
+
+def _status_event(data: Mapping[str, Any]) -> str:
+    """What a status event is about: ``data.event`` (``sensor_health``, ``config_reload``,
+    ``calibration_changed``, ``outbox_quarantined``…), or for the daemon's own
+    ``{"state": "started" | "stopping", "version", "sensors"}`` its state."""
+    for key in ("event", "state"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return _text(f"data.{key}", value, 64)
+    return "status"
+
+
+def _gaps(event: Envelope, ts: datetime, device_id: str) -> tuple[list[dict[str, Any]], int]:
+    data = event.data
+    reason = _text("data.reason", data.get("reason"), 16)
+    epoch = _text("data.epoch", data.get("epoch", event.epoch), 64)
+    evicted = data.get("evicted")
+    if not isinstance(evicted, list):
+        raise EventRefused("data.evicted is not a list of [first, last] ranges")
+    rows = []
+    total = 0
+    for pair in evicted:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(s) is int for s in pair)):
+            raise EventRefused(f"data.evicted: {str(pair)[:40]} is not a [first, last] range")
+        first, last = pair
+        if not 1 <= first <= last <= BIGINT_MAX:
+            raise EventRefused(f"data.evicted: [{first}, {last}] is not a range of seqs")
+        total += last - first + 1
+        rows.append(
+            {
+                "device_id": device_id,
+                "epoch": epoch,
+                "first_seq": first,
+                "last_seq": last,
+                "reason": reason,
+                "event_id": event.id,
+                "ts": ts,
+            }
+        )
+    count = data.get("count")
+    if type(count) is int and 0 <= count <= BIGINT_MAX:
+        total = count  # the device's own figure, when it gives one
+    return rows, total
+
+
+def _number(name: str, value: object) -> float:
+    if type(value) is float:
+        if math.isfinite(value):
+            return value
+    elif type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    else:
+        raise EventRefused(f"reading {name[:64]!r}: {str(value)[:40]!r} is not a number")
+    raise EventRefused(f"reading {name[:64]!r}: {value!r:.40} is not finite")
+
+
+def _text(name: str, value: object, limit: int | None) -> str:
+    if not isinstance(value, str) or not value:
+        raise EventRefused(f"{name} is missing or not a string")
+    if limit is not None and len(value) > limit:
+        raise EventRefused(f"{name} is longer than {limit} characters")
+    if "\x00" in value:
+        raise EventRefused(f"{name} holds a NUL character")
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _short_text_ok(value: str) -> str | None:
+    """Why ``value`` cannot be a sensor, quantity or epoch (None: it can).  Cached: the same
+    few names come in every event."""
+    if not value:
+        return "is empty"
+    if len(value) > 64:
+        return "is longer than 64 characters"
+    if "\x00" in value:
+        return "holds a NUL character"
+    return None
+
+
+def _short_text(name: str, value: str) -> None:
+    problem = _short_text_ok(value)
+    if problem is not None:
+        raise EventRefused(f"{name} {value[:64]!r} {problem}")
+
+
+def _optional_text(name: str, value: object, limit: int | None) -> str | None:
+    return None if value is None else _text(name, value, limit)
+
+
+def _json(name: str, value: object, depth: int = 0) -> None:
+    """Refuse what JSON (and PostgreSQL's jsonb) cannot hold."""
+    if depth > _JSON_DEPTH_MAX:
+        raise EventRefused(f"{name} is nested too deeply")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise EventRefused(f"{name} holds a NUL character")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventRefused(f"{name} holds a non-finite number")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _json(f"{name}.{str(key)[:32]}", key, depth + 1)
+            _json(f"{name}.{str(key)[:32]}", item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json(name, item, depth + 1)

@@ -1,0 +1,1 @@
+"""The ingest write path: store, migrations, consumer, import, CLI."""
