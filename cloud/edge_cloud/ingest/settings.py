@@ -7,6 +7,7 @@ unknown keys.  Problems are reported with file/variable and field; the CLI exits
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge_cloud.common.config import Seconds
 from edge_cloud.common.config import load_settings as _load
+from edge_cloud.common.errors import ConfigError, ConfigProblem
 
 ENV_PREFIX = "INGEST_"
 DEFAULT_CONFIG_PATH = Path("/etc/edge-ingest/edge-ingest.toml")
@@ -50,18 +52,36 @@ class TLSSettings(_Section):
 
 class MQTTSettings(_Section):
     host: str = Field("localhost", description="The broker")
-    port: int = Field(8883, ge=1, le=65535)
+    port: int = Field(
+        8884, ge=1, le=65535, description="The broker's service listener (edge-auth: broker.service_port)"
+    )
     tls: TLSSettings | None = Field(None, description="Mutual TLS; unset for a plain local broker")
     username: str | None = None
     password: str | None = None
     client_id: str | None = Field(
         None,
-        description="Defaults to <identity>-<host>-<slot>: unique per running process, the same after a "
-        "restart (its session, and what the broker queued for it, are resumed)",
+        description="Defaults to <identity>@<host>-<slot>: unique per running process, the same after a "
+        "restart (its session, and what the broker queued for it, are resumed); '@' keeps it out of "
+        "the device ids",
     )
     share_group: str = Field(
         "ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="$share/<group>/… splits the load"
     )
+    share_group_file: Path | None = Field(
+        None,
+        description="File holding the share group (edge-auth service-cert's ingest.share-group): a secret, "
+        "since a device that knows the group can take a share of the events",
+    )
+
+    @model_validator(mode="after")
+    def _secret_group_behind_tls(self) -> MQTTSettings:
+        if self.tls is not None and self.share_group_file is None and self.share_group == "ingest":
+            raise ValueError(
+                "a broker with TLS needs the secret share group: set share_group_file to the "
+                "ingest.share-group file edge-auth service-cert wrote (or share_group to its content)"
+            )
+        return self
+
     keepalive: Seconds = Field(30.0, ge=5, le=3600)
     receive_maximum: int = Field(
         64, ge=1, le=65535, description="Messages the broker may have in flight to us unacknowledged"
@@ -148,6 +168,8 @@ def load_ingest_settings(path: Path | None) -> IngestSettings:
         return p if p.is_absolute() else (base / p).resolve()
 
     mqtt = settings.mqtt
+    if mqtt.share_group_file is not None:
+        mqtt = mqtt.model_copy(update={"share_group": _read_share_group(resolve(mqtt.share_group_file))})
     if mqtt.tls is not None:
         tls = mqtt.tls.model_copy(
             update={
@@ -169,3 +191,18 @@ def load_ingest_settings(path: Path | None) -> IngestSettings:
             "database": settings.database.model_copy(update={"url": url}),
         }
     )
+
+
+def _read_share_group(path: Path) -> str:
+    source = f"{path}"
+    try:
+        group = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [ConfigProblem(source, "", f"cannot read the share group (mqtt.share_group_file): {exc}")]
+        ) from exc
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", group):
+        raise ConfigError(
+            [ConfigProblem(source, "", "not a share group (letters, digits, '_' and '-', 1-64)")]
+        )
+    return group

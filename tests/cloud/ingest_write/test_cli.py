@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from edge_cloud.ingest.cli import app
+from edge_cloud.ingest.settings import load_ingest_settings
 from edge_cloud.ingest.store import Store
 from tests.cloud.ingest_write.helpers import Device, work
 from tests.cloud.ingest_write.processes import ingest_config
@@ -205,3 +206,22 @@ def test_serve_runs_the_consumer_and_uvicorn_in_one_process_and_stops_on_sigterm
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_behind_tls_the_share_group_is_the_secret_one(tmp_path: Path) -> None:
+    """A well-known group lets any device take a share of the events (tests/cloud/test_broker_services.py),
+    so a TLS broker needs the group edge-auth service-cert wrote."""
+    tls = '[mqtt.tls]\nca_file = "ca.pem"\ncert_file = "ingest.pem"\nkey_file = "ingest.key"\n'
+    path = tmp_path / "edge-ingest.toml"
+    path.write_text(tls)
+    r = runner.invoke(app, ["config", "check", "-c", str(path)])
+    assert r.exit_code == 78 and "share_group_file" in r.output, r.output
+
+    (tmp_path / "ingest.share-group").write_text("ingest-0123456789abcdef0123456789abcdef\n")
+    path.write_text('[mqtt]\nshare_group_file = "ingest.share-group"\n' + tls)
+    settings = load_ingest_settings(path)
+    assert settings.mqtt.share_group == "ingest-0123456789abcdef0123456789abcdef"
+
+    (tmp_path / "ingest.share-group").write_text("$share/oops\n")
+    r = runner.invoke(app, ["config", "check", "-c", str(path)])
+    assert r.exit_code == 78 and "not a share group" in r.output, r.output

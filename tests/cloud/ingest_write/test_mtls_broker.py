@@ -1,5 +1,6 @@
 """The consumer behind the auth service's own broker files: mutual TLS with the ingest's
-service certificate, the ACL, an enrolled device in end-to-end mode (Mosquitto 2.0)."""
+service certificate on the service listener, the secret share group, the ACL, an enrolled
+device in end-to-end mode (Mosquitto 2.0)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def test_the_consumer_stores_and_acks_through_the_generated_broker(tmp_path: Pat
             ingest_url,
             mqtt={
                 "host": "127.0.0.1",
-                "port": env.broker.port,
+                "port": env.service_port,  # the service listener: the ingest picks its client id
+                "share_group": env.share_group(),  # the secret group, as service-cert wrote it
                 "tls": {
                     "ca_file": ingest_identity.ca,
                     "cert_file": ingest_identity.cert,

@@ -7,7 +7,9 @@ every n-th message, queued until that client id comes back or the session expire
 restarted process must come back as the session it left, or what was queued for it
 waits ``mqtt.session_expiry`` and is then dropped.
 
-So unless ``mqtt.client_id`` is set, the id is ``<identity>-<host>-<slot>``: the identity
+So unless ``mqtt.client_id`` is set, the id is ``<identity>@<host>-<slot>`` (the broker's rule
+for a service process, docs/CLOUD_AUTH.md: ``@`` is outside the device id alphabet, so the
+id can never be a device's): the identity
 is ``mqtt.username``, or the CN of the client certificate, or ``ingest``; the slot is the
 lowest n for which this process can hold an exclusive lock on
 ``<state_dir>/consumer-slots/<n>.lock``.  The first process on a host is slot 0 and stays
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +65,7 @@ def identity(settings: MQTTSettings) -> str:
 
 
 def client_id(settings: MQTTSettings, state_dir: Path) -> ClientId:
-    """``mqtt.client_id``, or ``<identity>-<host>-<slot>`` holding the slot's lock."""
+    """``mqtt.client_id``, or ``<identity>@<host>-<slot>`` holding the slot's lock."""
     if settings.client_id:
         return ClientId(settings.client_id)
     folder = state_dir / "consumer-slots"
@@ -70,7 +73,8 @@ def client_id(settings: MQTTSettings, state_dir: Path) -> ClientId:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BrokerError(f"cannot make {folder} for the client id slots: {exc}") from exc
-    host = socket.gethostname().split(".")[0] or "host"
+    # The instance part must fit the broker's rule: [A-Za-z0-9_.:-].
+    host = re.sub(r"[^A-Za-z0-9_.:-]", "-", socket.gethostname().split(".")[0])[:40] or "host"
     for slot in range(MAX_SLOTS):
         f = (folder / f"{slot}.lock").open("ab")
         try:
@@ -81,5 +85,5 @@ def client_id(settings: MQTTSettings, state_dir: Path) -> ClientId:
         f.truncate(0)
         f.write(f"{os.getpid()}\n".encode())
         f.flush()
-        return ClientId(f"{identity(settings)}-{host}-{slot}", f)
+        return ClientId(f"{identity(settings)}@{host}-{slot}", f)
     raise BrokerError(f"{MAX_SLOTS} ingest processes already hold a slot in {folder}; set mqtt.client_id")
