@@ -140,20 +140,30 @@ def test_retained_births_and_wills_set_online_boot_and_epoch(
 
     def state() -> list[tuple[object, ...]]:
         with engine.connect() as conn:
-            q = sa.select(devices.c.device_id, devices.c.online, devices.c.boot, devices.c.epoch)
+            q = sa.select(
+                devices.c.device_id,
+                devices.c.online,
+                devices.c.boot,
+                devices.c.epoch,
+                devices.c.pending_events,
+            )
             return [tuple(r) for r in conn.execute(q.order_by(devices.c.device_id))]
 
     up, down = device("born-1"), device("gone-1")
     # Retained before the ingest ever subscribed: it learns them at subscription.
-    up.status({"state": "online", "ts": "2026-11-25T13:19:03.123Z", "boot": "b-1", "epoch": "e-1"})
+    up.status(
+        {"state": "online", "ts": "2026-11-25T13:19:03.123Z", "boot": "b-1", "epoch": "e-1", "pending": 42}
+    )
     down.status({"state": "offline", "boot": "b-9", "epoch": "e-9"})
     with running(consumer_settings(tmp_path, database_url, broker), engine):
         wait_for(lambda: len(state()) == 2, what="both devices known")
-        assert state() == [("born-1", True, "b-1", "e-1"), ("gone-1", False, "b-9", "e-9")]
+        assert state() == [("born-1", True, "b-1", "e-1", 42), ("gone-1", False, "b-9", "e-9", None)]
         up.status({"state": "offline", "boot": "b-1", "epoch": "e-1"})  # its will
         down.publish(b"{not json", topic="devices/gone-1/status")
         down.status({"state": "online", "ts": "2026-11-25T14:00:00.000Z", "boot": "b-10", "epoch": "e-9"})
-        wait_for(lambda: state() == [("born-1", False, "b-1", "e-1"), ("gone-1", True, "b-10", "e-9")])
+        wait_for(
+            lambda: state() == [("born-1", False, "b-1", "e-1", 42), ("gone-1", True, "b-10", "e-9", None)]
+        )
         assert (
             count(engine, "quarantine", "WHERE reason = 'malformed' AND topic = 'devices/gone-1/status'") == 1
         )

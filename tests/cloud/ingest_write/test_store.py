@@ -147,6 +147,20 @@ def test_statuses_move_online_and_status_at_only_on_a_change(engine: Engine) -> 
     assert got.online is False and _utc(got.status_at) == t0 + timedelta(hours=2) and got.boot == "b1"
 
 
+def test_the_backlog_a_birth_reports_is_kept_until_the_next_report(engine: Engine) -> None:
+    store = Store(engine, quarantine_rows=100)
+    t0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    birth = StatusMessage("dev-s", True, t0, "b1", "e1", t0, False, pending=1234)
+    store.write(Work(statuses=[birth]))
+    assert device_row(engine).pending_events == 1234
+    will = StatusMessage("dev-s", False, None, "b1", "e1", t0 + timedelta(hours=1), False)  # no pending
+    store.write(Work(statuses=[will]))
+    assert device_row(engine).pending_events == 1234
+    clean = StatusMessage("dev-s", False, t0, "b1", "e1", t0 + timedelta(hours=2), False, pending=0)
+    store.write(Work(statuses=[clean]))
+    assert device_row(engine).pending_events == 0
+
+
 def device_row(engine: Engine) -> sa.Row[tuple[object, ...]]:
     from edge_cloud.ingest.tables import devices
 

@@ -31,7 +31,8 @@ _ENCODINGS = (None, "", "identity", ZLIB)
 
 
 class StatusPayload(BaseModel):
-    """A birth ``{"state": "online", "ts", "boot", "epoch"}`` or a will (no ``ts``)."""
+    """A birth ``{"state": "online", "ts", "boot", "epoch", "pending"}`` or a will (no ``ts``,
+    no ``pending``); devices older than ``pending`` do not send it."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -39,6 +40,9 @@ class StatusPayload(BaseModel):
     ts: str | None = None
     boot: str | None = Field(None, min_length=1, max_length=64)
     epoch: str | None = Field(None, min_length=1, max_length=64)
+    pending: int | None = Field(
+        None, ge=0, le=2**62, description="Events the device's outbox holds unconfirmed"
+    )
 
 
 def decode(
@@ -125,4 +129,6 @@ def _status(
     for value in (status.boot, status.epoch):
         if value is not None and "\x00" in value:
             return refused("malformed", "not a status: a NUL character", device_id)
-    return StatusMessage(device_id, status.state == "online", ts, status.boot, status.epoch, at, retained)
+    return StatusMessage(
+        device_id, status.state == "online", ts, status.boot, status.epoch, at, retained, status.pending
+    )

@@ -1,4 +1,4 @@
-"""The ``devices`` rows: seen, online/offline, evicted counts.
+"""The ``devices`` rows: seen, online/offline, the pending and evicted counts reported.
 
 :func:`touch` runs first in a transaction and in device-id order: the row lock it takes
 is what serialises two ingest processes writing the same device (PostgreSQL), so their
@@ -43,6 +43,7 @@ def apply_statuses(conn: Connection, statuses: Iterable[StatusMessage]) -> None:
             status_at=s.ts or s.received_at,
             boot=s.boot,
             epoch=s.epoch,
+            pending_events=s.pending,
         )
         changed = sa.or_(
             devices.c.online.is_distinct_from(ins.excluded.online),
@@ -53,6 +54,7 @@ def apply_statuses(conn: Connection, statuses: Iterable[StatusMessage]) -> None:
             "status_at": sa.case((changed, ins.excluded.status_at), else_=devices.c.status_at),
             "boot": sa.func.coalesce(ins.excluded.boot, devices.c.boot),
             "epoch": sa.func.coalesce(ins.excluded.epoch, devices.c.epoch),
+            "pending_events": sa.func.coalesce(ins.excluded.pending_events, devices.c.pending_events),
         }
         if not s.retained:
             values["last_seen"] = _later(ins.excluded.last_seen, devices.c.last_seen)

@@ -87,6 +87,8 @@ class StatusMessage:
     received_at: datetime
     retained: bool
     """Delivered because it was retained: says nothing about when the device was last heard."""
+    pending: int | None = None
+    """The backlog its outbox reported (births and clean stops of devices that send it)."""
 
 
 @dataclass(frozen=True)
