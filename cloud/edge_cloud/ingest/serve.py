@@ -6,14 +6,12 @@ uvicorn until SIGTERM/SIGINT; then stop the consumer (it commits and acknowledge
 it received, publishes those acks and disconnects, leaving its session to the broker).
 Partitions are maintained again every ``MAINTENANCE_S``.
 
-The HTTP app is the read side's (``edge_cloud.ingest.api.app.create_app``), built by
-:func:`api_app` from :class:`ServeParts`; when that module is not installed, ``serve``
-runs the consumer alone and says so.
+The HTTP app (``edge_cloud.ingest.api.app.create_app``) is built by :func:`api_app` from
+:class:`ServeParts`; tests may pass ``app_factory=None`` to run the consumer alone.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import threading
@@ -24,11 +22,15 @@ from types import FrameType
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine, make_url
 
 from edge_cloud.common.db import make_engine, normalise_url, wait_for_database
+from edge_cloud.common.jwks_client import RemoteJWKS
 from edge_cloud.ingest import migrate, partitions
+from edge_cloud.ingest.api.app import create_app
+from edge_cloud.ingest.api.state import ApiState
 from edge_cloud.ingest.consumer import Consumer, IngestMetrics
 from edge_cloud.ingest.errors import IngestError, StoreUnavailable
 from edge_cloud.ingest.importing import Importer
@@ -58,25 +60,18 @@ class ServeParts:
 AppFactory = Callable[[ServeParts], Any]
 
 
-def api_app(parts: ServeParts) -> Any | None:
-    """The read side's FastAPI app, or None when ``edge_cloud.ingest.api.app`` is not installed."""
-    try:
-        app_module = importlib.import_module("edge_cloud.ingest.api.app")
-        state_module = importlib.import_module("edge_cloud.ingest.api.state")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("edge_cloud.ingest.api.app", "edge_cloud.ingest.api.state"):
-            return None
-        raise
-    # Wired at the merge with the read side: ApiState's fields are theirs.
-    state = state_module.ApiState(
+def api_app(parts: ServeParts) -> FastAPI:
+    """The HTTP app over the write side's parts: tokens checked against the auth service's JWKS."""
+    auth = parts.settings.auth
+    state = ApiState(
         settings=parts.settings,
         engine=parts.engine,
+        token_verifier=RemoteJWKS(auth.jwks_url, issuer=auth.issuer, audience=auth.audience),
         registry=parts.registry,
-        ready=lambda: all(check() for check in parts.readiness.values()),
+        readiness=parts.readiness,
+        importer=parts.importer,
     )
-    app = app_module.create_app(state)
-    app.state.importer = parts.importer
-    return app
+    return create_app(state)
 
 
 def run(
@@ -116,7 +111,7 @@ def run(
         try:
             app = app_factory(parts) if app_factory is not None else None
             if app is None:
-                log.info("consumer running (client id %s); no HTTP API installed", consumer.client_id.value)
+                log.info("consumer running (client id %s); no HTTP API", consumer.client_id.value)
                 _wait_for_signal()
             else:
                 _serve_http(app, settings, host, port)

@@ -8,10 +8,8 @@ What it takes from ``request.app.state``:
 
 - ``importer``: an :class:`~edge_cloud.ingest.importing.Importer` (``serve`` builds it:
   ``ServeParts.importer``);
-- ``token_verifier``: an object with ``verify(token, scope=…) -> Claims`` raising
-  ``TokenInvalid`` / ``ScopeMissing`` (``edge_cloud.common.jwks_client.RemoteJWKS``).
-  The call needs the scope ``devices:write``.  Without a verifier the route answers 503:
-  it never stores anything unauthenticated.
+- ``token_verifier`` (``api/deps.py``): the call needs the scope ``devices:write``.
+  Without a verifier the route answers 503: it never stores anything unauthenticated.
 """
 
 from __future__ import annotations
@@ -19,36 +17,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from edge_cloud.common.errors import ScopeMissing, TokenInvalid
+from edge_cloud.ingest.api.deps import require
 from edge_cloud.ingest.errors import ImportRefused, StoreRejected, StoreUnavailable
 from edge_cloud.ingest.importing import Importer
 from edge_protocol.wire import DEVICE_ID_PATTERN
 
 IMPORT_SCOPE = "devices:write"
 
-_bearer = HTTPBearer(auto_error=False, description="An access token (JWT) with devices:write")
 
-
-def require_import_scope(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    verifier = getattr(request.app.state, "token_verifier", None)
-    if verifier is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "token verification is not configured")
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "a bearer token is required", {"WWW-Authenticate": "Bearer"}
-        )
-    try:
-        verifier.verify(credentials.credentials, scope=IMPORT_SCOPE)
-    except ScopeMissing as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    except TokenInvalid as exc:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc), {"WWW-Authenticate": "Bearer"}) from exc
+require_import_scope = require(IMPORT_SCOPE)
 
 
 class ImportResult(BaseModel):
@@ -83,7 +63,9 @@ async def import_export_file(
     ],
 ) -> ImportResult:
     """Store the events of an ``edge-agent buffer export`` file once each and acknowledge them."""
-    importer: Importer = request.app.state.importer
+    importer: Importer | None = getattr(request.app.state, "importer", None)
+    if importer is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "imports are not available in this process")
     try:
         run = await run_in_threadpool(importer.start, device_id)
         async for chunk in request.stream():
