@@ -14,13 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from edge_cloud.ingest.api.cursors import CursorInvalid
-from edge_cloud.ingest.api.routes import health, imports
+from edge_cloud.ingest.api.routes import alarms, devices, gaps, health, imports, quarantine, test_results
 from edge_cloud.ingest.api.state import ApiState
 from edge_cloud.ingest.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, imports)
+ROUTERS = (health, imports, devices, test_results, alarms, gaps, quarantine)
 
 
 def create_app(state: ApiState) -> FastAPI:

@@ -1,0 +1,36 @@
+"""Query parameters the fleet routes share: patterns, page sizes, the ``since``/``until`` window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import HTTPException, status
+
+from edge_protocol.wire import DEVICE_ID_PATTERN
+
+DEVICE_ID = DEVICE_ID_PATTERN.pattern
+SENSOR = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A configured sensor name (PROTOCOL.md), as stored."""
+NAME = r"^[^\x00-\x1f\x7f]{1,64}$"
+"""A test name, an alarm code, an epoch: printable text that fits its column."""
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def utc(value: datetime | None, name: str) -> datetime | None:
+    """``value`` in UTC (stored times are UTC; SQLite compares them as text), or 422 when
+    it has no UTC equivalent (``9999-12-31T23:00:00-05:00``)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} is out of range in UTC") from None
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``since``/``until`` in UTC; 422 unless ``since`` is before ``until``."""
+    since, until = utc(since, "since"), utc(until, "until")
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "since must be before until")
+    return since, until
