@@ -1,11 +1,13 @@
-"""``edge-ingest config check``, ``db upgrade``, ``tail``; ``serve`` with an HTTP app."""
+"""``edge-ingest config check``, ``db upgrade``, ``tail``; ``serve`` with its HTTP API."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -153,31 +155,6 @@ def test_tail_follows_what_is_stored_and_stops_quietly_when_its_reader_goes(
     assert "Traceback" not in piped.stderr, piped.stderr
 
 
-APP_FACTORY = """
-import sys
-from pathlib import Path
-from fastapi import FastAPI, Response
-from prometheus_client import generate_latest
-from edge_cloud.ingest import serve
-from edge_cloud.ingest.settings import load_ingest_settings
-
-def factory(parts):
-    app = FastAPI()
-
-    @app.get("/readyz")
-    def readyz() -> dict[str, bool]:
-        return {name: check() for name, check in parts.readiness.items()}
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(parts.registry), media_type="text/plain")
-
-    return app
-
-serve.run(load_ingest_settings(Path(sys.argv[1])), app_factory=factory)
-"""
-
-
 def test_serve_runs_the_consumer_and_uvicorn_in_one_process_and_stops_on_sigterm(
     tmp_path: Path, database_url: str, broker: Mosquitto
 ) -> None:
@@ -186,19 +163,32 @@ def test_serve_runs_the_consumer_and_uvicorn_in_one_process_and_stops_on_sigterm
     config.write_text(config.read_text().replace("[server]\nport = ", f"[server]\nport = {port}\n# was "))
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-c", APP_FACTORY, str(config)], stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge_cloud.ingest", "serve", "-c", str(config)], stdout=out, stderr=out
+        )
     try:
 
         def ready() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    return bool(r.read() == b'{"database":true,"broker":true}')
+                    return bool(
+                        json.loads(r.read()) == {"ready": True, "checks": {"database": True, "broker": True}}
+                    )
             except OSError:
                 return False
 
         wait_for(ready, 30, "/readyz to say database and broker")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             assert b"edge_ingest_broker_connected 1.0" in r.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            assert json.loads(r.read()) == {"status": "ok"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2) as r:
+            assert "/v1/import" in json.loads(r.read())["paths"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/v1/import?device_id=site-1", data=b"{}", timeout=5
+            )
+        assert refused.value.code == 401, "no token, nothing stored"
         broker.stop()
         wait_for(lambda: not ready(), 30, "/readyz to see the broker gone")
         process.send_signal(signal.SIGTERM)

@@ -11,14 +11,27 @@ imports; ``admin`` holds them all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from edge_cloud.common.errors import ScopeMissing, TokenInvalid
 from edge_cloud.common.jwt_verify import Claims
 from edge_cloud.ingest.api.state import ApiState
+
+
+class Problem(BaseModel):
+    """An error answer: what was wrong, in one line."""
+
+    detail: str
+
+
+PROBLEM = {"model": Problem}
+SECURED_RESPONSES: dict[int | str, dict[str, Any]] = {401: PROBLEM, 403: PROBLEM, 503: PROBLEM}
+"""What any route behind a token may answer besides its own: no or a bad token, a missing
+scope, the database (or the key set) unavailable."""
 
 _bearer = HTTPBearer(auto_error=False, description="An access token (JWT) from the auth service")
 
