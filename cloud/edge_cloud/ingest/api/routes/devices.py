@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from edge_cloud.ingest.api.deps import DevicesRead, State
+from edge_cloud.ingest.api.deps import PROBLEM, DevicesRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
 from edge_cloud.ingest.api.fleet_models import AlarmOut, TestResultOut
 from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
@@ -81,9 +81,7 @@ def devices(
     )
 
 
-@router.get(
-    "/v1/devices/{device_id}", response_model=DeviceOut, responses={404: {"description": "never seen"}}
-)
+@router.get("/v1/devices/{device_id}", response_model=DeviceOut, responses={404: PROBLEM})
 def device(state: State, _: DevicesRead, device_id: Annotated[str, Path(pattern=DEVICE_ID)]) -> DeviceOut:
     """One device; 404 if the ingest never stored anything of it."""
     with state.engine.connect() as conn:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel
 
 from edge_cloud.ingest.api import cursors
-from edge_cloud.ingest.api.deps import EventsRead, State
+from edge_cloud.ingest.api.deps import PROBLEM, EventsRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_event_key
 from edge_cloud.ingest.api.fleet_models import TestResultOut
 from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT, NAME, SENSOR, window
@@ -28,7 +28,7 @@ class TestResultPage(BaseModel):
 @router.get(
     "/v1/devices/{device_id}/test-results",
     response_model=TestResultPage,
-    responses={404: {"description": "device never seen"}},
+    responses={404: PROBLEM},
 )
 def test_results(
     state: State,
