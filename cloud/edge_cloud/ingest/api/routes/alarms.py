@@ -9,10 +9,18 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel
 
 from edge_cloud.ingest.api import cursors
-from edge_cloud.ingest.api.deps import PROBLEM, EventsRead, State
+from edge_cloud.ingest.api.deps import EventsRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_event_key
 from edge_cloud.ingest.api.fleet_models import AlarmOut
-from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT, NAME, SENSOR, window
+from edge_cloud.ingest.api.fleet_params import (
+    CURSOR_404,
+    DEFAULT_LIMIT,
+    DEVICE_ID,
+    MAX_LIMIT,
+    NAME,
+    SENSOR,
+    window,
+)
 from edge_cloud.ingest.queries.alarms import list_alarms
 from edge_cloud.ingest.queries.devices import device_known
 
@@ -30,7 +38,7 @@ class AlarmPage(BaseModel):
 @router.get(
     "/v1/devices/{device_id}/alarms",
     response_model=AlarmPage,
-    responses={404: PROBLEM},
+    responses=CURSOR_404,
 )
 def alarms(
     state: State,

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from edge_cloud.ingest.api.deps import PROBLEM, DevicesRead, State
+from edge_cloud.ingest.api.deps import DevicesRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
 from edge_cloud.ingest.api.fleet_models import AlarmOut, TestResultOut
-from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
+from edge_cloud.ingest.api.fleet_params import CURSOR, CURSOR_404, DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
 from edge_cloud.ingest.queries.devices import DeviceSummary, get_device, list_devices
 
 LISTING = "devices"
@@ -64,7 +64,7 @@ class DevicePage(BaseModel):
     """Pass as ``cursor`` for the next page; null on the last one."""
 
 
-@router.get("/v1/devices", response_model=DevicePage)
+@router.get("/v1/devices", response_model=DevicePage, responses=CURSOR)
 def devices(
     state: State,
     _: DevicesRead,
@@ -81,7 +81,7 @@ def devices(
     )
 
 
-@router.get("/v1/devices/{device_id}", response_model=DeviceOut, responses={404: PROBLEM})
+@router.get("/v1/devices/{device_id}", response_model=DeviceOut, responses=CURSOR_404)
 def device(state: State, _: DevicesRead, device_id: Annotated[str, Path(pattern=DEVICE_ID)]) -> DeviceOut:
     """One device; 404 if the ingest never stored anything of it."""
     with state.engine.connect() as conn:

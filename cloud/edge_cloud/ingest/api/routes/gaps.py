@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from edge_cloud.ingest.api.deps import PROBLEM, EventsRead, State
+from edge_cloud.ingest.api.deps import EventsRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
-from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT, NAME
+from edge_cloud.ingest.api.fleet_params import CURSOR_404, DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT, NAME
 from edge_cloud.ingest.queries.devices import device_known
 from edge_cloud.ingest.queries.gaps import device_gaps
 
@@ -57,7 +57,7 @@ class GapsPage(BaseModel):
 @router.get(
     "/v1/devices/{device_id}/gaps",
     response_model=GapsPage,
-    responses={404: PROBLEM},
+    responses=CURSOR_404,
 )
 def gaps(
     state: State,

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from edge_cloud.ingest.api.deps import DevicesRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
-from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
+from edge_cloud.ingest.api.fleet_params import CURSOR, DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
 from edge_cloud.ingest.queries.quarantine import list_quarantine
 from edge_cloud.ingest.store.model import RefusalReason
 
@@ -40,7 +40,7 @@ class QuarantinePage(BaseModel):
     next_cursor: str | None
 
 
-@router.get("/v1/quarantine", response_model=QuarantinePage)
+@router.get("/v1/quarantine", response_model=QuarantinePage, responses=CURSOR)
 def quarantine(
     state: State,
     _: DevicesRead,

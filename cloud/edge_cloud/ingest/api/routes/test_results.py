@@ -9,10 +9,18 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel
 
 from edge_cloud.ingest.api import cursors
-from edge_cloud.ingest.api.deps import PROBLEM, EventsRead, State
+from edge_cloud.ingest.api.deps import EventsRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_event_key
 from edge_cloud.ingest.api.fleet_models import TestResultOut
-from edge_cloud.ingest.api.fleet_params import DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT, NAME, SENSOR, window
+from edge_cloud.ingest.api.fleet_params import (
+    CURSOR_404,
+    DEFAULT_LIMIT,
+    DEVICE_ID,
+    MAX_LIMIT,
+    NAME,
+    SENSOR,
+    window,
+)
 from edge_cloud.ingest.queries.devices import device_known
 from edge_cloud.ingest.queries.test_results import list_test_results
 
@@ -28,7 +36,7 @@ class TestResultPage(BaseModel):
 @router.get(
     "/v1/devices/{device_id}/test-results",
     response_model=TestResultPage,
-    responses={404: PROBLEM},
+    responses=CURSOR_404,
 )
 def test_results(
     state: State,
