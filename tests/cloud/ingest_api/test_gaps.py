@@ -122,6 +122,7 @@ def test_a_device_with_no_events_has_no_gaps_and_bad_input_is_refused(world: Fle
     assert world.get(PATH, cursor=encode_key("gaps", "e", "1")).status_code == 400
     assert world.get(PATH, cursor=encode_key("gaps", "e", True)).status_code == 400
     assert world.get(PATH, cursor=encode_key("devices", "e")).status_code == 400
+    assert world.get(PATH, cursor=encode_key("gaps", "e\x00", 1)).status_code == 400
     assert world.get(PATH, cursor=encode_key("gaps", "e", 1)).status_code == 200
     assert world.get(PATH, None).status_code == 401
     assert world.get(PATH, "devices:read").status_code == 403

@@ -35,9 +35,17 @@ def decode_key(listing: str, cursor: str, shape: tuple[type[str] | type[int], ..
         raise CursorInvalid(f"cursor belongs to another listing (this one is {listing})")
     key = tuple(value[1:])
     # bool is an int to isinstance: refuse it explicitly, as JSON true is no key of ours.
-    if not all(type(part) is kind for part, kind in zip(key, shape, strict=True)):
+    if not all(type(part) is kind and _storable(part) for part, kind in zip(key, shape, strict=True)):
         raise CursorInvalid("cursor is not one this API handed out: pass next_cursor as it was")
     return key
+
+
+def _storable(part: Key) -> bool:
+    """A value the databases can compare with: a BIGINT, text without NUL (a hand-made
+    cursor must get a 400, not the driver's overflow or PostgreSQL's NUL refusal)."""
+    if isinstance(part, int):
+        return -(2**63) <= part < 2**63
+    return "\x00" not in part
 
 
 def decode_event_key(listing: str, cursor: str | None) -> tuple[datetime, str] | None:
