@@ -12,10 +12,9 @@ import logging
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from edge_cloud.ingest.api.cursors import CursorInvalid
-from edge_cloud.ingest.api.deps import PROBLEM, SECURED_RESPONSES
+from edge_cloud.ingest.api.deps import SECURED_RESPONSES
 from edge_cloud.ingest.api.routes import alarms, devices, gaps, health, imports, quarantine, test_results
 from edge_cloud.ingest.api.state import ApiState
 from edge_cloud.ingest.errors import StoreUnavailable
@@ -37,10 +36,6 @@ def create_app(state: ApiState) -> FastAPI:
     app.state.importer = state.importer
     for module in ROUTERS:
         app.include_router(module.router, responses=None if module is health else SECURED_RESPONSES)
-    for route in app.routes:
-        # A listing with a cursor may answer 400 to one it did not hand out (CursorInvalid).
-        if isinstance(route, APIRoute) and any(p.name == "cursor" for p in route.dependant.query_params):
-            route.responses.setdefault(400, PROBLEM)
 
     @app.exception_handler(CursorInvalid)
     async def _cursor(_request: Request, exc: CursorInvalid) -> JSONResponse:
