@@ -3,15 +3,25 @@ with one and with two processes on the shared subscription, against a bare COPY 
 same rows measured in the same run.
 
     .venv/bin/python bench/ingest_throughput.py [--events 200000] [--devices 50]
-        [--url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--receive-maximum 64] [--url postgresql://postgres@127.0.0.1:5432/postgres]
 
-Each round: a fresh, migrated database; a private Mosquitto; ``--processes`` real
+Each round: a fresh, migrated database; a private Mosquitto; one or two real
 ``edge-ingest serve`` processes (one state directory, so their client ids take slots 0,
 1, …); ``--devices`` publishers (one MQTT v5 connection each, QoS 1) sending the events
-in messages of 100 readings of three quantities, as fast as the broker takes them.  The
-clock runs from the first publish to the moment ``event_ids`` holds every event.  The
-baseline is ``bench/ingest_store.py``'s: the ledger and reading rows, built beforehand,
-COPY-ed straight into the tables (no broker, no decoding, no de-duplication).
+in messages of 100 readings of three quantities, as fast as the broker takes them.
+
+- *live*: the clock runs from the first publish to the moment ``event_ids`` holds every
+  event, the publishers running on the same two cores as the ingest;
+- *queued backlog* (the ingest back from an outage): the processes subscribe, stop, the
+  events are published into their sessions, they start again; the clock runs from the
+  first commit to the last, so the simulated fleet's CPU is not counted.
+
+Each line also says how much of the time each process's writing thread spent in
+transactions (``edge_ingest_batch_commit_seconds_sum`` over the elapsed time): near 100 %,
+the database transaction is what limits it.  The baseline is ``bench/ingest_store.py``'s:
+the ledger and reading rows, built beforehand, COPY-ed straight into the tables (no
+broker, no decoding, no de-duplication).  An event is four rows: its ledger row and three
+readings.
 
 Target (issue 13): >= 50,000 events/s with one process; two processes faster than one.
 """
@@ -24,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,9 +49,6 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from edge_protocol.wire import encode_batch, events_topic  # noqa: E402
 from tests.cloud.ingest_write.processes import IngestProcess, ingest_config  # noqa: E402
 from tests.mosquitto import Mosquitto, free_port  # noqa: E402
-
-
-RECEIVE_MAX = int(__import__("os").environ.get("RM", "64"))
 
 
 def payloads(events: int, devices: int) -> dict[str, list[bytes]]:
@@ -80,6 +88,17 @@ def publish_all(port: int, messages: dict[str, list[bytes]]) -> float:
     return started
 
 
+def commit_seconds(process: IngestProcess) -> float:
+    """The time its writing thread spent in transactions (``/metrics``)."""
+    port = re.search(r"\[server\]\nport = (\d+)", process.config.read_text())
+    assert port is not None
+    with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = re.search(r"^edge_ingest_batch_commit_seconds_sum (\S+)$", text, re.M)
+    assert found is not None
+    return float(found.group(1))
+
+
 def start(process: IngestProcess) -> None:
     """Start it on an HTTP port free now (the publishers' connections take ephemeral ports)."""
     text = re.sub(r"\[server\]\nport = \d+", f"[server]\nport = {free_port()}", process.config.read_text())
@@ -88,8 +107,14 @@ def start(process: IngestProcess) -> None:
 
 
 def run_ingest(
-    admin_url: str, messages: dict[str, list[bytes]], total: int, processes: int, *, backlog: bool
-) -> float:
+    admin_url: str,
+    messages: dict[str, list[bytes]],
+    total: int,
+    processes: int,
+    *,
+    backlog: bool,
+    receive_maximum: int,
+) -> tuple[float, list[float]]:
     """Events/s of ``processes`` ingest processes.  Live: from the first publish to the last
     commit, the publishers running beside the ingest.  Backlog: the messages queued first in
     the processes' sessions (as after an ingest outage), then from the first commit to the
@@ -106,7 +131,11 @@ def run_ingest(
             ingest = []
             for i in range(processes):  # one state folder: client ids take slots 0, 1, …; one HTTP port each
                 config = ingest_config(
-                    folder / f"ingest-{i}", url, broker, state_dir=folder / "state", receive_maximum=RECEIVE_MAX
+                    folder / f"ingest-{i}",
+                    url,
+                    broker,
+                    state_dir=folder / "state",
+                    receive_maximum=receive_maximum,
                 )
                 config.write_text(config.read_text().replace('log_level = "debug"', 'log_level = "info"'))
                 ingest.append(IngestProcess(config, folder / f"ingest-{i}.log"))
@@ -130,10 +159,11 @@ def run_ingest(
                         raise SystemExit("an ingest process died:\n" + ingest[0].log[-3000:])
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started
+                busy = [commit_seconds(p) / elapsed for p in ingest]
                 with engine.connect() as conn:
                     readings = conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one()
                 assert readings == 3 * total, (readings, total)
-                return (total - first) / elapsed
+                return (total - first) / elapsed, busy
             finally:
                 for p in ingest:
                     p.stop()
@@ -145,6 +175,9 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument(
+        "--receive-maximum", type=int, default=256, help="mqtt.receive_maximum of each process"
+    )
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     total = args.events // 100 * 100
@@ -152,12 +185,20 @@ def main() -> None:
     with fresh_database(args.url) as engine:
         floor = baseline(engine, make_works(total, args.devices, 5000))
     print(f"{total:,} readings (3 quantities each) from {args.devices} devices, messages of 100 events")
-    print(f"baseline: bare binary COPY of the same rows          {floor:>9,.0f} events/s")
+    print(
+        f"baseline: bare binary COPY of the same rows          {floor:>9,.0f} events/s  ({4 * floor:,.0f} rows/s)"
+    )
     for backlog in (False, True):
         for n in (1, 2):
-            rate = run_ingest(args.url, messages, total, n, backlog=backlog)
+            rate, busy = run_ingest(
+                args.url, messages, total, n, backlog=backlog, receive_maximum=args.receive_maximum
+            )
             what = "a queued backlog" if backlog else "live publishers "
-            print(f"edge-ingest serve x{n}, {what} -> PostgreSQL  {rate:>9,.0f} events/s")
+            in_tx = ", ".join(f"{b:.0%}" for b in busy)
+            print(
+                f"edge-ingest serve x{n}, {what} -> PostgreSQL  {rate:>9,.0f} events/s"
+                f"  ({4 * rate:,.0f} rows/s; writer in transactions {in_tx} of the time)"
+            )
 
 
 if __name__ == "__main__":
