@@ -1,0 +1,313 @@
+"""``readings``: a device's values in time order, paged by keyset, or downsampled to buckets.
+
+A page is ordered by ``(ts, event_id, sensor, quantity)`` — unique per device, since an
+event is one sensor's and holds each quantity once — so several series (a sensor's
+quantities, or all of a device's) merge into one ordered listing, ties on ``ts`` across
+series and events included.
+
+``ix_readings_series`` is ``(device_id, sensor, quantity, ts, event_id)``: it serves one
+series in time order, not several.  So a listing of several series is a ``UNION ALL`` of
+one ordered, limited query per series (found by a loose index scan: one index probe per
+series), merged by the database (PostgreSQL: a Merge Append that pulls from each branch
+only what the page needs) instead of sorting every row of the window.
+
+Buckets (``every``) are computed in SQL — count, min, mean and max per ``(sensor,
+quantity, bucket)`` — so a month's chart moves a few hundred rows, not millions.  Buckets
+start at ``since`` and follow each other ``every`` seconds apart (``since + k·every``):
+PostgreSQL's ``date_bin`` with ``since`` as origin; on SQLite (times stored as
+``YYYY-MM-DD HH:MM:SS.ffffff`` text) the bucket number from integer microseconds, exact
+where floating-point days would round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from edge_cloud.ingest.queries.fleet import aware, since_until
+from edge_cloud.ingest.tables import TS
+from edge_cloud.ingest.tables import readings as rd
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+Series = tuple[str, str]
+"""``(sensor, quantity)``."""
+ReadingKey = tuple[datetime, str, str, str]
+"""``(ts, event_id, sensor, quantity)``: where a page of readings ended."""
+BucketKey = tuple[datetime, str, str]
+"""``(bucket start, sensor, quantity)``: where a page of buckets ended."""
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    ts: datetime
+    sensor: str
+    quantity: str
+    value: float
+    event_id: str
+    epoch: str
+    seq: int
+    clock_synced: bool
+    cal: int | None
+
+    @property
+    def key(self) -> ReadingKey:
+        return (self.ts, self.event_id, self.sensor, self.quantity)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    sensor: str
+    quantity: str
+    count: int
+    min: float
+    mean: float
+    max: float
+
+    @property
+    def key(self) -> BucketKey:
+        return (self.start, self.sensor, self.quantity)
+
+
+_COLUMNS = (
+    rd.c.ts,
+    rd.c.sensor,
+    rd.c.quantity,
+    rd.c.value,
+    rd.c.event_id,
+    rd.c.epoch,
+    rd.c.seq,
+    rd.c.clock_synced,
+    rd.c.cal,
+)
+
+
+def _reading(r: RowMapping) -> StoredReading:
+    return StoredReading(
+        ts=aware(r["ts"]),
+        sensor=r["sensor"],
+        quantity=r["quantity"],
+        value=float(r["value"]),
+        event_id=r["event_id"],
+        epoch=r["epoch"],
+        seq=int(r["seq"]),
+        clock_synced=bool(r["clock_synced"]),
+        cal=r["cal"],
+    )
+
+
+def beyond(
+    columns: Sequence[sa.ColumnElement[Any]], values: Sequence[object], *, descending: bool
+) -> sa.ColumnElement[bool]:
+    """``columns`` strictly after ``values`` in lexicographic order (before, descending).
+
+    An OR of prefixes rather than a row-value comparison, so each value is bound with its
+    column's type (SQLite compares times as text: the bound value must be the same text)."""
+    terms = []
+    for i, (column, value) in enumerate(zip(columns, values, strict=True)):
+        equal = [c == v for c, v in zip(columns[:i], values[:i], strict=True)]
+        terms.append(sa.and_(*equal, column < value if descending else column > value))
+    return sa.or_(*terms)
+
+
+# The next (sensor, quantity) of a device after the last one, by the index: one probe per
+# series however many rows each has.  The window bounds prune PostgreSQL's partitions.
+_SERIES = """
+    WITH RECURSIVE s(sensor, quantity) AS (
+        SELECT * FROM (SELECT r.sensor, r.quantity FROM readings r
+                       WHERE r.device_id = :device_id {where}
+                       ORDER BY r.sensor, r.quantity LIMIT 1) AS first_series
+        UNION ALL
+        SELECT (SELECT r.sensor FROM readings r
+                WHERE r.device_id = :device_id {where} AND (r.sensor, r.quantity) > (s.sensor, s.quantity)
+                ORDER BY r.sensor, r.quantity LIMIT 1),
+               (SELECT r.quantity FROM readings r
+                WHERE r.device_id = :device_id {where} AND (r.sensor, r.quantity) > (s.sensor, s.quantity)
+                ORDER BY r.sensor, r.quantity LIMIT 1)
+        FROM s WHERE s.sensor IS NOT NULL
+    )
+    SELECT sensor, quantity FROM s WHERE sensor IS NOT NULL
+"""
+
+
+def series(
+    conn: Connection,
+    device_id: str,
+    *,
+    sensor: str | None = None,
+    quantity: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Series]:
+    """The device's ``(sensor, quantity)`` pairs with readings (in the window, if given)."""
+    if sensor is not None and quantity is not None:
+        return [(sensor, quantity)]
+    where = []
+    params: dict[str, object] = {"device_id": device_id}
+    binds = []
+    for name, value, clause in (
+        ("sensor", sensor, "r.sensor = :sensor"),
+        ("quantity", quantity, "r.quantity = :quantity"),
+        ("since", since, "r.ts >= :since"),
+        ("until", until, "r.ts < :until"),
+    ):
+        if value is not None:
+            where.append(f"AND {clause}")
+            params[name] = value
+            if isinstance(value, datetime):
+                binds.append(sa.bindparam(name, type_=TS))
+    query = sa.text(_SERIES.format(where=" ".join(where))).bindparams(*binds)
+    return [(s, q) for s, q in conn.execute(query, params)]
+
+
+def list_readings(
+    conn: Connection,
+    device_id: str,
+    *,
+    limit: int,
+    sensor: str | None = None,
+    quantity: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    start_after: ReadingKey | None = None,
+    descending: bool = False,
+) -> list[StoredReading]:
+    """Up to ``limit`` readings in ``(ts, event_id, sensor, quantity)`` order after
+    ``start_after`` (a keyset, no OFFSET); ``since`` inclusive, ``until`` exclusive, UTC."""
+    found = series(conn, device_id, sensor=sensor, quantity=quantity, since=since, until=until)
+    if not found:
+        return []
+    key = (rd.c.ts, rd.c.event_id, rd.c.sensor, rd.c.quantity)
+    order = [c.desc() for c in key] if descending else list(key)
+    where = [rd.c.device_id == device_id, *since_until(rd.c.ts, since, until)]
+    if start_after is not None:
+        where.append(beyond(key, start_after, descending=descending))
+        # Redundant with the OR above, but it is what lets the index scan start at the
+        # cursor's time instead of at ``since`` (the planner does not derive it).
+        where.append(rd.c.ts <= start_after[0] if descending else rd.c.ts >= start_after[0])
+    branches = [
+        sa.select(*_COLUMNS).where(*where, rd.c.sensor == s, rd.c.quantity == q).order_by(*order).limit(limit)
+        for s, q in found
+    ]
+    if len(branches) == 1:
+        query = branches[0]
+    else:
+        # Each branch wrapped as a subquery: SQLite takes no ORDER BY/LIMIT on a bare
+        # member of a compound select.
+        merged = sa.union_all(*(sa.select(b.subquery()) for b in branches)).subquery()
+        merged_key = (merged.c.ts, merged.c.event_id, merged.c.sensor, merged.c.quantity)
+        query = (
+            sa.select(merged)
+            .order_by(*([c.desc() for c in merged_key] if descending else merged_key))
+            .limit(limit)
+        )
+    return [_reading(r) for r in conn.execute(query).mappings()]
+
+
+def bucket_count(since: datetime, until: datetime, every: timedelta) -> int:
+    """How many buckets ``[since, until)`` splits into (the last one may be partial)."""
+    return -((since - until) // every)
+
+
+def list_buckets(
+    conn: Connection,
+    device_id: str,
+    *,
+    every: timedelta,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    sensor: str | None = None,
+    quantity: str | None = None,
+    start_after: BucketKey | None = None,
+    descending: bool = False,
+) -> list[Bucket]:
+    """Up to ``limit`` buckets of ``every`` (a whole number of seconds) from ``since``,
+    ordered by ``(start, sensor, quantity)`` after ``start_after``; only non-empty ones."""
+    if every.total_seconds() < 1 or every % timedelta(seconds=1):
+        raise ValueError(f"every must be a whole number of seconds, not {every}")
+    lo, hi = since, until
+    where = [rd.c.device_id == device_id]
+    if sensor is not None:
+        where.append(rd.c.sensor == sensor)
+    if quantity is not None:
+        where.append(rd.c.quantity == quantity)
+    if start_after is not None:
+        # The page goes on in the cursor's bucket (its later series) and the buckets
+        # beyond it: narrow the rows read to those, in terms of ts (what the index holds).
+        start, s, q = start_after
+        end = start + every if until - start > every else until  # never past datetime.max
+        if descending:
+            hi = min(hi, end)
+            where.append(
+                sa.or_(rd.c.ts < start, beyond((rd.c.sensor, rd.c.quantity), (s, q), descending=True))
+            )
+        else:
+            lo = max(lo, start)
+            where.append(
+                sa.or_(rd.c.ts >= end, beyond((rd.c.sensor, rd.c.quantity), (s, q), descending=False))
+            )
+    where += since_until(rd.c.ts, lo, hi)
+    postgres = conn.dialect.name == "postgresql"
+    bucket = _pg_bucket(every, since) if postgres else _sqlite_bucket(every, since)
+    bucket = bucket.label("bucket")
+    grouped = (
+        sa.select(
+            rd.c.sensor,
+            rd.c.quantity,
+            bucket,
+            sa.func.count().label("n"),
+            sa.func.min(rd.c.value).label("lo"),
+            sa.func.avg(rd.c.value).label("mean"),
+            sa.func.max(rd.c.value).label("hi"),
+        )
+        .where(*where)
+        .group_by(rd.c.sensor, rd.c.quantity, bucket)
+        .subquery()
+    )
+    key = (grouped.c.bucket, grouped.c.sensor, grouped.c.quantity)
+    query = sa.select(grouped).order_by(*([c.desc() for c in key] if descending else key)).limit(limit)
+    out = []
+    for r in conn.execute(query).mappings():
+        start = aware(r["bucket"]) if postgres else since + every * int(r["bucket"])
+        out.append(
+            Bucket(
+                start=start,
+                sensor=r["sensor"],
+                quantity=r["quantity"],
+                count=int(r["n"]),
+                min=float(r["lo"]),
+                mean=float(r["mean"]),
+                max=float(r["hi"]),
+            )
+        )
+    return out
+
+
+def _pg_bucket(every: timedelta, since: datetime) -> sa.ColumnElement[Any]:
+    """The bucket's start: ``date_bin`` with ``since`` as origin (``ts >= since`` here)."""
+    return sa.func.date_bin(
+        sa.bindparam("every", every, type_=sa.Interval),
+        rd.c.ts,
+        sa.bindparam("origin", since, type_=TS),
+        type_=TS,
+    )
+
+
+def _sqlite_bucket(every: timedelta, since: datetime) -> sa.ColumnElement[Any]:
+    """The bucket's number from ``since``, in integer microseconds: whole seconds from
+    ``strftime('%s')`` of the stored text cut before its fraction (SQLite rounds a time to
+    milliseconds: ``:59.9999`` would count as the next second), plus its six fraction
+    digits.  ``ts >= since`` here, so integer division is the floor."""
+    seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(rd.c.ts, 1, 19)), sa.BigInteger)
+    micros = sa.cast(sa.func.substr(rd.c.ts, 21, 6), sa.BigInteger)
+    origin_s, origin_us = divmod((since - _EPOCH) // _MICROSECOND, 1_000_000)
+    offset = (seconds - origin_s) * 1_000_000 + micros - origin_us
+    return offset // (every // _MICROSECOND)
