@@ -85,3 +85,15 @@ def test_no_request_gets_a_server_error(case: Any) -> None:
         headers=ADMIN_HEADERS,
         checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
     )
+
+
+@schema.include(path_regex="/readings$").parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_readings_of_the_seeded_device_get_no_server_error(case: Any) -> None:
+    """The readings route over a device that has readings (the generated device ids are
+    unknown ones, answered 404 before any query runs): windows, buckets, orders, cursors."""
+    case.path_parameters = {**(case.path_parameters or {}), "device_id": "site-1"}
+    case.call_and_validate(
+        headers=ADMIN_HEADERS,
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+    )
