@@ -56,10 +56,6 @@ class StoredReading:
     clock_synced: bool
     cal: int | None
 
-    @property
-    def key(self) -> ReadingKey:
-        return (self.ts, self.event_id, self.sensor, self.quantity)
-
 
 @dataclass(frozen=True)
 class Bucket:
@@ -70,10 +66,6 @@ class Bucket:
     min: float
     mean: float
     max: float
-
-    @property
-    def key(self) -> BucketKey:
-        return (self.start, self.sensor, self.quantity)
 
 
 _COLUMNS = (
