@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from tests.cloud.ingest_api.fleet_helpers import Fleet, fleet
-from tests.cloud.ingest_write.helpers import Device
+from tests.cloud.ingest_write.helpers import T0, Device
 
 PATH = "/v1/devices/site-a/readings"
 EVENTS = 60
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -175,16 +176,36 @@ def test_since_is_inclusive_until_exclusive_in_any_zone(world: tuple[Fleet, list
 def python_buckets(
     rows: list[Row], since: datetime, until: datetime, every: timedelta, keep: Callable[[Row], bool]
 ) -> list[tuple[datetime, str, str, int, float, float, float]]:
-    """The buckets the API should answer, computed here from the rows sent."""
+    """The buckets the API should answer, computed here from the rows sent (aligned on
+    the Unix epoch: ``1h`` buckets on the hour, whatever ``since`` is)."""
     groups: dict[tuple[datetime, str, str], list[float]] = defaultdict(list)
     for r in rows:
         if since <= r.ts < until and keep(r):
-            start = since + every * ((r.ts - since) // every)
+            start = EPOCH + every * ((r.ts - EPOCH) // every)
             groups[(start, r.sensor, r.quantity)].append(r.value)
     return [
         (start, sensor, quantity, len(v), min(v), sum(v) / len(v), max(v))
         for (start, sensor, quantity), v in sorted(groups.items())
     ]
+
+
+def test_buckets_are_aligned_on_the_clock_not_on_since(world: tuple[Fleet, list[Row]]) -> None:
+    f, rows = world
+    first = min(r.ts for r in rows)
+    since = first.replace(minute=17, second=3, microsecond=250000) - timedelta(hours=1)
+    until = since + timedelta(hours=3)
+    hourly = f.ok(PATH, every="1h", since=iso(since), until=iso(until))["buckets"]
+    starts = sorted({datetime.fromisoformat(b["start"]) for b in hourly})
+    assert starts and all(s.minute == s.second == s.microsecond == 0 for s in starts)
+    assert starts[0] <= min(r.ts for r in rows if r.ts >= since) < starts[0] + timedelta(hours=1)
+    # The first bucket starts before since but counts only the rows from since on.
+    assert sum(b["count"] for b in hourly) == sum(1 for r in rows if since <= r.ts < until)
+    daily = f.ok(PATH, every="1d", since=iso(since), until=iso(until))["buckets"]
+    midnight = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert {datetime.fromisoformat(b["start"]) for b in daily} == {midnight}
+    # Another since in the same hour gives the same bucket starts: a chart's edges stay put.
+    later = f.ok(PATH, every="1h", since=iso(since + timedelta(minutes=20)), until=iso(until))["buckets"]
+    assert {b["start"] for b in later} <= {b["start"] for b in hourly}
 
 
 def walked_buckets(f: Fleet, **params: Any) -> list[tuple[datetime, str, str, int, float, float, float]]:
@@ -236,15 +257,18 @@ def test_buckets_match_the_arithmetic_done_in_python(world: tuple[Fleet, list[Ro
         body = f.ok(PATH, every=every, since=iso(since), until=iso(until), **params)
         assert body["every_s"] == step.total_seconds() and body["readings"] == []
     # A bucket edge exactly on a reading's time: the reading opens the next bucket.
-    edge = sorted({r.ts for r in rows})[20]
-    got = walked_buckets(
-        f, every="5s", since=iso(edge - timedelta(seconds=5)), until=iso(edge + timedelta(seconds=5))
-    )
-    expected = python_buckets(
-        rows, edge - timedelta(seconds=5), edge + timedelta(seconds=5), timedelta(seconds=5), lambda r: True
-    )
-    same_buckets(got, expected)
-    assert any(b[0] == edge for b in got)
+    d = Device("site-edge")
+    d.t = T0 - timedelta(seconds=1, milliseconds=500)
+    before = d.event()  # 12:59:59.500
+    d.t = T0 - timedelta(seconds=1)
+    on_edge = d.event()  # 13:00:00.000, a 5 s bucket's start
+    f.events(d, [before, on_edge])
+    window = {"since": iso(T0 - timedelta(seconds=3)), "until": iso(T0 + timedelta(seconds=3))}
+    got = f.ok("/v1/devices/site-edge/readings", every="5s", quantity="temperature_c", **window)
+    assert [(datetime.fromisoformat(b["start"]), b["count"]) for b in got["buckets"]] == [
+        (T0 - timedelta(seconds=5), 1),
+        (T0, 1),
+    ]
     # A window with no readings: no buckets (empty ones are not listed).
     late = max(r.ts for r in rows) + timedelta(hours=1)
     assert f.ok(PATH, every="1h", since=iso(late), until=iso(late + timedelta(days=1)))["buckets"] == []

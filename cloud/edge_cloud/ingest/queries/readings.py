@@ -13,10 +13,11 @@ only what the page needs) instead of sorting every row of the window.
 
 Buckets (``every``) are computed in SQL — count, min, mean and max per ``(sensor,
 quantity, bucket)`` — so a month's chart moves a few hundred rows, not millions.  Buckets
-start at ``since`` and follow each other ``every`` seconds apart (``since + k·every``):
-PostgreSQL's ``date_bin`` with ``since`` as origin; on SQLite (times stored as
-``YYYY-MM-DD HH:MM:SS.ffffff`` text) the bucket number from integer microseconds, exact
-where floating-point days would round.
+are aligned on 1970-01-01T00:00Z (``k·every`` from it, as InfluxDB's and TimescaleDB's
+are): ``1h`` buckets start on the hour, ``1d`` ones at midnight UTC, whatever ``since`` is;
+the first and last are cut short by the window.  PostgreSQL's ``date_bin``; on SQLite
+(times stored as ``YYYY-MM-DD HH:MM:SS.ffffff`` text) the bucket number from integer
+microseconds, exact where floating-point days would round.
 """
 
 from __future__ import annotations
@@ -203,9 +204,18 @@ def list_readings(
     return [_reading(r) for r in conn.execute(query).mappings()]
 
 
+def bucket_origin(since: datetime, every: timedelta) -> datetime:
+    """The start of the bucket holding ``since``: the last ``k·every`` from 1970-01-01 UTC
+    at or before it (``since`` itself in the first ``every`` after year 1)."""
+    try:
+        return since - (since - _EPOCH) % every
+    except OverflowError:
+        return since
+
+
 def bucket_count(since: datetime, until: datetime, every: timedelta) -> int:
-    """How many buckets ``[since, until)`` splits into (the last one may be partial)."""
-    return -((since - until) // every)
+    """How many buckets ``[since, until)`` touches (the first and last may be partial)."""
+    return -((bucket_origin(since, every) - until) // every)
 
 
 def list_buckets(
@@ -221,8 +231,9 @@ def list_buckets(
     start_after: BucketKey | None = None,
     descending: bool = False,
 ) -> list[Bucket]:
-    """Up to ``limit`` buckets of ``every`` (a whole number of seconds) from ``since``,
-    ordered by ``(start, sensor, quantity)`` after ``start_after``; only non-empty ones."""
+    """Up to ``limit`` buckets of ``every`` (a whole number of seconds, aligned by
+    :func:`bucket_origin`) of the rows in ``[since, until)``, ordered by ``(start, sensor,
+    quantity)`` after ``start_after``; only non-empty ones."""
     if every.total_seconds() < 1 or every % timedelta(seconds=1):
         raise ValueError(f"every must be a whole number of seconds, not {every}")
     lo, hi = since, until
@@ -248,7 +259,8 @@ def list_buckets(
             )
     where += since_until(rd.c.ts, lo, hi)
     postgres = conn.dialect.name == "postgresql"
-    bucket = _pg_bucket(every, since) if postgres else _sqlite_bucket(every, since)
+    origin = bucket_origin(since, every)
+    bucket = _pg_bucket(every, origin) if postgres else _sqlite_bucket(every, origin)
     bucket = bucket.label("bucket")
     grouped = (
         sa.select(
@@ -268,7 +280,7 @@ def list_buckets(
     query = sa.select(grouped).order_by(*([c.desc() for c in key] if descending else key)).limit(limit)
     out = []
     for r in conn.execute(query).mappings():
-        start = aware(r["bucket"]) if postgres else since + every * int(r["bucket"])
+        start = aware(r["bucket"]) if postgres else origin + every * int(r["bucket"])
         out.append(
             Bucket(
                 start=start,
@@ -283,23 +295,23 @@ def list_buckets(
     return out
 
 
-def _pg_bucket(every: timedelta, since: datetime) -> sa.ColumnElement[Any]:
-    """The bucket's start: ``date_bin`` with ``since`` as origin (``ts >= since`` here)."""
+def _pg_bucket(every: timedelta, origin: datetime) -> sa.ColumnElement[Any]:
+    """The bucket's start: ``date_bin`` from ``origin`` (``ts >= origin`` here)."""
     return sa.func.date_bin(
         sa.bindparam("every", every, type_=sa.Interval),
         rd.c.ts,
-        sa.bindparam("origin", since, type_=TS),
+        sa.bindparam("origin", origin, type_=TS),
         type_=TS,
     )
 
 
-def _sqlite_bucket(every: timedelta, since: datetime) -> sa.ColumnElement[Any]:
-    """The bucket's number from ``since``, in integer microseconds: whole seconds from
+def _sqlite_bucket(every: timedelta, origin: datetime) -> sa.ColumnElement[Any]:
+    """The bucket's number from ``origin``, in integer microseconds: whole seconds from
     ``strftime('%s')`` of the stored text cut before its fraction (SQLite rounds a time to
     milliseconds: ``:59.9999`` would count as the next second), plus its six fraction
-    digits.  ``ts >= since`` here, so integer division is the floor."""
+    digits.  ``ts >= origin`` here, so integer division is the floor."""
     seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(rd.c.ts, 1, 19)), sa.BigInteger)
     micros = sa.cast(sa.func.substr(rd.c.ts, 21, 6), sa.BigInteger)
-    origin_s, origin_us = divmod((since - _EPOCH) // _MICROSECOND, 1_000_000)
+    origin_s, origin_us = divmod((origin - _EPOCH) // _MICROSECOND, 1_000_000)
     offset = (seconds - origin_s) * 1_000_000 + micros - origin_us
     return offset // (every // _MICROSECOND)

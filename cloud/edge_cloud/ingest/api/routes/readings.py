@@ -31,6 +31,7 @@ from edge_cloud.ingest.queries.readings import (
     ReadingKey,
     StoredReading,
     bucket_count,
+    bucket_origin,
     list_buckets,
     list_readings,
 )
@@ -79,7 +80,8 @@ class ReadingOut(BaseModel):
 
 class BucketOut(BaseModel):
     start: datetime
-    """The bucket is ``[start, start + every)``; buckets start at ``since``."""
+    """The bucket is ``[start, start + every)``, aligned on 1970-01-01 UTC (``1h``: on the
+    hour); the first may start before ``since`` and holds only rows from ``since`` on."""
     sensor: str
     quantity: str
     count: int
@@ -168,7 +170,8 @@ def _bucket_key(listing: str, cursor: str, since: datetime, until: datetime, eve
     start_text, sensor, quantity = decode_key(listing, cursor, (str, str, str))
     start = _time(str(start_text))
     # A bucket start this query cannot have made (the digest only binds, it does not sign).
-    if not since <= start < until or (start - since) % every:
+    origin = bucket_origin(since, every)
+    if not origin <= start < until or (start - origin) % every:
         raise CursorInvalid("cursor is not one this API handed out: pass next_cursor as it was")
     return (start, str(sensor), str(quantity))
 
