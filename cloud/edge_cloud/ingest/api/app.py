@@ -15,13 +15,22 @@ from fastapi.responses import JSONResponse
 
 from edge_cloud.ingest.api.cursors import CursorInvalid
 from edge_cloud.ingest.api.deps import SECURED_RESPONSES
-from edge_cloud.ingest.api.routes import alarms, devices, gaps, health, imports, quarantine, test_results
+from edge_cloud.ingest.api.routes import (
+    alarms,
+    commands,
+    devices,
+    gaps,
+    health,
+    imports,
+    quarantine,
+    test_results,
+)
 from edge_cloud.ingest.api.state import ApiState
 from edge_cloud.ingest.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, imports, devices, test_results, alarms, gaps, quarantine)
+ROUTERS = (health, imports, devices, test_results, alarms, gaps, quarantine, commands)
 
 
 def create_app(state: ApiState) -> FastAPI:

@@ -37,13 +37,14 @@ every ingest process; those of other processes' requests are dropped as ``unknow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,12 @@ class _Pending:
     error: CommandError | None = None
     published: bool = False
     """The broker PUBACKed the request."""
+    waker: Callable[[], object] | None = None
+    """Called once settled (from any thread): wakes an ``asyncio`` waiter."""
+
+    @property
+    def correlation(self) -> bytes:
+        return self.request_id.encode()
 
     def settle(self, reply: Reply | None = None, error: CommandError | None = None) -> bool:
         """The first outcome wins (called under the client's lock)."""
@@ -138,6 +145,8 @@ class _Pending:
             return False
         self.reply, self.error = reply, error
         self.done.set()
+        if self.waker is not None:
+            self.waker()
         return True
 
 
@@ -182,7 +191,45 @@ class CommandClient:
         return f"{responses_topic(device_id)}/{self.client_id}/{request_id}"
 
     def request(self, device_id: str, name: str, payload: Mapping[str, Any], timeout: float) -> Reply:
-        """Send command ``name`` to ``device_id`` and wait up to ``timeout`` seconds for its reply."""
+        """Send command ``name`` to ``device_id`` and wait up to ``timeout`` seconds for its
+        reply, blocking this thread."""
+        pending, label = self._send(device_id, name, payload, timeout, waker=None)
+        try:
+            if not pending.done.wait(timeout):
+                self._settle(pending, error=self._timeout(pending, timeout))
+        finally:
+            self._forget(pending)
+        return self._outcome(pending, label)
+
+    async def request_async(
+        self, device_id: str, name: str, payload: Mapping[str, Any], timeout: float
+    ) -> Reply:
+        """:meth:`request` for the event loop: the wait holds no thread (an HTTP request
+        waiting a minute for a device must not take one of the threadpool's few threads
+        from the query routes)."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        pending, label = self._send(
+            device_id, name, payload, timeout, waker=lambda: loop.call_soon_threadsafe(woken.set)
+        )
+        try:
+            try:
+                await asyncio.wait_for(woken.wait(), timeout)
+            except TimeoutError:
+                self._settle(pending, error=self._timeout(pending, timeout))
+        finally:
+            self._forget(pending)
+        return self._outcome(pending, label)
+
+    def _send(
+        self,
+        device_id: str,
+        name: str,
+        payload: Mapping[str, Any],
+        timeout: float,
+        waker: Callable[[], object] | None,
+    ) -> tuple[_Pending, str]:
+        """Register the request and PUBLISH it (paho only queues it for its thread: no wait)."""
         if not DEVICE_ID_PATTERN.fullmatch(device_id):
             raise ValueError(f"not a device id: {device_id!r}")
         if not _is_command_name(name):
@@ -194,48 +241,45 @@ class CommandClient:
             raise CommandTooLarge(f"the request is {len(body)} bytes, over {MAX_REQUEST_BYTES}")
         label = command_label(name)
         request_id = secrets.token_hex(16)
-        pending = _Pending(request_id, device_id, name)
-        correlation = request_id.encode()
+        pending = _Pending(request_id, device_id, name, waker=waker)
         with self._lock:
             if len(self._pending) >= self.max_pending:
                 self.metrics.failed.labels(command=label, reason="busy").inc()
                 raise CommandBusy(f"{len(self._pending)} commands are already waiting for replies; try again")
             # Registered before the PUBLISH: a reply may come back before publish() returns,
             # and a connection lost meanwhile must find the request to fail it.
-            self._pending[correlation] = pending
+            self._pending[pending.correlation] = pending
             self.metrics.pending.set(len(self._pending))
         try:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ResponseTopic = self.reply_topic(device_id, request_id)
-            props.CorrelationData = correlation
+            props.CorrelationData = pending.correlation
             props.ContentType = "application/json"
             props.MessageExpiryInterval = max(1, math.ceil(timeout))
-            try:
-                generation, mid, ended = self._link.publish(command_topic(device_id, name), body, props)
-            except CommandUnavailable:
-                self.metrics.failed.labels(command=label, reason="unavailable").inc()
-                raise
-            self.metrics.sent.labels(command=label).inc()
-            with self._lock:
-                early = self._early_acks.pop((generation, mid), None)
-                if early is None:
-                    self._by_mid[(generation, mid)] = pending
-            if early is not None:
-                self._published_for(pending, early)
-            if ended.is_set():
-                # Gone between our check and the PUBLISH: the lost-connection sweep may
-                # have run before the request was registered with its mid.
-                self._settle(pending, error=CommandUnavailable("the connection to the broker dropped"))
-            if not pending.done.wait(timeout):
-                self._settle(pending, error=self._timeout(pending, timeout))
-        finally:
-            with self._lock:
-                self._pending.pop(correlation, None)
-                for key, p in list(self._by_mid.items()):
-                    if p is pending:
-                        del self._by_mid[key]
-                self.metrics.pending.set(len(self._pending))
-        return self._outcome(pending, label)
+            generation, mid, ended = self._link.publish(command_topic(device_id, name), body, props)
+        except CommandUnavailable:
+            self._forget(pending)
+            self.metrics.failed.labels(command=label, reason="unavailable").inc()
+            raise
+        self.metrics.sent.labels(command=label).inc()
+        with self._lock:
+            early = self._early_acks.pop((generation, mid), None)
+            if early is None:
+                self._by_mid[(generation, mid)] = pending
+        if early is not None:
+            self._published_for(pending, early)
+        if ended.is_set():
+            # Gone between our check and the PUBLISH: the lost-connection sweep may have
+            # run before the request was registered with its mid.
+            self._settle(pending, error=CommandUnavailable("the connection to the broker dropped"))
+        return pending, label
+
+    def _forget(self, pending: _Pending) -> None:
+        with self._lock:
+            self._pending.pop(pending.correlation, None)
+            for key in [k for k, p in self._by_mid.items() if p is pending]:
+                del self._by_mid[key]
+            self.metrics.pending.set(len(self._pending))
 
     # -- outcomes ----------------------------------------------------------------------
 
