@@ -85,6 +85,7 @@ class World:
     commands: CommandClient
     http: TestClient
     tokens: Tokens
+    registry: CollectorRegistry
 
     def post(
         self, device_id: str, name: str, body: Any = None, *, scope: str = "devices:write", **params: Any
@@ -107,7 +108,7 @@ class World:
         self.store.write(Work(statuses=[StatusMessage(device_id, True, now, "b", None, now, retained=False)]))
 
     def metric(self, name: str, **labels: str) -> float:
-        return self.commands.metrics_registry.get_sample_value(name, labels) or 0.0
+        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 @contextmanager
@@ -122,7 +123,6 @@ def world(tmp_path: Path, broker: Mosquitto, *, consumer: bool = False, **client
             running.start()
             assert running.wait_connected(15)
         commands = CommandClient(settings.mqtt, commands_client_id(CONSUMER_ID), registry=registry, **client)
-        commands.metrics_registry = registry  # type: ignore[attr-defined]
         commands.start()
         tokens = Tokens()
         app = create_app(
@@ -137,7 +137,7 @@ def world(tmp_path: Path, broker: Mosquitto, *, consumer: bool = False, **client
         try:
             wait_for(commands.connected, 15, "the command client connected")
             with TestClient(app) as http:
-                yield World(engine, store, commands, http, tokens)
+                yield World(engine, store, commands, http, tokens, registry)
         finally:
             commands.stop()
             if running is not None:

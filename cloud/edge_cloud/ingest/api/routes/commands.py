@@ -177,7 +177,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _too_large() -> HTTPException:
     return HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a command's body is at most {MAX_REQUEST_BYTES} bytes"
+        status.HTTP_413_CONTENT_TOO_LARGE, f"a command's body is at most {MAX_REQUEST_BYTES} bytes"
     )
 
 
