@@ -380,9 +380,11 @@ def test_the_broker_gone_fails_waiting_requests_at_once_and_new_ones_get_503(
         try:
             with ThreadPoolExecutor(1) as pool:
                 call = pool.submit(w.post, "dev-1", "ping")
-                (request,) = device.received(1)  # the failed one was not sent again
+                device.received(1)
                 device.answer(0, pong("dev-1"))
                 assert call.result(30).status_code == 200
+                # The request that failed with the connection was not sent again on the new one.
+                assert len(device.requests) == 1
         finally:
             device.close()
 
