@@ -298,7 +298,7 @@ class CommandLink:
                     connection.open()
         except BrokerUnavailable:
             return None  # stopped while retrying
-        log.info("commands: connected to %s as %s", connection.address, self.client_id)
+        log.info("commands: connection up to %s as %s", connection.address, self.client_id)
         return connection
 
     def _pause(self, seconds: float) -> None:
