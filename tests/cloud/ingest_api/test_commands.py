@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,6 @@ class World:
 
     def seen(self, device_id: str) -> None:
         """The ingest has heard of ``device_id`` (a status message stored)."""
-        from datetime import UTC, datetime
-
         now = datetime.now(UTC)
         self.store.write(Work(statuses=[StatusMessage(device_id, True, now, "b", None, now, retained=False)]))
 
@@ -475,7 +474,9 @@ def test_replies_reach_the_process_that_asked_and_another_process_ignores_them(
             )
             device.answer(0, pong("dev-1"))
             assert asked_a.result(30).ok
-        dropped = a.metrics.dropped.labels(reason="unknown")._value.get()
+        dropped = a.metrics.registry.get_sample_value(
+            "edge_ingest_command_replies_dropped_total", {"reason": "unknown"}
+        )
         assert dropped == 1, "A saw B's refusal and let it be"
     finally:
         device.close()
@@ -526,7 +527,10 @@ def test_through_the_auth_services_broker_mutual_tls_and_acl(tmp_path: Path) -> 
         with command_client(as_device, "site-tls") as refused:
             with pytest.raises(CommandRefused, match="0x87"):
                 refused.request("other-device", "ping", {}, 30)
-            assert refused.metrics.failed.labels(command="ping", reason="refused")._value.get() == 1
+            failed = refused.metrics.registry.get_sample_value(
+                "edge_ingest_commands_failed_total", {"command": "ping", "reason": "refused"}
+            )
+            assert failed == 1
 
 
 def test_the_client_refuses_what_the_protocol_would_refuse(tmp_path: Path, broker: Mosquitto) -> None:

@@ -18,6 +18,7 @@ def command_label(name: str) -> str:
 
 class CommandMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         r = registry
         self.sent = Counter(
             "edge_ingest_commands_sent", "Command requests published, by command", ["command"], registry=r
