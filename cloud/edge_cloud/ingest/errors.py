@@ -17,6 +17,17 @@
           │                           connection dropped.  Retried with jitter.
           ├── DeviceCheckUnavailable  the auth service's API did not answer which devices
           │                           are enabled (consumer.devices = "known")
+          ├── CommandError            a remote command got no usable reply (commands/; the
+          │    │                      HTTP status of POST /v1/devices/{id}/commands/{name})
+          │    ├── CommandUnavailable  503: the command client is not connected (or lost the
+          │    │                      connection while the request was pending)
+          │    ├── CommandTooLarge    413: the request is over the protocol's 64 KiB
+          │    ├── CommandBusy        429: this process has as many requests pending as it takes
+          │    ├── CommandTimeout     504: no reply within the timeout (device offline, slow,
+          │    │                      or no session of it subscribed to its commands)
+          │    └── CommandBadReply    502: the device's reply is not the protocol's shape
+          │         └── CommandRefused 502: the broker refused the request (PUBACK reason
+          │                           code, e.g. 0x87 not authorised)
           └── ImportRefused           a file given to POST /v1/import cannot be imported as
                                       a whole (``status``: the HTTP status to answer)
 
@@ -56,6 +67,46 @@ class BrokerUnavailable(BrokerError):
 
 class DeviceCheckUnavailable(IngestError):
     """The auth service could not say whether a device is enabled."""
+
+
+class CommandError(IngestError):
+    """A remote command that got no usable reply; ``status`` is the HTTP status to answer."""
+
+    status = 500
+
+
+class CommandUnavailable(CommandError):
+    """No connection to the broker for commands (none yet, or it dropped while waiting)."""
+
+    status = 503
+
+
+class CommandTooLarge(CommandError):
+    """The request is bigger than the protocol allows."""
+
+    status = 413
+
+
+class CommandBusy(CommandError):
+    """Too many requests pending in this process; try again shortly."""
+
+    status = 429
+
+
+class CommandTimeout(CommandError):
+    """The device did not answer within the timeout."""
+
+    status = 504
+
+
+class CommandBadReply(CommandError):
+    """The device answered something that is not a reply (or the broker refused the request)."""
+
+    status = 502
+
+
+class CommandRefused(CommandBadReply):
+    """The broker refused to take the request (PUBACK with a failure reason code)."""
 
 
 class ImportRefused(IngestError):

@@ -31,6 +31,7 @@ from edge_cloud.common.jwks_client import RemoteJWKS
 from edge_cloud.ingest import migrate, partitions
 from edge_cloud.ingest.api.app import create_app
 from edge_cloud.ingest.api.state import ApiState
+from edge_cloud.ingest.commands import CommandClient, commands_client_id
 from edge_cloud.ingest.consumer import Consumer, IngestMetrics
 from edge_cloud.ingest.errors import IngestError, StoreUnavailable
 from edge_cloud.ingest.importing import Importer
@@ -55,6 +56,8 @@ class ServeParts:
     """``POST /v1/import`` (``app.state.importer``, see ``api/routes/imports.py``)."""
     readiness: dict[str, Check]
     """``/readyz``: ``database`` reachable, ``broker`` connected."""
+    commands: CommandClient | None = None
+    """``POST /v1/devices/{id}/commands/{name}`` (its own MQTT connection; None: 503)."""
 
 
 AppFactory = Callable[[ServeParts], Any]
@@ -70,6 +73,7 @@ def api_app(parts: ServeParts) -> FastAPI:
         registry=parts.registry,
         readiness=parts.readiness,
         importer=parts.importer,
+        commands=parts.commands,
     )
     return create_app(state)
 
@@ -103,10 +107,16 @@ def run(
                 consumer.store, consumer, metrics, settings, check_device=consumer.check_device
             ),
             readiness={"database": database_reachable(engine), "broker": consumer.broker_connected},
+            commands=CommandClient(
+                settings.mqtt, commands_client_id(consumer.client_id.value), registry=metrics.registry
+            ),
         )
         stop = threading.Event()
         ticker = threading.Thread(target=_every, args=(MAINTENANCE_S, stop, maintain), daemon=True)
         consumer.start()
+        commands = parts.commands
+        assert commands is not None
+        commands.start()
         ticker.start()
         try:
             app = app_factory(parts) if app_factory is not None else None
@@ -117,6 +127,7 @@ def run(
                 _serve_http(app, settings, host, port)
         finally:
             stop.set()
+            commands.stop()  # fails the requests still waiting (503) before the HTTP side is gone
             consumer.stop()
             log.info("stopped")
     finally:

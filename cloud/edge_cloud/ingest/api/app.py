@@ -17,6 +17,7 @@ from edge_cloud.ingest.api.cursors import CursorInvalid
 from edge_cloud.ingest.api.deps import SECURED_RESPONSES
 from edge_cloud.ingest.api.routes import (
     alarms,
+    commands,
     devices,
     gaps,
     health,
@@ -30,7 +31,7 @@ from edge_cloud.ingest.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (health, imports, devices, readings, test_results, alarms, gaps, quarantine)
+ROUTERS = (health, imports, devices, readings, test_results, alarms, gaps, quarantine, commands)
 
 
 def create_app(state: ApiState) -> FastAPI:

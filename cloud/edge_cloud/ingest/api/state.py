@@ -14,6 +14,7 @@ from edge_cloud.ingest.readiness import Check
 from edge_cloud.ingest.settings import IngestSettings
 
 if TYPE_CHECKING:
+    from edge_cloud.ingest.commands import CommandClient
     from edge_cloud.ingest.importing import Importer
 
 
@@ -36,3 +37,5 @@ class ApiState:
     """``/readyz``: each check by name (``database``, ``broker``); ready when all say True."""
     importer: Importer | None = None
     """``POST /v1/import``; None: the route answers 503."""
+    commands: CommandClient | None = None
+    """``POST /v1/devices/{id}/commands/{name}``; None: the route answers 503."""

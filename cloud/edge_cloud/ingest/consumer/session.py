@@ -133,7 +133,7 @@ class Session:
         """Connect, wait for an accepted CONNACK, subscribe, wait for the SUBACK."""
         s = self.settings
         if s.tls is not None:
-            self._client.tls_set_context(_tls_context(s))
+            self._client.tls_set_context(tls_context(s))
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = min(int(s.session_expiry), MAX_SESSION_EXPIRY)
         props.ReceiveMaximum = s.receive_maximum
@@ -240,7 +240,7 @@ class Session:
         )
 
 
-def _tls_context(settings: MQTTSettings) -> ssl.SSLContext:
+def tls_context(settings: MQTTSettings) -> ssl.SSLContext:
     """Verifies the broker against ``ca_file`` (host name included) and presents our
     certificate; the files are read again at every connection attempt."""
     tls = settings.tls
