@@ -178,12 +178,23 @@ def test_serve_runs_the_consumer_and_uvicorn_in_one_process_and_stops_on_sigterm
                 return False
 
         wait_for(ready, 30, "/readyz to say database and broker")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            assert b"edge_ingest_broker_connected 1.0" in r.read()
+
+        def metrics() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return bytes(r.read())
+
+        assert b"edge_ingest_broker_connected 1.0" in metrics()
+        # The command client is started beside the consumer, on its own connection.
+        wait_for(lambda: b"edge_ingest_commands_connected 1.0" in metrics(), 30, "the command client")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
             assert json.loads(r.read()) == {"status": "ok"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=2) as r:
-            assert "/v1/import" in json.loads(r.read())["paths"]
+            paths = json.loads(r.read())["paths"]
+        assert {
+            "/v1/import",
+            "/v1/devices/{device_id}/readings",
+            "/v1/devices/{device_id}/commands/{name}",
+        } <= set(paths)
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/v1/import?device_id=site-1", data=b"{}", timeout=5
