@@ -127,7 +127,9 @@ def run(
                 _serve_http(app, settings, host, port)
         finally:
             stop.set()
-            commands.stop()  # fails the requests still waiting (503) before the HTTP side is gone
+            # uvicorn has waited for the requests in flight, a command's up to its timeout (60 s
+            # at most): none is waiting by now, stop() fails any that still were (503).
+            commands.stop()
             consumer.stop()
             log.info("stopped")
     finally:

@@ -104,7 +104,10 @@ def last(
 ) -> list[Line]:
     """The ``n`` readings stored last, oldest first."""
     q = _query(device_id, sensor, quantity).order_by(
-        event_ids.c.received_at.desc(), readings.c.ts.desc(), readings.c.quantity.desc()
+        event_ids.c.received_at.desc(),
+        readings.c.ts.desc(),
+        readings.c.event_id.desc(),
+        readings.c.quantity.desc(),
     )
     with engine.connect() as conn:
         rows = conn.execute(q.limit(n)).all()

@@ -82,6 +82,7 @@ def test_alarms_refusals_and_scopes(world: tuple[Fleet, list[dict[str, Any]]]) -
     assert f.get("/v1/devices/site-z/alarms").status_code == 404
     assert f.get(PATH, since=alarms[3]["ts"], until=alarms[1]["ts"]).status_code == 422
     assert f.get(PATH, code="").status_code == 422
+    assert f.get(PATH, until="0").status_code == 422  # not Unix seconds: not 1970
     cursor = f.ok("/v1/devices/site-a/test-results", limit=1)["next_cursor"]
     assert cursor is not None
     assert f.get(PATH, cursor=cursor).status_code == 400

@@ -7,6 +7,8 @@ auth service's own broker (mutual TLS, ACL: 0x87 mapped)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,7 +34,7 @@ from edge_cloud.ingest.api.app import create_app
 from edge_cloud.ingest.api.state import ApiState
 from edge_cloud.ingest.commands import CommandClient, commands_client_id
 from edge_cloud.ingest.consumer import Consumer, IngestMetrics
-from edge_cloud.ingest.errors import CommandBadReply, CommandRefused, CommandUnavailable
+from edge_cloud.ingest.errors import CommandBadReply, CommandRefused, CommandTimeout, CommandUnavailable
 from edge_cloud.ingest.settings import IngestSettings, MQTTSettings
 from edge_cloud.ingest.store import StatusMessage, Store, Work
 from tests.cloud.broker import auth_with_broker
@@ -545,3 +547,26 @@ def test_the_client_refuses_what_the_protocol_would_refuse(tmp_path: Path, broke
     with pytest.raises(CommandUnavailable):
         client.request("dev-1", "ping", {}, 5)
     assert isinstance(CommandRefused("x"), CommandBadReply)
+
+
+def test_a_puback_after_the_timeout_is_not_kept_for_a_later_request(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """A broker that acknowledges a request only after its caller gave up: the late PUBACK
+    goes to the finished request and is dropped, not kept as the "early" PUBACK of a
+    request still to come (one per timed-out request, for ever; and paho's packet ids wrap
+    at 65535, so a later request with the same id would take its reason code as its own)."""
+    with command_client(settings_for(tmp_path, broker).mqtt, "ingest@x-commands") as client:
+        assert broker.process is not None
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(CommandTimeout, match="did not acknowledge"):
+                client.request("dev-1", "ping", {}, 1)
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        # PUBACKs come in order: once the next request has its own (0x10, nobody listens
+        # to dev-1), the late one has been handled.
+        with pytest.raises(CommandTimeout, match="not listening"):
+            client.request("dev-1", "ping", {}, 10)
+        assert client._early_acks == {}
+        assert client._by_mid == {}

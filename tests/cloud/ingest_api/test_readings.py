@@ -290,6 +290,11 @@ def test_bad_parameters_are_refused_never_a_server_error(world: tuple[Fleet, lis
     refused(422, "since", since="2026-11-25T13:00:00")  # no zone
     refused(422, "until", until="2026-11-25T13:00:00")
     refused(422, until="9999-12-31T23:00:00-05:00")  # no UTC equivalent
+    # Numbers are no times here: pydantic would read them as Unix seconds (until=0: 1970,
+    # since=20261125: August 1970) and answer 200 with the wrong window.
+    for number in ("0", "-1", "20261125", "1764028800"):
+        refused(422, "RFC 3339", until=number)
+        refused(422, "RFC 3339", since=number)
     refused(422, sensor="Bad Sensor")
     refused(422, quantity="a\x00b")
     refused(422, limit=0)

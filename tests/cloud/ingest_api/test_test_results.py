@@ -107,6 +107,8 @@ def test_bad_parameters_are_refused_never_a_server_error(world: tuple[Fleet, lis
     assert f.get(PATH, since="2026-11-25T13:00:00").status_code == 422  # no zone
     assert f.get(PATH, until="9999-12-31T23:00:00-05:00").status_code == 422  # no UTC equivalent
     assert f.get(PATH, since="0001-01-01T00:00:00+05:00").status_code == 422
+    assert f.get(PATH, until="0").status_code == 422  # not Unix seconds: not 1970
+    assert f.get(PATH, since="1764028800").status_code == 422
     assert f.get(PATH, status="ok").status_code == 422
     assert f.get(PATH, sensor="Bad Sensor").status_code == 422
     assert f.get(PATH, test="a\x00b").status_code == 422

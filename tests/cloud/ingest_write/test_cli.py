@@ -107,6 +107,29 @@ def test_tail_prints_the_last_readings_in_80_columns(
     assert all(len(line) <= 80 for line in lines), lines
 
 
+def test_tail_shows_events_of_one_instant_in_its_order_and_never_twice(engine: Engine) -> None:
+    """Two sensors' events at the same time, in one message: the lines shown first are in
+    the order ``follow`` goes on from (event, then quantity), so none comes back later."""
+    from datetime import timedelta
+
+    from edge_cloud.ingest import tail as tailing
+
+    dev = Device("tail-3")
+    first = dev.event("reading", {"a_v": 1.0, "z_v": 2.0}, sensor="analog")
+    dev.t -= timedelta(seconds=1)  # the same ts, a later event id
+    second = dev.event("reading", {"m_c": 3.0}, sensor="climate")
+    assert first["ts"] == second["ts"] and first["id"] < second["id"]
+    Store(engine, quarantine_rows=10).write(work(dev.message([first, second])))
+    polls = tailing.follow(engine, "tail-3", backlog=3, sleep=lambda _s: None)
+    shown = next(polls)
+    assert [(line.sensor, line.quantity) for line in shown] == [
+        ("analog", "a_v"),
+        ("analog", "z_v"),
+        ("climate", "m_c"),
+    ]
+    assert next(polls) == []
+
+
 def test_tail_follows_what_is_stored_and_stops_quietly_when_its_reader_goes(
     tmp_path: Path, database_url: str, engine: Engine
 ) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BeforeValidator
 
 from edge_cloud.ingest.api.deps import PROBLEM
 from edge_protocol.wire import DEVICE_ID_PATTERN
@@ -23,6 +25,19 @@ CURSOR_404: dict[int | str, dict[str, Any]] = {400: PROBLEM, 404: PROBLEM}
 """... and 404 for a device never seen."""
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+_RFC3339_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _rfc3339(value: object) -> object:
+    """Refuse a number: pydantic reads ``"0"`` or ``"20261125"`` as Unix seconds (1970),
+    a window nobody asked for answered 200."""
+    if isinstance(value, str) and not _RFC3339_START.match(value):
+        raise ValueError("an RFC 3339 time with a zone is required (2026-11-25T13:19:03Z), not a number")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A ``since``/``until``: RFC 3339 with a zone."""
 
 
 def utc(value: datetime | None, name: str) -> datetime | None:

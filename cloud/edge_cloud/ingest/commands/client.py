@@ -275,10 +275,10 @@ class CommandClient:
         return pending, label
 
     def _forget(self, pending: _Pending) -> None:
+        # Its packet id stays in _by_mid until its PUBACK (or the connection's end): a PUBACK
+        # after the timeout must find it, not pass for the early one of a later request.
         with self._lock:
             self._pending.pop(pending.correlation, None)
-            for key in [k for k, p in self._by_mid.items() if p is pending]:
-                del self._by_mid[key]
             self.metrics.pending.set(len(self._pending))
 
     # -- outcomes ----------------------------------------------------------------------
@@ -385,6 +385,7 @@ class CommandClient:
         with self._lock:
             waiting = list(self._pending.values())
             self._early_acks.clear()
+            self._by_mid.clear()  # that connection's packet ids: no PUBACK will come for them
             for pending in waiting:
                 pending.settle(
                     error=CommandUnavailable(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from edge_cloud.ingest.api import cursors
 from edge_cloud.ingest.api.deps import EventsRead, State
@@ -19,6 +19,7 @@ from edge_cloud.ingest.api.fleet_params import (
     MAX_LIMIT,
     NAME,
     SENSOR,
+    Time,
     window,
 )
 from edge_cloud.ingest.queries.alarms import list_alarms
@@ -46,8 +47,8 @@ def alarms(
     device_id: Annotated[str, Path(pattern=DEVICE_ID)],
     code: Annotated[str | None, Query(pattern=NAME)] = None,
     sensor: Annotated[str | None, Query(pattern=SENSOR)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="from this time on (inclusive)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="before this time (exclusive)")] = None,
+    since: Annotated[Time | None, Query(description="from this time on (inclusive)")] = None,
+    until: Annotated[Time | None, Query(description="before this time (exclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> AlarmPage:

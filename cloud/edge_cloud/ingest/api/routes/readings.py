@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from edge_cloud.ingest.api.cursors import CursorInvalid
 from edge_cloud.ingest.api.deps import EventsRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
-from edge_cloud.ingest.api.fleet_params import CURSOR_404, DEVICE_ID, NAME, SENSOR, invalid, window
+from edge_cloud.ingest.api.fleet_params import CURSOR_404, DEVICE_ID, NAME, SENSOR, Time, invalid, window
 from edge_cloud.ingest.queries.devices import device_known
 from edge_cloud.ingest.queries.readings import (
     Bucket,
@@ -187,8 +187,8 @@ def readings(
     device_id: Annotated[str, Path(pattern=DEVICE_ID)],
     sensor: Annotated[str | None, Query(pattern=SENSOR, description="only this sensor")] = None,
     quantity: Annotated[str | None, Query(pattern=NAME, description="only this quantity")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="from this time on (inclusive)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="before this time (exclusive)")] = None,
+    since: Annotated[Time | None, Query(description="from this time on (inclusive)")] = None,
+    until: Annotated[Time | None, Query(description="before this time (exclusive)")] = None,
     every: Annotated[
         str | None,
         Query(
