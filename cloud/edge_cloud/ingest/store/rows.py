@@ -20,6 +20,8 @@ from typing import Any
 
 from edge_protocol.wire import Envelope
 
+_isfinite = math.isfinite
+
 BIGINT_MAX = 2**63 - 1
 TEST_STATUSES = frozenset({"pass", "fail", "error"})
 _JSON_DEPTH_MAX = 64
@@ -92,11 +94,12 @@ def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventR
         "received_at": received_at,
     }
     out = EventRows((device_id, event.id), ledger, _TABLE[event.kind])
-    common = {"device_id": device_id, "event_id": event.id, "ts": ts}
-    data = event.data
     if event.kind == "reading":
         out.readings = _readings(event, ts, device_id)
-    elif event.kind == "test_result":
+        return out
+    common = {"device_id": device_id, "event_id": event.id, "ts": ts}
+    data = event.data
+    if event.kind == "test_result":
         _json("data", data)
         status = data.get("status")
         if status not in TEST_STATUSES:
@@ -155,14 +158,17 @@ def _readings(event: Envelope, ts: datetime, device_id: str) -> list[ReadingRow]
     for quantity, value in data.items():
         if quantity == "cal":
             continue
-        _short_text("quantity", quantity)
+        if _short_text_ok(quantity) is not None:
+            _short_text("quantity", quantity)
+        # The common case inline (a finite float): this runs for every value received.
+        number = value if type(value) is float and _isfinite(value) else _number(quantity, value)
         rows.append(
             (
                 device_id,
                 sensor,
                 quantity,
                 ts,
-                _number(quantity, value),
+                number,
                 event_id,
                 epoch,
                 seq,

@@ -1,0 +1,81 @@
+"""An envelope's reading rows, and what is refused event by event (pure: no database)."""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from edge_cloud.ingest.serve import GC_GEN0_THRESHOLD, tune_gc
+from edge_cloud.ingest.store.rows import EventRefused, event_rows
+from edge_protocol.wire import Envelope
+from tests.cloud.ingest_write.helpers import Device
+
+AT = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+
+
+def reading(data: dict[str, Any]) -> Envelope:
+    return Envelope.model_validate(Device("site-1").event(data=data))
+
+
+def test_reading_values_become_floats_in_column_order_one_row_per_quantity() -> None:
+    env = reading({"temperature_c": 19.5, "count": 3, "cal": {"temperature_c": 7}})
+    rows = event_rows("site-1", env, AT)
+    assert rows.table == "readings" and rows.rows == []
+    assert rows.ledger == {
+        "device_id": "site-1",
+        "id": env.id,
+        "epoch": env.epoch,
+        "seq": 1,
+        "kind": "reading",
+        "received_at": AT,
+    }
+    ts = datetime.fromisoformat(env.ts).astimezone(UTC)
+    assert rows.readings == [
+        ("site-1", "climate", "temperature_c", ts, 19.5, env.id, env.epoch, 1, True, 7),
+        ("site-1", "climate", "count", ts, 3.0, env.id, env.epoch, 1, True, None),
+    ]
+    assert type(rows.readings[1][4]) is float
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (math.nan, "is not finite"),
+        (math.inf, "is not finite"),
+        (-math.inf, "is not finite"),
+        (10**400, "is not finite"),
+        (True, "is not a number"),
+        ("19.5", "is not a number"),
+        (None, "is not a number"),
+    ],
+)
+def test_a_reading_value_that_is_no_finite_number_refuses_the_event(value: object, problem: str) -> None:
+    with pytest.raises(EventRefused, match=problem):
+        event_rows("site-1", reading({"temperature_c": 19.5, "x": value}), AT)
+
+
+def test_a_quantity_name_that_cannot_be_stored_refuses_the_event() -> None:
+    for name, problem in (("q" * 65, "longer than 64"), ("a\x00b", "NUL"), ("", "is empty")):
+        with pytest.raises(EventRefused, match=problem):
+            event_rows("site-1", reading({name: 1.0}), AT)
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_serve_collects_cycles_less_often_and_leaves_what_it_loaded_out() -> None:
+    gc.set_threshold(700, 10, 10)
+    tune_gc()
+    assert gc.get_threshold() == (GC_GEN0_THRESHOLD, 10, 10)
+    assert gc.get_freeze_count() > 0
