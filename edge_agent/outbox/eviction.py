@@ -70,7 +70,9 @@ class Caps:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.deadline = NO_DEADLINE
-        """Runtime at which the oldest pending event reaches the age cap."""
+        """Runtime at which the oldest pending event not claimed reaches the age cap."""
+        self.claimed: set[int] = set()
+        """Seqs being sent (:meth:`Outbox.claim`): no eviction takes them until they are deleted."""
         self._conn = conn
         self._runtime = runtime
         self._gap_event = gap_event
@@ -115,7 +117,13 @@ class Caps:
         return eviction.bytes
 
     async def _oldest_deadline(self) -> float:
-        rows = list(await self._conn.execute_fetchall("SELECT min(runtime) FROM events"))
+        # Claimed events are left out: they are not evicted, and once deleted they are gone.
+        rows = list(
+            await self._conn.execute_fetchall(
+                "SELECT min(runtime) FROM events WHERE seq NOT IN (SELECT value FROM json_each(?))",
+                (codec.dumps(sorted(self.claimed)),),
+            )
+        )
         oldest = rows[0][0]
         return NO_DEADLINE if oldest is None else float(oldest) + self.max_age_s
 
@@ -127,7 +135,12 @@ class Caps:
     async def _scan(
         self, eviction: Eviction, where: str, params: tuple[Any, ...], protect_from: int, need: int | None
     ) -> None:
-        """Delete matching events oldest first until ``need`` bytes are freed (all of them if None)."""
+        """Delete matching events oldest first until ``need`` bytes are freed (all of them if None).
+
+        Claimed events are passed over: they are being sent and may arrive, so announcing
+        them as evicted would report them twice; the next oldest go instead.
+        """
+        claimed = self.claimed
         after = 0
         while need is None or eviction.bytes < need:
             rows = list(
@@ -142,6 +155,9 @@ class Caps:
             taken: list[int] = []
             gaps: list[int] = []
             for seq, size, kind in rows:
+                after = seq
+                if seq in claimed:
+                    continue
                 taken.append(seq)
                 eviction.bytes += size
                 if kind == "gap":
@@ -150,11 +166,11 @@ class Caps:
                     break
             if gaps:
                 eviction.folded += await self._ranges_of_gaps(gaps)
-            taken_ranges = seq_ranges(taken)
-            await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
-            eviction.evicted += taken_ranges
-            eviction.count += len(taken)
-            after = taken[-1]
+            if taken:
+                taken_ranges = seq_ranges(taken)
+                await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
+                eviction.evicted += taken_ranges
+                eviction.count += len(taken)
 
     async def _ranges_of_gaps(self, seqs: list[int]) -> list[ranges.Range]:
         rows = await self._conn.execute_fetchall(

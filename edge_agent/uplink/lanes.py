@@ -12,7 +12,9 @@ that has something:
 
 A :class:`LaneReader` fetches a few batches' worth at a time (one outbox round trip per
 several messages) and remembers when its lane was found empty, so an idle lane costs no
-query until the outbox has committed something new.
+query until the outbox has committed something new.  Each batch it hands out is claimed
+first (``OutboxAPI.claim``): events evicted since they were fetched are left out, and the
+others can no longer be evicted until they are deleted.
 """
 
 from __future__ import annotations
@@ -132,33 +134,45 @@ class LaneReader:
     async def next_batch(
         self, mark: int, *, max_events: int, max_bytes: int, overhead: int
     ) -> list[StoredEvent]:
-        """The next batch of this lane (possibly empty).
+        """The next batch of this lane (possibly empty), claimed for sending.
 
         ``mark`` is the outbox's ``next_seq`` read *before* this call: if the lane is found
-        empty, it stays known-empty until ``next_seq`` moves.
+        empty, it stays known-empty until ``next_seq`` moves.  Events evicted since they
+        were read ahead are left out (a gap event announces them); a batch that cannot be
+        claimed (the outbox failed) is handed out again by the next call.
         """
-        while self._pos >= len(self._buffer):
-            if self._ahead is not None:
-                ahead, self._ahead = self._ahead, None
-                events, fetched_at = await ahead, self._ahead_mark
-            elif self._empty_at == mark:
-                return []
-            else:
-                events, fetched_at = await self._fetch(), mark
-            if not self._absorb(events, fetched_at) and self._empty_at == mark:
-                return []
-        start = self._pos
-        self._pos = cut_batch(
-            self._buffer, start, max_events=max_events, max_bytes=max_bytes, overhead=overhead
-        )
-        if (
-            self._ahead is None
-            and len(self._buffer) - self._pos < self._prefetch // 2
-            and self._empty_at != mark
-        ):
-            self._ahead_mark = mark
-            self._ahead = asyncio.ensure_future(self._fetch())
-        return self._buffer[start : self._pos]
+        while True:
+            while self._pos >= len(self._buffer):
+                if self._ahead is not None:
+                    ahead, self._ahead = self._ahead, None
+                    events, fetched_at = await ahead, self._ahead_mark
+                elif self._empty_at == mark:
+                    return []
+                else:
+                    events, fetched_at = await self._fetch(), mark
+                if not self._absorb(events, fetched_at) and self._empty_at == mark:
+                    return []
+            start = self._pos
+            self._pos = cut_batch(
+                self._buffer, start, max_events=max_events, max_bytes=max_bytes, overhead=overhead
+            )
+            if (
+                self._ahead is None
+                and len(self._buffer) - self._pos < self._prefetch // 2
+                and self._empty_at != mark
+            ):
+                self._ahead_mark = mark
+                self._ahead = asyncio.ensure_future(self._fetch())
+            batch = self._buffer[start : self._pos]
+            try:
+                kept = await self._outbox.claim([e.seq for e in batch])
+            except BaseException:
+                self._pos = start
+                raise
+            if len(kept) < len(batch):
+                batch = [e for e in batch if e.seq in kept]
+            if batch:
+                return batch
 
     async def _fetch(self) -> list[StoredEvent]:
         return await self._outbox.fetch(
