@@ -10,6 +10,8 @@ Every eviction is counted in the tally, logged in ``evictions`` (the last
 ``EVICTION_LOG_ROWS`` rows) and announced by ``gap`` events appended in the same
 transaction; a gap event that is itself evicted has its ranges folded into the next one.
 The age cap costs no query until the oldest event can have reached it (``deadline``).
+Events being sent (``claimed``, see :meth:`edge_agent.outbox.Outbox.claim`) are passed
+over by every eviction until they are deleted: the next oldest go instead.
 """
 
 from __future__ import annotations
