@@ -75,6 +75,9 @@ class Caps:
         """Runtime at which the oldest pending event not claimed reaches the age cap."""
         self.claimed: set[int] = set()
         """Seqs being sent (:meth:`Outbox.claim`): no eviction takes them until they are deleted."""
+        self.mark = 0
+        """Moves before every eviction deletes rows (committed or not): a reader that saw
+        the same mark before its fetch knows that nothing it read has been evicted since."""
         self._conn = conn
         self._runtime = runtime
         self._gap_event = gap_event
@@ -169,6 +172,7 @@ class Caps:
             if gaps:
                 eviction.folded += await self._ranges_of_gaps(gaps)
             if taken:
+                self.mark += 1
                 taken_ranges = seq_ranges(taken)
                 await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
                 eviction.evicted += taken_ranges

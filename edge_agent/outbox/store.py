@@ -325,24 +325,36 @@ class Outbox:
                 return False
         return False
 
-    async def claim(self, seqs: Iterable[int]) -> set[int]:
+    @property
+    def eviction_mark(self) -> int:
+        """Changes whenever an eviction starts deleting rows; see :meth:`claim`."""
+        return self._caps.mark
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
         """Claim events for sending; returns the seqs of ``seqs`` still in the outbox.
 
         From now until it is deleted, a claimed event is never evicted (no cap, no full
         disk): it may arrive, and an event must never both arrive and be announced evicted.
         The seqs not returned were evicted since they were fetched (a gap event names them)
-        and must not be sent.  Claims are kept in memory: they end with the process.
+        and must not be sent.  ``read_at`` is :attr:`eviction_mark` read before the fetch:
+        if it has not moved, nothing was evicted since and the claim costs no query.
+        Claims are kept in memory: they end with the process.
         """
-        wanted = sorted(set(seqs))
+        wanted = set(seqs)
+        if read_at is not None and read_at == self._caps.mark:
+            # No await before the claim is taken: no eviction can start in between.
+            self._tx.check_open()
+            self._caps.claimed |= wanted
+            return wanted
         if not wanted:
-            return set()
+            return wanted
         # Under the lock of the write transactions: no eviction between the look and the claim.
         async with self._tx.lock:
             self._tx.check_open()
             try:
                 rows = await self._conn.execute_fetchall(
                     "SELECT seq FROM events WHERE seq IN (SELECT value FROM json_each(?))",
-                    (codec.dumps(wanted),),
+                    (codec.dumps(sorted(wanted)),),
                 )
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox read failed: {exc}") from exc

@@ -39,8 +39,14 @@ class OutboxAPI(Protocol):
 
     async def wait_for_events(self, after_seq: int, timeout: float) -> bool: ...
 
-    async def claim(self, seqs: Iterable[int]) -> set[int]:
-        """Protect ``seqs`` from eviction until deleted; returns those still in the outbox."""
+    @property
+    def eviction_mark(self) -> int:
+        """Changes whenever an eviction starts: read before a fetch, handed to ``claim``."""
+        ...
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
+        """Protect ``seqs`` from eviction until deleted; returns those still in the outbox.
+        ``read_at``: the ``eviction_mark`` read before they were fetched."""
         ...
 
     async def delete(self, seqs: Iterable[int]) -> int: ...

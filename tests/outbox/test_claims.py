@@ -23,14 +23,17 @@ def test_the_size_cap_passes_over_claimed_events_and_takes_the_next_oldest(tmp_p
     async def main() -> None:
         outbox = await open_outbox(tmp_path / "o.db", max_bytes=20_000)
         await outbox.append([reading(i) for i in range(40)])
+        mark = outbox.eviction_mark
         fetched = await outbox.fetch("readings", limit=40)  # as the uplink reads ahead
-        assert await outbox.claim(seqs(fetched[:10])) == set(range(1, 11))
+        # Nothing evicted since the read: the claim is taken without a query.
+        assert await outbox.claim(seqs(fetched[:10]), read_at=mark) == set(range(1, 11))
         await outbox.append([reading(i) for i in range(40, 100)])  # over the cap
         announced = await _announced(outbox)
         assert announced and min(announced) == 11, "the claimed 1-10 stay, the next oldest go"
         assert announced == set(range(11, 11 + len(announced)))
         # Read ahead before the eviction: the claim leaves out what is gone since.
-        assert await outbox.claim(seqs(fetched[10:20])) == set(range(11, 21)) - announced
+        assert outbox.eviction_mark != mark
+        assert await outbox.claim(seqs(fetched[10:20]), read_at=mark) == set(range(11, 21)) - announced
         # A delete ends the claims: the next eviction may take what was claimed and not deleted.
         await outbox.delete(range(1, 6))
         assert await outbox.claim([1, 2]) == set()

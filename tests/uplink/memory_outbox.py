@@ -102,7 +102,10 @@ class MemoryOutbox:
             return False
         return True
 
-    async def claim(self, seqs: Iterable[int]) -> set[int]:
+    eviction_mark = 0
+    """Nothing is ever evicted here."""
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
         present = {seq for seq in seqs if seq in self._events}
         self.claimed |= present
         return present
