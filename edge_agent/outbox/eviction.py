@@ -10,6 +10,8 @@ Every eviction is counted in the tally, logged in ``evictions`` (the last
 ``EVICTION_LOG_ROWS`` rows) and announced by ``gap`` events appended in the same
 transaction; a gap event that is itself evicted has its ranges folded into the next one.
 The age cap costs no query until the oldest event can have reached it (``deadline``).
+Events being sent (``claimed``, see :meth:`edge_agent.outbox.Outbox.claim`) are passed
+over by every eviction until they are deleted: the next oldest go instead.
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ class Caps:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.deadline = NO_DEADLINE
-        """Runtime at which the oldest pending event reaches the age cap."""
+        """Runtime at which the oldest pending event not claimed reaches the age cap."""
+        self.claimed: set[int] = set()
+        """Seqs being sent (:meth:`Outbox.claim`): no eviction takes them until they are deleted."""
+        self.mark = 0
+        """Moves before every eviction deletes rows (committed or not): a reader that saw
+        the same mark before its fetch knows that nothing it read has been evicted since."""
         self._conn = conn
         self._runtime = runtime
         self._gap_event = gap_event
@@ -115,7 +122,13 @@ class Caps:
         return eviction.bytes
 
     async def _oldest_deadline(self) -> float:
-        rows = list(await self._conn.execute_fetchall("SELECT min(runtime) FROM events"))
+        # Claimed events are left out: they are not evicted, and once deleted they are gone.
+        rows = list(
+            await self._conn.execute_fetchall(
+                "SELECT min(runtime) FROM events WHERE seq NOT IN (SELECT value FROM json_each(?))",
+                (codec.dumps(sorted(self.claimed)),),
+            )
+        )
         oldest = rows[0][0]
         return NO_DEADLINE if oldest is None else float(oldest) + self.max_age_s
 
@@ -127,7 +140,12 @@ class Caps:
     async def _scan(
         self, eviction: Eviction, where: str, params: tuple[Any, ...], protect_from: int, need: int | None
     ) -> None:
-        """Delete matching events oldest first until ``need`` bytes are freed (all of them if None)."""
+        """Delete matching events oldest first until ``need`` bytes are freed (all of them if None).
+
+        Claimed events are passed over: they are being sent and may arrive, so announcing
+        them as evicted would report them twice; the next oldest go instead.
+        """
+        claimed = self.claimed
         after = 0
         while need is None or eviction.bytes < need:
             rows = list(
@@ -142,6 +160,9 @@ class Caps:
             taken: list[int] = []
             gaps: list[int] = []
             for seq, size, kind in rows:
+                after = seq
+                if seq in claimed:
+                    continue
                 taken.append(seq)
                 eviction.bytes += size
                 if kind == "gap":
@@ -150,11 +171,12 @@ class Caps:
                     break
             if gaps:
                 eviction.folded += await self._ranges_of_gaps(gaps)
-            taken_ranges = seq_ranges(taken)
-            await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
-            eviction.evicted += taken_ranges
-            eviction.count += len(taken)
-            after = taken[-1]
+            if taken:
+                self.mark += 1
+                taken_ranges = seq_ranges(taken)
+                await self._conn.executemany("DELETE FROM events WHERE seq BETWEEN ? AND ?", taken_ranges)
+                eviction.evicted += taken_ranges
+                eviction.count += len(taken)
 
     async def _ranges_of_gaps(self, seqs: list[int]) -> list[ranges.Range]:
         rows = await self._conn.execute_fetchall(

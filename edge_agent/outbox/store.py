@@ -7,7 +7,9 @@ Guarantees:
   transaction from a counter stored in the same file (``state.last_seq``), so a seq is
   never reused, not after deletes, restarts or evictions.  See docs/DURABILITY.md for why
   FULL and not NORMAL.
-* ``fetch`` sees committed events only; ``delete`` is idempotent.  Deletes commit with
+* ``fetch`` sees committed events only; ``delete`` is idempotent.  ``claim`` marks
+  events as being sent: no eviction takes them until they are deleted, so an event is
+  never both delivered and announced evicted.  Deletes commit with
   ``synchronous=NORMAL``: one lost on a power cut only brings an acknowledged event back,
   to be sent again (a duplicate, which the cloud removes by id), never a loss.
 * Caps, enforced in the transaction that appends, never on the events being appended:
@@ -23,6 +25,8 @@ Guarantees:
   - disk full (``SQLITE_FULL``): the transaction is rolled back, the WAL checkpointed and
     truncated, the oldest events evicted, and the append retried; only when nothing is
     left to evict does it raise :class:`OutboxFullError`.
+
+  Eviction passes over claimed events (those being sent) and takes the next oldest.
 
   Every eviction is counted (persisted), logged in ``evictions`` and announced by a
   ``gap`` event (``data = {"reason", "evicted": [[first, last], …], "count"}``); a gap
@@ -44,6 +48,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -320,8 +325,46 @@ class Outbox:
                 return False
         return False
 
+    @property
+    def eviction_mark(self) -> int:
+        """Changes whenever an eviction starts deleting rows; see :meth:`claim`."""
+        return self._caps.mark
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
+        """Claim events for sending; returns the seqs of ``seqs`` still in the outbox.
+
+        From now until it is deleted, a claimed event is never evicted (no cap, no full
+        disk): it may arrive, and an event must never both arrive and be announced evicted.
+        The seqs not returned were evicted since they were fetched (a gap event names them)
+        and must not be sent.  ``read_at`` is :attr:`eviction_mark` read before the fetch:
+        if it has not moved, nothing was evicted since and the claim costs no query.
+        Claims are kept in memory: they end with the process.
+        """
+        wanted = set(seqs)
+        if read_at is not None and read_at == self._caps.mark:
+            # No await before the claim is taken: no eviction can start in between.
+            self._tx.check_open()
+            self._caps.claimed |= wanted
+            return wanted
+        if not wanted:
+            return wanted
+        # Under the lock of the write transactions: no eviction between the look and the claim.
+        async with self._tx.lock:
+            self._tx.check_open()
+            try:
+                rows = await self._conn.execute_fetchall(
+                    "SELECT seq FROM events WHERE seq IN (SELECT value FROM json_each(?))",
+                    (codec.dumps(sorted(wanted)),),
+                )
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox read failed: {exc}") from exc
+            present = {seq for (seq,) in rows}
+            self._caps.claimed |= present
+        return present
+
     async def delete(self, seqs: Iterable[int]) -> int:
-        """Delete (acknowledged) events; unknown seqs are ignored.  Returns rows deleted."""
+        """Delete (acknowledged) events, ending their claims; unknown seqs are ignored.
+        Returns rows deleted."""
         wanted = sorted(set(seqs))
         if not wanted:
             return 0
@@ -336,7 +379,9 @@ class Outbox:
             tally.pending_count -= len(sizes)
             return len(sizes)
 
-        return await self._disk_full.write_making_room(body, synchronous="NORMAL")
+        deleted = await self._disk_full.write_making_room(body, synchronous="NORMAL")
+        self._caps.claimed.difference_update(wanted)
+        return deleted
 
     async def record_publish(self, wall_time: float) -> None:
         """Remember the last successful publish (for stats); written at most every few seconds."""

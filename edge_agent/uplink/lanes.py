@@ -12,7 +12,9 @@ that has something:
 
 A :class:`LaneReader` fetches a few batches' worth at a time (one outbox round trip per
 several messages) and remembers when its lane was found empty, so an idle lane costs no
-query until the outbox has committed something new.
+query until the outbox has committed something new.  Each batch it hands out is claimed
+first (``OutboxAPI.claim``): events evicted since they were fetched are left out, and the
+others can no longer be evicted until they are deleted.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ class LaneReader:
         self._buffer: list[StoredEvent] = []
         self._pos = 0
         self._empty_at: int | None = None
-        self._ahead: asyncio.Task[list[StoredEvent]] | None = None
+        self._ahead: asyncio.Task[tuple[list[StoredEvent], int]] | None = None
+        self._read_at = 0
+        """The outbox's ``eviction_mark`` before the oldest fetch still in the buffer."""
         self._ahead_mark = 0
 
     def exhausted(self, mark: int) -> bool:
@@ -132,40 +136,55 @@ class LaneReader:
     async def next_batch(
         self, mark: int, *, max_events: int, max_bytes: int, overhead: int
     ) -> list[StoredEvent]:
-        """The next batch of this lane (possibly empty).
+        """The next batch of this lane (possibly empty), claimed for sending.
 
         ``mark`` is the outbox's ``next_seq`` read *before* this call: if the lane is found
-        empty, it stays known-empty until ``next_seq`` moves.
+        empty, it stays known-empty until ``next_seq`` moves.  Events evicted since they
+        were read ahead are left out (a gap event announces them); a batch that cannot be
+        claimed (the outbox failed) is handed out again by the next call.
         """
-        while self._pos >= len(self._buffer):
-            if self._ahead is not None:
-                ahead, self._ahead = self._ahead, None
-                events, fetched_at = await ahead, self._ahead_mark
-            elif self._empty_at == mark:
-                return []
-            else:
-                events, fetched_at = await self._fetch(), mark
-            if not self._absorb(events, fetched_at) and self._empty_at == mark:
-                return []
-        start = self._pos
-        self._pos = cut_batch(
-            self._buffer, start, max_events=max_events, max_bytes=max_bytes, overhead=overhead
-        )
-        if (
-            self._ahead is None
-            and len(self._buffer) - self._pos < self._prefetch // 2
-            and self._empty_at != mark
-        ):
-            self._ahead_mark = mark
-            self._ahead = asyncio.ensure_future(self._fetch())
-        return self._buffer[start : self._pos]
+        while True:
+            while self._pos >= len(self._buffer):
+                if self._ahead is not None:
+                    ahead, self._ahead = self._ahead, None
+                    (events, read_at), fetched_at = await ahead, self._ahead_mark
+                elif self._empty_at == mark:
+                    return []
+                else:
+                    (events, read_at), fetched_at = await self._fetch(), mark
+                if not self._absorb(events, fetched_at, read_at) and self._empty_at == mark:
+                    return []
+            start = self._pos
+            self._pos = cut_batch(
+                self._buffer, start, max_events=max_events, max_bytes=max_bytes, overhead=overhead
+            )
+            if (
+                self._ahead is None
+                and len(self._buffer) - self._pos < self._prefetch // 2
+                and self._empty_at != mark
+            ):
+                self._ahead_mark = mark
+                self._ahead = asyncio.ensure_future(self._fetch())
+            batch = self._buffer[start : self._pos]
+            try:
+                kept = await self._outbox.claim([e.seq for e in batch], read_at=self._read_at)
+            except BaseException:
+                self._pos = start
+                raise
+            if len(kept) < len(batch):
+                batch = [e for e in batch if e.seq in kept]
+            if batch:
+                return batch
 
-    async def _fetch(self) -> list[StoredEvent]:
-        return await self._outbox.fetch(
+    async def _fetch(self) -> tuple[list[StoredEvent], int]:
+        """The next events of the lane, and the outbox's ``eviction_mark`` from before the query."""
+        read_at = self._outbox.eviction_mark
+        events = await self._outbox.fetch(
             self.lane, after_seq=self.cursor, before_seq=self.before_seq, limit=self._prefetch
         )
+        return events, read_at
 
-    def _absorb(self, events: list[StoredEvent], fetched_at: int) -> bool:
+    def _absorb(self, events: list[StoredEvent], fetched_at: int, read_at: int) -> bool:
         """Append what a query returned; False when it returned nothing."""
         if len(events) < self._prefetch:
             self._empty_at = fetched_at
@@ -175,11 +194,13 @@ class LaneReader:
         if self._skip is not None and events[0].seq < self._skip_below:
             skip = self._skip
             events = [e for e in events if not skip(e.seq)]
+        # Marks only grow: the buffer is as old as its oldest fetch.
+        self._read_at = read_at if self._pos >= len(self._buffer) else min(self._read_at, read_at)
         self._buffer = self._buffer[self._pos :] + events
         self._pos = 0
         return True
 
 
-def _retrieve(task: asyncio.Task[list[StoredEvent]]) -> None:
+def _retrieve(task: asyncio.Task[tuple[list[StoredEvent], int]]) -> None:
     if not task.cancelled():
         task.exception()

@@ -2,7 +2,10 @@
 
 The uplink knows nothing of SQLite; it reads lanes in seq order and deletes what has been
 acknowledged.  Contract relied on: ``next_seq`` advances only once an event's commit is
-visible to ``fetch``, and ``delete`` of seqs that are already gone is a no-op.
+visible to ``fetch``, and ``delete`` of seqs that are already gone is a no-op.  A batch is
+``claim``ed before it is published: what the claim returns is never evicted until deleted,
+and what it leaves out was evicted since it was fetched (a gap event names it) and is not
+sent, so no seq both arrives and is announced evicted (docs/DURABILITY.md).
 """
 
 from __future__ import annotations
@@ -35,6 +38,16 @@ class OutboxAPI(Protocol):
     ) -> list[StoredEvent]: ...
 
     async def wait_for_events(self, after_seq: int, timeout: float) -> bool: ...
+
+    @property
+    def eviction_mark(self) -> int:
+        """Changes whenever an eviction starts: read before a fetch, handed to ``claim``."""
+        ...
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
+        """Protect ``seqs`` from eviction until deleted; returns those still in the outbox.
+        ``read_at``: the ``eviction_mark`` read before they were fetched."""
+        ...
 
     async def delete(self, seqs: Iterable[int]) -> int: ...
 

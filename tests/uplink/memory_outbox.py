@@ -2,8 +2,9 @@
 
 A test double of the *outbox* (not of MQTT): same methods and ordering guarantees as
 ``edge_agent.outbox.Outbox`` as far as the uplink sees them (``epoch``, ``next_seq``,
-``fetch`` by lane in seq order, ``wait_for_events``, ``delete``, ``record_publish``), plus
-``append`` to fill it.  Events are stored per lane in seq order; deletions are lazy.
+``fetch`` by lane in seq order, ``wait_for_events``, ``claim``, ``delete``,
+``record_publish``), plus ``append`` to fill it.  Events are stored per lane in seq order;
+deletions are lazy.  It has no caps, so nothing is ever evicted: ``claim`` only records.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class MemoryOutbox:
         self.deleted: list[int] = []
         """Every seq ever deleted, in order (what the tests check)."""
         self.delete_calls = 0
+        self.claimed: set[int] = set()
+        """Seqs claimed for sending and not deleted yet."""
 
     @property
     def next_seq(self) -> int:
@@ -99,10 +102,19 @@ class MemoryOutbox:
             return False
         return True
 
+    eviction_mark = 0
+    """Nothing is ever evicted here."""
+
+    async def claim(self, seqs: Iterable[int], *, read_at: int | None = None) -> set[int]:
+        present = {seq for seq in seqs if seq in self._events}
+        self.claimed |= present
+        return present
+
     async def delete(self, seqs: Iterable[int]) -> int:
         self.delete_calls += 1
         n = 0
         for seq in seqs:
+            self.claimed.discard(seq)
             if self._events.pop(seq, None) is not None:
                 self.deleted.append(seq)
                 n += 1
