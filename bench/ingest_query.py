@@ -214,11 +214,48 @@ def main() -> None:
                 device, since, until = day_of(run)
                 return device, {"since": since.isoformat(), "until": until.isoformat(), **extra}
 
-            def month_params(run: int, **extra: str) -> tuple[str, dict[str, str]]:
-                device, since, until = month_of(run)
-                return device, {"since": since.isoformat(), "until": until.isoformat(), **extra}
-
             hour = timedelta(hours=1)
+
+            def hourly(
+                label: str, window: Callable[[int], tuple[str, datetime, datetime]]
+            ) -> list[tuple[str, str, Callable[[int], int]]]:
+                """One climate quantity of ``window`` in hourly buckets: bare SQL, function, HTTP."""
+
+                def params(run: int) -> tuple[str, dict[str, str]]:
+                    device, since, until = window(run)
+                    return device, {
+                        "since": since.isoformat(),
+                        "until": until.isoformat(),
+                        "sensor": "climate",
+                        "quantity": "temperature_c",
+                        "every": "1h",
+                    }
+
+                def bare(n: int) -> tuple[object, ...]:
+                    device, since, until = window(n)
+                    return (hour, since, device, "climate", "temperature_c", since, until, PAGE + 1)
+
+                def call(c: sa.Connection, n: int) -> list[object]:
+                    device, since, until = window(n)
+                    return list(
+                        list_buckets(
+                            c,
+                            device,
+                            every=hour,
+                            since=since,
+                            until=until,
+                            limit=PAGE + 1,
+                            sensor="climate",
+                            quantity="temperature_c",
+                        )
+                    )
+
+                return [
+                    (label, "baseline SQL", sql(BUCKET_SQL, bare)),
+                    ("", "query function", function(call)),
+                    ("", "HTTP", api(params, "buckets")),
+                ]
+
             cases: list[tuple[str, str, Callable[[int], int]]] = [
                 (
                     "1 day, 1 sensor, 1 quantity, first page",
@@ -272,90 +309,8 @@ def main() -> None:
                     ),
                 ),
                 ("", "HTTP", api(lambda n: day_params(n, sensor="climate"), "readings")),
-                (
-                    "every=1h over 1 day, 1 quantity",
-                    "baseline SQL",
-                    sql(
-                        BUCKET_SQL,
-                        lambda n: (
-                            hour,
-                            day_of(n)[1],
-                            day_of(n)[0],
-                            "climate",
-                            "temperature_c",
-                            *day_of(n)[1:],
-                            PAGE + 1,
-                        ),
-                    ),
-                ),
-                (
-                    "",
-                    "query function",
-                    function(
-                        lambda c, n: list(
-                            list_buckets(
-                                c,
-                                day_of(n)[0],
-                                every=hour,
-                                since=day_of(n)[1],
-                                until=day_of(n)[2],
-                                limit=PAGE + 1,
-                                sensor="climate",
-                                quantity="temperature_c",
-                            )
-                        )
-                    ),
-                ),
-                (
-                    "",
-                    "HTTP",
-                    api(
-                        lambda n: day_params(n, sensor="climate", quantity="temperature_c", every="1h"),
-                        "buckets",
-                    ),
-                ),
-                (
-                    "every=1h over 30 days, 1 quantity",
-                    "baseline SQL",
-                    sql(
-                        BUCKET_SQL,
-                        lambda n: (
-                            hour,
-                            month_of(n)[1],
-                            month_of(n)[0],
-                            "climate",
-                            "temperature_c",
-                            *month_of(n)[1:],
-                            PAGE + 1,
-                        ),
-                    ),
-                ),
-                (
-                    "",
-                    "query function",
-                    function(
-                        lambda c, n: list(
-                            list_buckets(
-                                c,
-                                month_of(n)[0],
-                                every=hour,
-                                since=month_of(n)[1],
-                                until=month_of(n)[2],
-                                limit=PAGE + 1,
-                                sensor="climate",
-                                quantity="temperature_c",
-                            )
-                        )
-                    ),
-                ),
-                (
-                    "",
-                    "HTTP",
-                    api(
-                        lambda n: month_params(n, sensor="climate", quantity="temperature_c", every="1h"),
-                        "buckets",
-                    ),
-                ),
+                *hourly("every=1h over 1 day, 1 quantity", day_of),
+                *hourly("every=1h over 30 days, 1 quantity", month_of),
             ]
             times: dict[int, list[float]] = {i: [] for i in range(len(cases))}
             counts: dict[int, int] = {}
