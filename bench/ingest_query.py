@@ -214,6 +214,11 @@ def main() -> None:
                 device, since, until = day_of(run)
                 return device, {"since": since.isoformat(), "until": until.isoformat(), **extra}
 
+            def day_page(c: sa.Connection, run: int, **series: str) -> list[object]:
+                """The first page of ``run``'s day through the query function."""
+                device, since, until = day_of(run)
+                return list(list_readings(c, device, limit=PAGE + 1, since=since, until=until, **series))
+
             hour = timedelta(hours=1)
 
             def hourly(
@@ -268,19 +273,7 @@ def main() -> None:
                 (
                     "",
                     "query function",
-                    function(
-                        lambda c, n: list(
-                            list_readings(
-                                c,
-                                day_of(n)[0],
-                                limit=PAGE + 1,
-                                sensor="climate",
-                                quantity="temperature_c",
-                                since=day_of(n)[1],
-                                until=day_of(n)[2],
-                            )
-                        )
-                    ),
+                    function(lambda c, n: day_page(c, n, sensor="climate", quantity="temperature_c")),
                 ),
                 (
                     "",
@@ -295,18 +288,7 @@ def main() -> None:
                 (
                     "",
                     "query function",
-                    function(
-                        lambda c, n: list(
-                            list_readings(
-                                c,
-                                day_of(n)[0],
-                                limit=PAGE + 1,
-                                sensor="climate",
-                                since=day_of(n)[1],
-                                until=day_of(n)[2],
-                            )
-                        )
-                    ),
+                    function(lambda c, n: day_page(c, n, sensor="climate")),
                 ),
                 ("", "HTTP", api(lambda n: day_params(n, sensor="climate"), "readings")),
                 *hourly("every=1h over 1 day, 1 quantity", day_of),

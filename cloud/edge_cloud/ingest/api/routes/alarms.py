@@ -71,6 +71,6 @@ def alarms(
     page = rows[:limit]
     return AlarmPage(
         device_id=device_id,
-        alarms=[AlarmOut.of(a) for a in page],
+        alarms=[AlarmOut.model_validate(a) for a in page],
         next_cursor=cursors.encode(LISTING, page[-1].ts, page[-1].event_id) if len(rows) > limit else None,
     )

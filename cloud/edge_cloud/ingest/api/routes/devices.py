@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from edge_cloud.ingest.api.deps import DevicesRead, State
 from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
 from edge_cloud.ingest.api.fleet_models import AlarmOut, TestResultOut
 from edge_cloud.ingest.api.fleet_params import CURSOR, CURSOR_404, DEFAULT_LIMIT, DEVICE_ID, MAX_LIMIT
-from edge_cloud.ingest.queries.devices import DeviceSummary, get_device, list_devices
+from edge_cloud.ingest.queries.devices import get_device, list_devices
 
 LISTING = "devices"
 
@@ -22,6 +22,8 @@ router = APIRouter(tags=["devices"])
 
 
 class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     device_id: str
     first_seen: datetime
     last_seen: datetime
@@ -39,23 +41,6 @@ class DeviceOut(BaseModel):
     open_alarms: list[AlarmOut]
     failing_tests: list[TestResultOut]
     """The latest run of each (sensor, test), where it is a fail or an error."""
-
-    @classmethod
-    def of(cls, d: DeviceSummary) -> DeviceOut:
-        return cls(
-            device_id=d.device_id,
-            first_seen=d.first_seen,
-            last_seen=d.last_seen,
-            online=d.online,
-            status_at=d.status_at,
-            boot=d.boot,
-            epoch=d.epoch,
-            pending_events=d.pending_events,
-            evicted_events=d.evicted_events,
-            sensors=d.sensors,
-            open_alarms=[AlarmOut.of(a) for a in d.open_alarms],
-            failing_tests=[TestResultOut.of(t) for t in d.failing_tests],
-        )
 
 
 class DevicePage(BaseModel):
@@ -76,7 +61,7 @@ def devices(
     with state.engine.connect() as conn:
         page, more = list_devices(conn, limit=limit, after_id=after)
     return DevicePage(
-        devices=[DeviceOut.of(d) for d in page],
+        devices=[DeviceOut.model_validate(d) for d in page],
         next_cursor=encode_key(LISTING, page[-1].device_id) if more else None,
     )
 
@@ -88,4 +73,4 @@ def device(state: State, _: DevicesRead, device_id: Annotated[str, Path(pattern=
         found = get_device(conn, device_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id} was never seen")
-    return DeviceOut.of(found)
+    return DeviceOut.model_validate(found)

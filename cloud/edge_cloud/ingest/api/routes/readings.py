@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from edge_cloud.ingest.api.cursors import CursorInvalid
 from edge_cloud.ingest.api.deps import EventsRead, State
@@ -26,10 +26,8 @@ from edge_cloud.ingest.api.fleet_cursors import decode_key, encode_key
 from edge_cloud.ingest.api.fleet_params import CURSOR_404, DEVICE_ID, NAME, SENSOR, Time, invalid, window
 from edge_cloud.ingest.queries.devices import device_known
 from edge_cloud.ingest.queries.readings import (
-    Bucket,
     BucketKey,
     ReadingKey,
-    StoredReading,
     bucket_count,
     bucket_origin,
     list_buckets,
@@ -51,6 +49,8 @@ router = APIRouter(tags=["events"])
 
 
 class ReadingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     ts: datetime
     sensor: str
     quantity: str
@@ -63,22 +63,10 @@ class ReadingOut(BaseModel):
     """False: the device's clock was not synchronised when it took the reading."""
     cal: int | None
 
-    @classmethod
-    def of(cls, r: StoredReading) -> ReadingOut:
-        return cls(
-            ts=r.ts,
-            sensor=r.sensor,
-            quantity=r.quantity,
-            value=r.value,
-            event_id=r.event_id,
-            epoch=r.epoch,
-            seq=r.seq,
-            clock_synced=r.clock_synced,
-            cal=r.cal,
-        )
-
 
 class BucketOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     start: datetime
     """The bucket is ``[start, start + every)``, aligned on 1970-01-01 UTC (``1h``: on the
     hour); the first may start before ``since`` and holds only rows from ``since`` on."""
@@ -88,18 +76,6 @@ class BucketOut(BaseModel):
     min: float
     mean: float
     max: float
-
-    @classmethod
-    def of(cls, b: Bucket) -> BucketOut:
-        return cls(
-            start=b.start,
-            sensor=b.sensor,
-            quantity=b.quantity,
-            count=b.count,
-            min=b.min,
-            mean=b.mean,
-            max=b.max,
-        )
 
 
 class ReadingsPage(BaseModel):
@@ -228,7 +204,7 @@ def readings(
         return ReadingsPage(
             device_id=device_id,
             every_s=None,
-            readings=[ReadingOut.of(r) for r in page],
+            readings=[ReadingOut.model_validate(r) for r in page],
             buckets=[],
             next_cursor=encode_key(listing, _iso(last.ts), last.event_id, last.sensor, last.quantity)
             if last
@@ -266,6 +242,6 @@ def readings(
         device_id=device_id,
         every_s=step // timedelta(seconds=1),
         readings=[],
-        buckets=[BucketOut.of(b) for b in chunk],
+        buckets=[BucketOut.model_validate(b) for b in chunk],
         next_cursor=encode_key(listing, _iso(end.start), end.sensor, end.quantity) if end else None,
     )

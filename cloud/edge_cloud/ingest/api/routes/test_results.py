@@ -74,6 +74,6 @@ def test_results(
     page = rows[:limit]
     return TestResultPage(
         device_id=device_id,
-        test_results=[TestResultOut.of(t) for t in page],
+        test_results=[TestResultOut.model_validate(t) for t in page],
         next_cursor=cursors.encode(listing, page[-1].ts, page[-1].event_id) if len(rows) > limit else None,
     )
