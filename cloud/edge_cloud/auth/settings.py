@@ -30,6 +30,13 @@ class ServerSettings(_Section):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Proxies whose X-Forwarded-For names the client (rate limits)"
     )
+    max_body_bytes: int = Field(
+        65536,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest request body; a bigger one is refused with 413 while it streams in. "
+        "The largest legitimate body, a renewal (certificate + CSR), is well under 64 KiB",
+    )
 
 
 class DatabaseSettings(_Section):

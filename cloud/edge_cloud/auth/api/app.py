@@ -3,6 +3,9 @@
 Errors map to statuses in one place: the service's own (``AuthServiceError.status``),
 token failures (401, or 403 for a missing scope), and database data errors (a value the
 database refuses, e.g. a NUL byte on PostgreSQL: 422) — never a 500 for bad input.
+Request bodies are bounded (``server.max_body_bytes``: 413 while the body streams in,
+FastAPI's ``max_body_size``), and a 422 never echoes the input back: an attacker's
+100 MiB body must not come back as a 100 MiB answer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from edge_cloud.auth.api.routes import api_keys, audit, devices, enroll, token, wellknown
@@ -44,6 +48,7 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         version="1",
         description="Operators, scoped tokens, device enrollment, certificates and revocation.",
         lifespan=lifespan,
+        max_body_size=service.settings.server.max_body_bytes,
     )
     app.state.service = service
     for module in (wellknown, token, devices, enroll, api_keys, audit):
@@ -60,6 +65,12 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         if isinstance(exc, BrokerSyncError):
             log.error("broker sync failed: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer repeats each offending value ("input") in full.
+        problems = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.exception_handler(ScopeMissing)
     async def _scope(_request: Request, exc: ScopeMissing) -> JSONResponse:
