@@ -7,6 +7,7 @@ cloud services verify from the JWKS like any other.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from edge_cloud.auth import audit, opaque
 from edge_cloud.auth.errors import BadRequest, NotFound
 from edge_cloud.auth.tables import api_keys
 from edge_cloud.common.jwt_verify import SCOPES
+
+KEY_ID_PATTERN = r"[0-9a-f]{16}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ def authenticate(conn: Connection, presented: str, *, now: float) -> ApiKey | No
     if not presented.startswith(opaque.API_KEY) or "." not in presented:
         return None
     key_id, _, secret = presented.removeprefix(opaque.API_KEY).partition(".")
+    if not re.fullmatch(KEY_ID_PATTERN, key_id):  # never to the database: a NUL there is a 422, uncounted
+        return None
     row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
     if row is None or not opaque.same_digest(secret, row.secret_hash):
         return None

@@ -23,6 +23,10 @@ from edge_cloud.common.jwt_verify import SCOPES
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 
 
+def valid_username(username: str) -> bool:
+    return re.fullmatch(USERNAME_PATTERN, username) is not None
+
+
 @dataclass(frozen=True)
 class Operator:
     id: str
@@ -33,7 +37,7 @@ class Operator:
 def create_operator(
     conn: Connection, *, username: str, password: str, scopes: list[str], now: float, actor: str
 ) -> Operator:
-    if not re.fullmatch(USERNAME_PATTERN, username):
+    if not valid_username(username):
         raise BadRequest("user names are 1-64 characters: letters, digits, _ . @ -")
     problem = check_strength(password)
     if problem:

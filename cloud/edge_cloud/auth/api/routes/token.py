@@ -70,21 +70,24 @@ def _password_grant(
 ) -> TokenResponse:
     if not username or password is None:
         raise BadRequest("username and password are required for grant_type=password")
-    service.limiter.check(username, address)
-    now = service.now()
-    with service.transaction() as conn:
-        op = operators.authenticate(conn, username, password)
+    # A name no operator can have is a failed login like any other (counted against the
+    # address), and goes neither to argon2 nor to the database, which may refuse it (a
+    # NUL, or longer than the column, on PostgreSQL) and turn the failure into an uncounted 422.
+    account = username if operators.valid_username(username) else None
+    with service.limiter.attempt(address, NotAuthenticated, account=account):
+        now = service.now()
+        with service.transaction() as conn:
+            op = operators.authenticate(conn, username, password) if account else None
+            if op is None:
+                who = {"actor": username} if account else {"actor": "?", "username": username[:64]}
+                audit.record(conn, at=now, address=address, action="login.failed", **who)
+            else:
+                scopes = access_tokens.normalise_scopes(requested, op.scopes)
+                refresh = operators.issue_refresh_token(
+                    conn, op, scopes, now=now, ttl=service.settings.tokens.refresh_ttl
+                )
         if op is None:
-            audit.record(conn, at=now, actor=username, address=address, action="login.failed")
-        else:
-            scopes = access_tokens.normalise_scopes(requested, op.scopes)
-            refresh = operators.issue_refresh_token(
-                conn, op, scopes, now=now, ttl=service.settings.tokens.refresh_ttl
-            )
-    if op is None:
-        service.limiter.failed(username, address)
-        raise NotAuthenticated("wrong user name or password")
-    service.limiter.succeeded(username)
+            raise NotAuthenticated("wrong user name or password")
     return _access(service, op.username, scopes, refresh)
 
 
