@@ -79,5 +79,33 @@ def revoke(conn: Connection, key_id: str, *, now: float, actor: str) -> None:
     audit.record(conn, at=now, actor=actor, action="api_key.revoked", target=key_id)
 
 
+def revoke_issued_by(conn: Connection, issuer: str, *, now: float, actor: str, reason: str) -> list[str]:
+    """Revoke the active keys ``issuer`` issued, the keys those keys issued, and so on (an
+    admin key can issue keys): the ids, each audited."""
+    revoked: list[str] = []
+    issuers = {issuer}
+    while issuers:
+        ids = list(
+            conn.execute(
+                sa.select(api_keys.c.id).where(
+                    api_keys.c.created_by.in_(sorted(issuers)), api_keys.c.revoked_at.is_(None)
+                )
+            ).scalars()
+        )
+        if not ids:
+            break
+        conn.execute(api_keys.update().where(api_keys.c.id.in_(ids)).values(revoked_at=int(now)))
+        for key_id in ids:
+            audit.record(conn, at=now, actor=actor, action="api_key.revoked", target=key_id, reason=reason)
+        revoked += ids
+        issuers = {principal_name(key_id) for key_id in ids}
+    return revoked
+
+
+def principal_name(key_id: str) -> str:
+    """The name a key acts under: the ``sub`` of the access tokens it gets, ``created_by`` of the keys it issues."""
+    return f"api-key:{key_id}"
+
+
 def list_keys(conn: Connection) -> list[sa.Row[tuple[object, ...]]]:
     return list(conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at)))

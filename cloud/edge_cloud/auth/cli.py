@@ -20,6 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from edge_cloud.auth import operators, registry, revocation
+from edge_cloud.auth.cli_operators import operators_app
+from edge_cloud.auth.cli_options import ConfigOption
 from edge_cloud.auth.errors import AuthServiceError
 from edge_cloud.auth.registry import Actor
 from edge_cloud.auth.service import AuthService, open_service
@@ -39,15 +41,6 @@ app.add_typer(db_app, name="db")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="EDGE_AUTH_CONFIG",
-        help=f"TOML configuration file [default: {DEFAULT_CONFIG_PATH} if present]",
-    ),
-]
 CLI_ACTOR = Actor("cli")
 
 
@@ -279,6 +272,9 @@ def service_cert(
         f"  share group  {group} ($share/{group}/devices/+/events; in {cn}.share-group: keep it from devices)\n"
         "the rules: docs/CLOUD_AUTH.md"
     )
+
+
+app.add_typer(operators_app(_service), name="operators")
 
 
 def main() -> None:

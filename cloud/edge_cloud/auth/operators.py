@@ -56,6 +56,7 @@ def create_operator(
             scopes=" ".join(scopes),
             disabled=False,
             created_at=int(now),
+            tokens_after=int(now),
         )
     )
     audit.record(conn, at=now, actor=actor, action="operator.created", target=username, scopes=scopes)

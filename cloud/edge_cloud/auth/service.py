@@ -22,6 +22,7 @@ from edge_cloud.auth.errors import NotAuthenticated
 from edge_cloud.auth.ratelimit import FailureLimiter
 from edge_cloud.auth.settings import AuthSettings
 from edge_cloud.auth.signing_keys import KeyRing
+from edge_cloud.auth.subjects import SubjectCheck
 from edge_cloud.common.db import make_engine, wait_for_database
 from edge_cloud.common.jwt_verify import JWTVerifier
 
@@ -39,10 +40,12 @@ class AuthService:
     broker: BrokerSync
     clock: Callable[[], float] = time.time
     verifier: JWTVerifier = field(init=False)
+    subjects: SubjectCheck = field(init=False)
 
     def __post_init__(self) -> None:
         t = self.settings.tokens
         self.verifier = JWTVerifier(self.keys.jwks(), issuer=t.issuer, audience=t.audience)
+        self.subjects = SubjectCheck(self.engine, ttl=t.subject_check_ttl, clock=self.clock)
 
     def now(self) -> float:
         return self.clock()

@@ -51,6 +51,13 @@ class TokenSettings(_Section):
     audience: str = Field("edge-cloud", min_length=1, description="`aud` the cloud services expect")
     access_ttl: Seconds = Field(900.0, ge=30, le=86400, description="Access token lifetime")
     refresh_ttl: Seconds = Field(30 * 86400.0, ge=60, description="Refresh token lifetime")
+    subject_check_ttl: Seconds = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long this service trusts its last look at a token's operator or API key "
+        "(disabled? deleted? revoked?); 0 looks on every request",
+    )
 
 
 class CertificateSettings(_Section):

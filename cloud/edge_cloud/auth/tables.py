@@ -22,6 +22,9 @@ operators = sa.Table(
     sa.Column("scopes", sa.String(255), nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Access tokens issued (iat) before this second are refused: set at creation (a
+    # re-created name does not inherit the old tokens), disabling and password changes.
+    sa.Column("tokens_after", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 refresh_tokens = sa.Table(

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from edge_cloud.auth.api.routes import api_keys, audit, devices, enroll, token, wellknown
+from edge_cloud.auth.api.routes import api_keys, audit, devices, enroll, operators, token, wellknown
 from edge_cloud.auth.api.schemas import Problem
 from edge_cloud.auth.errors import AuthServiceError, BrokerSyncError, RateLimited
 from edge_cloud.auth.service import AuthService
@@ -51,7 +51,7 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         max_body_size=service.settings.server.max_body_bytes,
     )
     app.state.service = service
-    for module in (wellknown, token, devices, enroll, api_keys, audit):
+    for module in (wellknown, token, devices, enroll, api_keys, operators, audit):
         # 400: a body that is not JSON at all (FastAPI answers before validation).
         app.include_router(module.router, responses={400: {"model": Problem}})
 

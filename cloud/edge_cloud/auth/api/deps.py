@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from edge_cloud.auth import opaque
+from edge_cloud.auth import api_keys, opaque
 from edge_cloud.auth.errors import NotAuthenticated
 from edge_cloud.auth.service import AuthService
 from edge_cloud.common.errors import ScopeMissing, TokenInvalid
@@ -47,6 +47,10 @@ class Principal:
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 
+    @property
+    def is_operator(self) -> bool:
+        return not self.name.startswith(api_keys.principal_name(""))
+
 
 def principal(
     service: ServiceDep,
@@ -58,11 +62,12 @@ def principal(
     token = credentials.credentials
     if token.startswith(opaque.API_KEY):
         key = service.api_key(token, address)
-        return Principal(f"api-key:{key.id}", frozenset(key.scopes))
+        return Principal(api_keys.principal_name(key.id), frozenset(key.scopes))
     try:
         claims = service.verifier.verify(token)
     except TokenInvalid as exc:
         raise NotAuthenticated(str(exc)) from exc
+    service.subjects.check(claims)  # a disabled operator's or a revoked key's token stops here
     return Principal(claims.subject, claims.scopes)
 
 
@@ -78,3 +83,5 @@ def require(scope: str) -> Callable[[Principal], Principal]:
 Admin = Annotated[Principal, Depends(require("admin"))]
 DevicesRead = Annotated[Principal, Depends(require("devices:read"))]
 DevicesWrite = Annotated[Principal, Depends(require("devices:write"))]
+Caller = Annotated[Principal, Depends(principal)]
+"""Anyone with a valid token or key, whatever its scopes."""

@@ -6,11 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from edge_cloud.auth.operators import USERNAME_PATTERN
 from edge_cloud.auth.registry import DEVICE_ID_PATTERN
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN, examples=["site-042-gw"])]
 Scope = Literal["events:read", "devices:read", "devices:write", "admin"]
 Text = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Username = Annotated[str, Field(pattern=USERNAME_PATTERN, examples=["alice"])]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PEM = Annotated[str, StringConstraints(min_length=1, max_length=16384, pattern=r"^[\x09\x0a\x0d\x20-\x7e]*$")]
 
 
@@ -122,6 +125,29 @@ class ApiKey(BaseModel):
 
 class ApiKeyCreated(ApiKey):
     key: str = Field(description="Shown once: eak_<id>.<secret>")
+
+
+class OperatorCreate(_Body):
+    username: Username
+    password: Password = Field(description="12 characters or more")
+    scopes: list[Scope] = Field(min_length=1, max_length=4)
+
+
+class Operator(BaseModel):
+    id: str
+    username: str
+    scopes: list[str]
+    disabled: bool
+    created_at: int
+
+
+class PasswordSet(_Body):
+    password: Password = Field(description="The new password, 12 characters or more")
+
+
+class PasswordChange(_Body):
+    old_password: Password
+    new_password: Password = Field(description="12 characters or more")
 
 
 class AuditEntry(BaseModel):

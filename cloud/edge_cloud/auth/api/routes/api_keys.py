@@ -55,3 +55,4 @@ def revoke_api_key(
 ) -> None:
     with service.transaction() as conn:
         api_keys.revoke(conn, key_id, now=service.now(), actor=who.name)
+    service.subjects.forget()  # the key's access tokens (client_credentials) stop now

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form
 
-from edge_cloud.auth import access_tokens, audit, operators
+from edge_cloud.auth import access_tokens, api_keys, audit, operators
 from edge_cloud.auth.api.deps import AddressDep, ServiceDep
 from edge_cloud.auth.api.schemas import Problem, TokenResponse
 from edge_cloud.auth.errors import BadRequest, NotAuthenticated
@@ -62,7 +62,8 @@ def token(
     if not client_secret:
         raise BadRequest("client_secret (the API key) is required for grant_type=client_credentials")
     key = service.api_key(client_secret, address)
-    return _access(service, f"api-key:{key.id}", access_tokens.normalise_scopes(requested, key.scopes), None)
+    scopes = access_tokens.normalise_scopes(requested, key.scopes)
+    return _access(service, api_keys.principal_name(key.id), scopes, None)
 
 
 def _password_grant(
