@@ -67,10 +67,12 @@ def test_a_chunked_body_is_cut_off_at_the_limit(served: tuple[http.client.HTTPCo
         piece = body[at : at + CHUNK]
         conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
     answer = conn.getresponse()
-    assert answer.status == 413
+    assert answer.status == 413 and answer.getheader("Connection") == "close"
     assert len(answer.read()) < 200
     (request,) = recorder.requests
     assert LIMIT < len(request.body) <= len(body)
+    # The connection is closed: the rest of the body is not read and dropped either.
+    assert conn.sock is None or conn.sock.recv(1) == b""
 
 
 def test_a_body_within_the_limit_is_served(api: Api) -> None:

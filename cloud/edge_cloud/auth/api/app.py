@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_cloud.auth.api.routes import api_keys, audit, devices, enroll, operators, token, wellknown
 from edge_cloud.auth.api.schemas import Problem
@@ -65,6 +67,16 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         if isinstance(exc, BrokerSyncError):
             log.error("broker sync failed: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        response = await http_exception_handler(request, exc)
+        if exc.status_code == 413:
+            # A body cut off as it streams in: close the connection, else uvicorn goes on
+            # reading (and dropping) the rest to keep it for a next request.  (A declared
+            # Content-Length over the limit gets Starlette's own 413, before any reading.)
+            response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
