@@ -45,6 +45,7 @@ class SubjectCheck:
         self.ttl = ttl
         self.clock = clock
         self._cache: dict[str, _Standing] = {}
+        self._generation = 0  # moved on by forget(): a look-up begun before must not be cached
         self._lock = threading.Lock()
 
     def check(self, claims: Claims) -> None:
@@ -62,16 +63,19 @@ class SubjectCheck:
         """Drop every cached answer (after a change to operators or keys)."""
         with self._lock:
             self._cache.clear()
+            self._generation += 1
 
     def _standing(self, subject: str) -> _Standing:
         now = self.clock()
         with self._lock:
             cached = self._cache.get(subject)
+            generation = self._generation
         if cached is not None and 0 <= now - cached.checked_at < self.ttl:
             return cached
         standing = self._look_up(subject, now)
         with self._lock:
-            self._cache[subject] = standing
+            if generation == self._generation:
+                self._cache[subject] = standing
         return standing
 
     def _look_up(self, subject: str, now: float) -> _Standing:
