@@ -69,12 +69,22 @@ class AuthWithBroker:
     def enroll(self, device_id: str) -> Identity:
         r = self.client.post("/v1/devices", json={"id": device_id}, headers=self.admin_headers)
         assert r.status_code == 201, r.text
+        return self._enroll_with(device_id, r.json()["enrollment_token"], device_id)
+
+    def reenroll(self, device_id: str) -> Identity:
+        """A new enrollment token for ``device_id`` and a new key enrolled with it (a replaced SD card)."""
+        r = self.client.post(f"/v1/devices/{device_id}/enrollment-token", headers=self.admin_headers)
+        assert r.status_code == 201, r.text
+        return self._enroll_with(device_id, r.json()["enrollment_token"], f"{device_id}.again")
+
+    def _enroll_with(self, device_id: str, token: str, folder: str) -> Identity:
         key = new_key()
-        r = self.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "csr": csr_pem(key)})
+        r = self.client.post("/v1/enroll", json={"token": token, "csr": csr_pem(key)})
         assert r.status_code == 200, r.text
-        return self._save(
-            device_id, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
+        identity = self._save(
+            folder, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
         )
+        return Identity(device_id, identity.cert, identity.key, identity.ca)
 
     def enroll_password(self, device_id: str) -> Callable[..., Peer]:
         """Enroll ``device_id`` in password mode; returns a maker of its clients: by client id,

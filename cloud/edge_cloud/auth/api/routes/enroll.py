@@ -12,7 +12,7 @@ import binascii
 
 from fastapi import APIRouter
 
-from edge_cloud.auth import enrollment
+from edge_cloud.auth import enrollment, revocation
 from edge_cloud.auth.api.deps import AddressDep, ServiceDep
 from edge_cloud.auth.api.routes.devices import DeviceIdPath
 from edge_cloud.auth.api.schemas import Broker, Enrolled, EnrollRequest, Problem, RenewRequest
@@ -60,6 +60,8 @@ def enroll(body: EnrollRequest, service: ServiceDep, address: AddressDep) -> Enr
             reserved=service.reserved_ids,
         )
     service.broker.apply()
+    if issued.replaced:  # whoever holds the old identity may still be connected
+        revocation.cut_session(service, issued.device_id, why="re-enrolled")
     return _response(service, issued)
 
 
