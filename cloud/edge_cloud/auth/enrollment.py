@@ -127,6 +127,19 @@ def enroll(
     return issued
 
 
+def token_holder(conn: Connection, token: str) -> str | None:
+    """Who a presented token belongs to, for the audit of a refusal: ``device:<id>`` for a
+    device's token, ``claim-token:<id>`` for a claim token, None if it is not ours."""
+    row = conn.execute(
+        sa.select(enrollment_tokens.c.id, enrollment_tokens.c.kind, enrollment_tokens.c.device_id).where(
+            enrollment_tokens.c.token_hash == opaque.digest(token)
+        )
+    ).first()
+    if row is None:
+        return None
+    return f"device:{row.device_id}" if row.kind == "device" else f"claim-token:{row.id}"
+
+
 def _issue(
     conn: Connection,
     ca: CertificateAuthority,

@@ -51,7 +51,7 @@ def token(
         with service.limiter.guard(address, NotAuthenticated):
             with service.transaction() as conn:
                 rotated = operators.rotate_refresh_token(
-                    conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl
+                    conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl, address=address
                 )
             if rotated is None:
                 raise NotAuthenticated(
@@ -74,14 +74,18 @@ def _password_grant(
     now = service.now()
     with service.transaction() as conn:
         op = operators.authenticate(conn, username, password)
-        if op is None:
-            audit.record(conn, at=now, actor=username, address=address, action="login.failed")
-        else:
+        if op is not None:
             scopes = access_tokens.normalise_scopes(requested, op.scopes)
             refresh = operators.issue_refresh_token(
                 conn, op, scopes, now=now, ttl=service.settings.tokens.refresh_ttl
             )
+            audit.record(
+                conn, at=now, actor=op.username, address=address, action="login.succeeded", scopes=scopes
+            )
     if op is None:
+        service.refusals.record(
+            "login.failed", actor=username, address=address, reason="wrong user name or password"
+        )
         service.limiter.failed(username, address)
         raise NotAuthenticated("wrong user name or password")
     service.limiter.succeeded(username)
