@@ -7,7 +7,7 @@ table at the attacker's rate.  So refusals are written in a transaction of their
 fixed windows of ``WINDOW`` seconds, at most ``PER_KEY`` rows for one (action, client
 address) and at most ``TOTAL`` rows in all.  What is left out is counted; the first
 refusal of a later window first writes one ``audit.suppressed`` row with those counts.
-Worst case: ``TOTAL + 1`` rows a minute, whatever the flood (about 173,000 rows a day).
+Worst case: ``TOTAL + 1`` rows a minute, whatever the flood (about 174,000 rows a day).
 
 The counters live in the process, like the rate limits (one ``serve`` per database).
 """
