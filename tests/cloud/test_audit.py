@@ -137,18 +137,19 @@ def test_a_flood_of_429s_writes_a_bounded_number_of_rows_and_counts_the_rest(api
 
 def test_refusals_from_many_addresses_are_capped_in_total(api: Api) -> None:
     """A spray from many addresses (each under its own limit) still writes at most TOTAL
-    rows a window; long values (a caller's user name) are cut to the columns' sizes."""
+    rows a window; a caller's user name is cut to the column and loses its NUL (PostgreSQL)."""
     log = RefusalLog(api.service.engine, api.service.clock)
     before = len(entries(api))
     written = [
-        log.record("login.failed", actor="x" * 300, address=f"10.0.{i // 250}.{i % 250}", reason="test")
+        log.record("login.failed", actor="nul\x00" + "x" * 300, address=f"2001:db8::{i:x}", reason="test")
         for i in range(2 * refusals.TOTAL)
     ]
     assert written.count(True) == refusals.TOTAL
     rows = entries(api)[before:]
     assert len(rows) == refusals.TOTAL and {len(r["actor"]) for r in rows} == {128}
+    assert all(r["actor"].startswith("nul\ufffdx") for r in rows)
     api.service.clock.advance(refusals.WINDOW)  # type: ignore[attr-defined]
-    assert log.record("login.failed", actor=None, address="10.9.9.9", reason="test")
+    assert log.record("login.failed", actor=None, address="2001:db8::ffff", reason="test")
     last = entries(api)[-2:]
     assert last[0]["action"] == refusals.SUPPRESSED and last[0]["detail"]["count"] == refusals.TOTAL
     assert last[1]["actor"] == "anonymous"

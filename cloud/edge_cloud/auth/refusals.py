@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from edge_cloud.auth import audit
@@ -35,6 +36,11 @@ ANONYMOUS = "anonymous"
 # The audit columns' sizes (tables.audit_log): a refusal's actor is often what the caller
 # sent (a user name), and must not turn the record into a database error.
 _ACTOR, _TARGET, _ADDRESS = 128, 128, 64
+
+
+def _clean(value: str | None, size: int) -> str | None:
+    """Cut to the column, and no NUL (PostgreSQL refuses it in text)."""
+    return None if value is None else value.replace("\x00", "\ufffd")[:size]
 
 
 class RefusalLog:
@@ -79,26 +85,28 @@ class RefusalLog:
                 if not self._suppressed:
                     log.warning("refusals over the audit limit: counting instead of recording (%s)", action)
                 self._suppressed[action] += 1
-        if summary is None and not admitted:
+        rows: list[dict[str, Any]] = []
+        if summary is not None:
+            since, counts = summary
+            rows.append(
+                {"actor": "edge-auth", "action": SUPPRESSED, "since": int(since),
+                 "count": sum(counts.values()), "actions": dict(sorted(counts.items()))}
+            )  # fmt: skip
+        if admitted:
+            rows.append(
+                {"actor": _clean(actor or ANONYMOUS, _ACTOR), "action": action,
+                 "target": _clean(target, _TARGET), "address": _clean(address, _ADDRESS),
+                 "reason": reason, **detail}
+            )  # fmt: skip
+        if not rows:
             return False
-        with self.engine.begin() as conn:
-            if summary is not None:
-                start, counts = summary
-                audit.record(
-                    conn, at=now, actor="edge-auth", action=SUPPRESSED,
-                    since=int(start), count=sum(counts.values()), actions=dict(sorted(counts.items())),
-                )  # fmt: skip
-            if admitted:
-                audit.record(
-                    conn,
-                    at=now,
-                    actor=(actor or ANONYMOUS)[:_ACTOR],
-                    action=action,
-                    target=target[:_TARGET] if target is not None else None,
-                    address=address[:_ADDRESS] if address is not None else None,
-                    reason=reason,
-                    **detail,
-                )
+        try:
+            with self.engine.begin() as conn:
+                for row in rows:
+                    audit.record(conn, at=now, **row)
+        except sa.exc.SQLAlchemyError as exc:  # the refusal stands: the client gets it, not a 500
+            log.error("cannot record the refusal %s from %s in the audit log: %s", action, address, exc)
+            return False
         return admitted
 
     def _roll(self, now: float) -> tuple[float, Counter[str]] | None:
