@@ -2,7 +2,9 @@
 
 Neither takes a bearer token: enrollment is authenticated by the enrollment token,
 renewal by a signature with the device's current key (see ``edge_cloud.auth.enrollment``).
-Failed attempts count against the client address like failed logins.
+Failed attempts count against the client address like failed logins, and are audited
+(``enrollment.refused``, ``renewal.refused``).  A re-enrollment cuts the session of
+whoever still holds the device's old identity before it answers.
 """
 
 from __future__ import annotations
