@@ -14,16 +14,13 @@ from edge_agent.calibration import (
     CalibrationStore,
     CalibrationStoreError,
 )
-from edge_agent.cli.common import err_console
+from edge_agent.cli.common import EX_USAGE, err_console
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.registry import load_registry
 from edge_agent.sampling.worker import SensorAccess
 from edge_agent.settings import SensorSettings, Settings
 from edge_drivers.api import DriverError
-
-EX_USAGE = 64
-"""sysexits.h: the command was used wrongly (unknown test or sensor, bad value)."""
 
 
 def fail(message: str, code: int = EX_USAGE) -> NoReturn:

@@ -19,6 +19,9 @@ from edge_agent.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 if TYPE_CHECKING:
     from rich.console import Console
 
+EX_USAGE = 64
+"""sysexits.h: the command was used wrongly (unknown test or sensor, bad value, unsafe option)."""
+
 
 class _LazyConsole:
     """Stands for a rich ``Console(**options)``, which it builds on first use.

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
+from edge_agent.cli.common import (
+    DEFAULT_CONFIG,
+    EX_USAGE,
+    ConfigOption,
+    console,
+    err_console,
+    load_config,
+)
 
 
 def enroll_command(
@@ -31,10 +39,25 @@ def enroll_command(
     auth_ca: Annotated[
         Path | None, typer.Option("--auth-ca", help="CA file for an auth service with a private certificate")
     ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Allow an http:// auth URL (the token travels unencrypted)"),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Enroll: make a key on this device (it never leaves), get a certificate for it, and
     store both in the state directory, where the daemon picks them up."""
+    if auth_url is not None and _plain_http(auth_url):
+        if not insecure:
+            err_console.print(
+                f"[bold red]error:[/] --auth-url {auth_url} is plain http: anyone on the path could read "
+                "the token and enroll as this device; use https://, or pass --insecure on a trusted network",
+                highlight=False,
+            )
+            raise typer.Exit(EX_USAGE)
+        err_console.print(
+            f"[yellow]warning:[/] --insecure: talking to {auth_url} unencrypted", highlight=False
+        )
     # Imported here: cryptography costs ~8 MB of RSS that `edge-agent run` should not carry.
     from edge_agent.identity.enroll import EnrollmentError, HttpClient, enroll, renew
 
@@ -75,3 +98,7 @@ def enroll_command(
             "refuse every publish",
             highlight=False,
         )
+
+
+def _plain_http(url: str) -> bool:
+    return urllib.parse.urlsplit(url.strip()).scheme.lower() == "http"

@@ -22,7 +22,9 @@ from tests.mosquitto import Mosquitto, free_port
 class GeneratedBroker(Mosquitto):
     """Mosquitto whose only listeners and security settings are the generated ``edge-devices.conf``."""
 
-    def __init__(self, directory: Path, out_dir: Path, port: int, pid_file: Path) -> None:
+    def __init__(
+        self, directory: Path, out_dir: Path, port: int, pid_file: Path, log_types: tuple[str, ...] = ("all",)
+    ) -> None:
         super().__init__(directory)
         self.port = port
         self.config.write_text(
@@ -32,7 +34,7 @@ class GeneratedBroker(Mosquitto):
                     f"pid_file {pid_file}",
                     "persistence false",
                     f"log_dest file {directory / 'mosquitto.log'}",
-                    "log_type all",
+                    *(f"log_type {t}" for t in log_types),
                     f"include_dir {out_dir}",
                 ]
             )
@@ -69,12 +71,22 @@ class AuthWithBroker:
     def enroll(self, device_id: str) -> Identity:
         r = self.client.post("/v1/devices", json={"id": device_id}, headers=self.admin_headers)
         assert r.status_code == 201, r.text
+        return self._enroll_with(device_id, r.json()["enrollment_token"], device_id)
+
+    def reenroll(self, device_id: str) -> Identity:
+        """A new enrollment token for ``device_id`` and a new key enrolled with it (a replaced SD card)."""
+        r = self.client.post(f"/v1/devices/{device_id}/enrollment-token", headers=self.admin_headers)
+        assert r.status_code == 201, r.text
+        return self._enroll_with(device_id, r.json()["enrollment_token"], f"{device_id}.again")
+
+    def _enroll_with(self, device_id: str, token: str, folder: str) -> Identity:
         key = new_key()
-        r = self.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "csr": csr_pem(key)})
+        r = self.client.post("/v1/enroll", json={"token": token, "csr": csr_pem(key)})
         assert r.status_code == 200, r.text
-        return self._save(
-            device_id, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
+        identity = self._save(
+            folder, key_pem(key), r.json()["certificate"].encode(), r.json()["ca_certificate"]
         )
+        return Identity(device_id, identity.cert, identity.key, identity.ca)
 
     def enroll_password(self, device_id: str) -> Callable[..., Peer]:
         """Enroll ``device_id`` in password mode; returns a maker of its clients: by client id,
@@ -141,7 +153,11 @@ class AuthWithBroker:
 
 
 @contextmanager
-def auth_with_broker(tmp_path: Path, database_url: str, **broker: object) -> Iterator[AuthWithBroker]:
+def auth_with_broker(
+    tmp_path: Path, database_url: str, *, log_types: tuple[str, ...] = ("all",), **broker: object
+) -> Iterator[AuthWithBroker]:
+    """The service with a Mosquitto on its files; ``log_types``: mosquitto.conf's own (none:
+    only those of the generated file)."""
     port = free_port()
     pid_file = tmp_path / "mosquitto.pid"
     taken = {port, broker.get("password_port")}
@@ -156,7 +172,10 @@ def auth_with_broker(tmp_path: Path, database_url: str, **broker: object) -> Ite
                 "/v1/token", data={"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD}
             )
             headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-            with GeneratedBroker(tmp_path / "mosquitto", settings.broker.out_dir, port, pid_file) as mosq:
+            mosquitto = GeneratedBroker(
+                tmp_path / "mosquitto", settings.broker.out_dir, port, pid_file, log_types
+            )
+            with mosquitto as mosq:
                 yield AuthWithBroker(service, client, mosq, headers, tmp_path / "identities")
     finally:
         service.close()

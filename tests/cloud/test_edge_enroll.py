@@ -66,13 +66,19 @@ def test_enroll_writes_a_local_key_and_the_daemon_connects_with_it(tmp_path: Pat
         config.parent.mkdir()
         config.write_text(CONFIG.format(device="dev-e2e"))
         with serve(env.service) as (url, recorder):
-            result = runner.invoke(
+            assert url.startswith("http://")
+            # Plain http without --insecure: refused before anything is sent (EX_USAGE, one line).
+            refused = runner.invoke(
                 app, ["enroll", "--auth-url", url, "--token", token, "--config", str(config)]
             )
+            assert refused.exit_code == 64, refused.output
+            assert "--insecure" in refused.output and "Traceback" not in refused.output
+            assert recorder.requests == []
+            insecure = ["enroll", "--insecure", "--auth-url", url, "--token", token, "--config", str(config)]
+            result = runner.invoke(app, insecure)
             assert result.exit_code == 0, result.output
-            again = runner.invoke(
-                app, ["enroll", "--auth-url", url, "--token", token, "--config", str(config)]
-            )
+            assert "warning" in result.output and "unencrypted" in result.output
+            again = runner.invoke(app, insecure)
             assert again.exit_code == 1 and "already used" in again.output
 
             state = tmp_path / "edge" / "state"
@@ -141,7 +147,8 @@ def test_password_mode_enrollment_gives_the_agent_a_broker_password(tmp_path: Pa
         config.parent.mkdir()
         config.write_text(CONFIG.format(device="dev-pw"))
         with serve(env.service) as (url, _recorder):
-            args = ["enroll", "--password-mode", "--auth-url", url, "--token", token, "--config", str(config)]
+            args = ["enroll", "--password-mode", "--insecure", "--auth-url", url, "--token", token]
+            args += ["--config", str(config)]
             result = runner.invoke(app, args)
             assert result.exit_code == 0, result.output
         identity = load_identity(tmp_path / "edge" / "state")

@@ -30,7 +30,14 @@ class ApiKey:
 
 
 def create(
-    conn: Connection, *, name: str, scopes: list[str], now: float, actor: str, ttl: float | None = None
+    conn: Connection,
+    *,
+    name: str,
+    scopes: list[str],
+    now: float,
+    actor: str,
+    ttl: float | None = None,
+    address: str | None = None,
 ) -> tuple[ApiKey, str]:
     """The key's record and its secret form (shown once)."""
     unknown = set(scopes) - set(SCOPES)
@@ -49,7 +56,10 @@ def create(
             expires_at=int(now + ttl) if ttl else None,
         )
     )
-    audit.record(conn, at=now, actor=actor, action="api_key.issued", target=key_id, name=name, scopes=scopes)
+    audit.record(
+        conn, at=now, actor=actor, address=address, action="api_key.issued", target=key_id,
+        name=name, scopes=scopes,
+    )  # fmt: skip
     return ApiKey(key_id, name, tuple(scopes)), f"{opaque.API_KEY}{key_id}.{secret}"
 
 
@@ -68,7 +78,7 @@ def authenticate(conn: Connection, presented: str, *, now: float) -> ApiKey | No
     return ApiKey(row.id, row.name, tuple(row.scopes.split()))
 
 
-def revoke(conn: Connection, key_id: str, *, now: float, actor: str) -> None:
+def revoke(conn: Connection, key_id: str, *, now: float, actor: str, address: str | None = None) -> None:
     done = conn.execute(
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
@@ -76,7 +86,7 @@ def revoke(conn: Connection, key_id: str, *, now: float, actor: str) -> None:
     )
     if done.rowcount != 1:
         raise NotFound(f"no active API key {key_id!r}")
-    audit.record(conn, at=now, actor=actor, action="api_key.revoked", target=key_id)
+    audit.record(conn, at=now, actor=actor, address=address, action="api_key.revoked", target=key_id)
 
 
 def revoke_issued_by(conn: Connection, issuer: str, *, now: float, actor: str, reason: str) -> list[str]:

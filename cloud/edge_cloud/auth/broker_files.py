@@ -22,6 +22,8 @@ Mosquitto 2.0.11 facts these rules rest on (measured; re-checked by tests/cloud)
   ``user X`` + ``topic deny #`` in the ACL (or removing X from the password file) plus
   SIGHUP cuts it.  Revocation therefore does all of these.
 * ``max_packet_size`` disconnects a client that sends a bigger packet.
+* Refused TLS handshakes and passwords are logged at the error and notice levels, a
+  refused publish ("Denied PUBLISH") at debug only, with every packet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEADER = "# Written by edge-auth from its database; rewritten on every change: do not edit.\n"
+
+LOG_TYPES = ("error", "warning", "notice", "information")
+"""Mosquitto's default log types, named: setting any log_type replaces the default set."""
 
 DEVICE_WRITE = ("devices/%u/events", "devices/%u/status", "devices/%u/responses/#")
 DEVICE_READ = ("devices/%u/acks", "devices/%u/commands/#")
@@ -49,6 +54,7 @@ class BrokerLayout:
     max_packet_size: int
     service_port: int
     service_bind_address: str
+    log_denials: bool = False
 
     @property
     def conf(self) -> Path:
@@ -93,6 +99,18 @@ def render_conf(layout: BrokerLayout) -> str:
         f"acl_file {layout.acl}",
         f"password_file {layout.passwd}",
         f"max_packet_size {layout.max_packet_size}",
+        "",
+        "# Logged (added to mosquitto.conf's own log_type lines, where log_dest sends them):",
+        "# refused TLS handshakes (error), refused passwords and cut sessions (notice),",
+        "# connections (information).  A refused publish is logged at debug level only.",
+        *(f"log_type {t}" for t in LOG_TYPES),
+    ]
+    if layout.log_denials:
+        lines += [
+            "# broker.log_denials: 'Denied PUBLISH' lines, and a line for every packet.",
+            "log_type debug",
+        ]
+    lines += [
         "",
         "# Devices: mutual TLS; the certificate CN is the user name and the client id.",
         f"listener {layout.port} {layout.bind_address}",

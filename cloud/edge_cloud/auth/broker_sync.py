@@ -60,6 +60,7 @@ class BrokerSync:
             b.max_packet_size,
             b.service_port,
             b.service_bind_address,
+            b.log_denials,
         )
         self.settings = settings
         self.engine = engine

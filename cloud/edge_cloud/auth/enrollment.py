@@ -44,6 +44,9 @@ class Issued:
     not_after: int | None
     password: str | None
     serial: str | None
+    # The device held an identity before this enrollment (now revoked): whoever still has
+    # it may be connected, and its session must be cut (``revocation.cut_session``).
+    replaced: bool = False
 
 
 def enroll(
@@ -76,10 +79,12 @@ def enroll(
         device = registry.get_device(conn, device_id)
         if device.status not in ("pending", "active"):
             raise EnrollmentRefused(f"device {device_id!r} is {device.status}; it cannot enroll")
+        replaced = device.enrolled_at is not None
     else:
         if device_id is None:
             raise BadRequest("a claim token enrolls a new device: device_id is required")
         registry.check_device_id(device_id, reserved=reserved)
+        replaced = False
         if conn.execute(sa.select(devices.c.id).where(devices.c.id == device_id)).first():
             raise EnrollmentRefused(f"device {device_id!r} exists; a claim token only enrolls new devices")
         conn.execute(
@@ -104,11 +109,11 @@ def enroll(
     # A new identity: whatever this device held before stops working.
     registry.revoke_certificates(conn, device_id, now=now)
     if csr is not None:
-        issued = _issue(conn, ca, csr, device_id, now=now, lifetime=lifetime)
+        issued = _issue(conn, ca, csr, device_id, now=now, lifetime=lifetime, replaced=replaced)
         values: dict[str, object] = {"auth_mode": "cert", "password_hash": None}
     else:
         password = secrets.token_urlsafe(32)
-        issued = Issued(device_id, None, None, password, None)
+        issued = Issued(device_id, None, None, password, None, replaced)
         values = {"auth_mode": "password", "password_hash": hash_secret(password)}
     conn.execute(
         devices.update()
@@ -117,9 +122,22 @@ def enroll(
     )
     audit.record(
         conn, at=now, actor=actor.name, address=address, action="device.enrolled", target=device_id,
-        mode=values["auth_mode"], serial=issued.serial, token_kind=row.kind,
+        mode=values["auth_mode"], serial=issued.serial, token_kind=row.kind, replaced=replaced,
     )  # fmt: skip
     return issued
+
+
+def token_holder(conn: Connection, token: str) -> str | None:
+    """Who a presented token belongs to, for the audit of a refusal: ``device:<id>`` for a
+    device's token, ``claim-token:<id>`` for a claim token, None if it is not ours."""
+    row = conn.execute(
+        sa.select(enrollment_tokens.c.id, enrollment_tokens.c.kind, enrollment_tokens.c.device_id).where(
+            enrollment_tokens.c.token_hash == opaque.digest(token)
+        )
+    ).first()
+    if row is None:
+        return None
+    return f"device:{row.device_id}" if row.kind == "device" else f"claim-token:{row.id}"
 
 
 def _issue(
@@ -130,6 +148,7 @@ def _issue(
     *,
     now: float,
     lifetime: float,
+    replaced: bool = False,
 ) -> Issued:
     cert = ca.sign_device(csr, device_id, now=now, lifetime=lifetime)
     serial = format(cert.serial_number, "x")
@@ -143,7 +162,7 @@ def _issue(
             not_after=not_after,
         )
     )
-    return Issued(device_id, pem(cert), not_after, None, serial)
+    return Issued(device_id, pem(cert), not_after, None, serial, replaced)
 
 
 def renew(

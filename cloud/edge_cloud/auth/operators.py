@@ -96,7 +96,7 @@ def issue_refresh_token(
 
 
 def rotate_refresh_token(
-    conn: Connection, secret: str, *, now: float, ttl: float
+    conn: Connection, secret: str, *, now: float, ttl: float, address: str | None = None
 ) -> tuple[Operator, list[str], str] | None:
     """Spend a refresh token: the operator, its scopes and the new refresh token.
 
@@ -119,7 +119,10 @@ def rotate_refresh_token(
             .where(refresh_tokens.c.family_id == row.family_id)
             .values(revoked_at=int(now))
         )
-        audit.record(conn, at=now, actor=row.username, action="refresh_token.reused", target=row.family_id)
+        audit.record(
+            conn, at=now, actor=row.username, address=address, action="refresh_token.reused",
+            target=row.family_id, reason="a spent refresh token was presented again: session revoked",
+        )  # fmt: skip
         return None  # the caller commits the revocation, then refuses
     spent = conn.execute(
         refresh_tokens.update()

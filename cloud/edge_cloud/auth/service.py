@@ -20,6 +20,7 @@ from edge_cloud.auth.broker_sync import BrokerSync
 from edge_cloud.auth.ca import CertificateAuthority
 from edge_cloud.auth.errors import NotAuthenticated
 from edge_cloud.auth.ratelimit import FailureLimiter
+from edge_cloud.auth.refusals import RefusalLog
 from edge_cloud.auth.settings import AuthSettings
 from edge_cloud.auth.signing_keys import KeyRing
 from edge_cloud.auth.subjects import SubjectCheck
@@ -41,11 +42,14 @@ class AuthService:
     clock: Callable[[], float] = time.time
     verifier: JWTVerifier = field(init=False)
     subjects: SubjectCheck = field(init=False)
+    # Failed logins and enrollments, 403s, 429s: audited at a bounded rate.
+    refusals: RefusalLog = field(init=False)
 
     def __post_init__(self) -> None:
         t = self.settings.tokens
         self.verifier = JWTVerifier(self.keys.jwks(), issuer=t.issuer, audience=t.audience)
         self.subjects = SubjectCheck(self.engine, ttl=t.subject_check_ttl, clock=self.clock)
+        self.refusals = RefusalLog(self.engine, self.clock)
 
     def now(self) -> float:
         return self.clock()

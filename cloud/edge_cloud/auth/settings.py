@@ -121,6 +121,11 @@ class BrokerSettings(_Section):
     cut_sessions: bool = Field(
         True, description="Cut a revoked/disabled device's live session (client-id takeover)"
     )
+    log_denials: bool = Field(
+        False,
+        description="Make Mosquitto log every refused publish ('Denied PUBLISH'): its debug log "
+        "type, which also logs every packet",
+    )
     ingest_identity: str = Field(
         "ingest",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from edge_cloud.auth.api.deps import client_address
 from edge_cloud.auth.api.routes import api_keys, audit, devices, enroll, operators, token, wellknown
 from edge_cloud.auth.api.schemas import Problem
 from edge_cloud.auth.errors import AuthServiceError, BrokerSyncError, RateLimited
@@ -58,10 +59,11 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         app.include_router(module.router, responses={400: {"model": Problem}})
 
     @app.exception_handler(AuthServiceError)
-    async def _service_error(_request: Request, exc: AuthServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: AuthServiceError) -> JSONResponse:
         headers = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+            await asyncio.to_thread(_audit_rate_limited, service, request, exc)
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, BrokerSyncError):
@@ -97,6 +99,18 @@ def create_app(service: AuthService, *, refresh_interval: float = BROKER_REFRESH
         return JSONResponse({"detail": f"the database refused a value: {exc.orig}"}, status_code=422)
 
     return app
+
+
+def _audit_rate_limited(service: AuthService, request: Request, exc: RateLimited) -> None:
+    """The limits count failures per account and per address; who was refused is not known
+    here (the account is in the refused form), so the row names the address and the call."""
+    service.refusals.record(
+        "access.rate_limited",
+        actor=None,
+        address=client_address(request, service),
+        reason=str(exc),
+        target=f"{request.method} {request.url.path}",
+    )
 
 
 async def _refresh_broker(service: AuthService, interval: float) -> None:

@@ -71,10 +71,20 @@ def principal(
     return Principal(claims.subject, claims.scopes)
 
 
-def require(scope: str) -> Callable[[Principal], Principal]:
-    def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
+def require(scope: str) -> Callable[..., Principal]:
+    def dependency(
+        who: Annotated[Principal, Depends(principal)],
+        request: Request,
+        service: ServiceDep,
+        address: AddressDep,
+    ) -> Principal:
         if not who.has(scope):
-            raise ScopeMissing(scope)
+            exc = ScopeMissing(scope)
+            service.refusals.record(
+                "access.denied", actor=who.name, address=address, reason=str(exc),
+                target=f"{request.method} {request.url.path}",
+            )  # fmt: skip
+            raise exc
         return who
 
     return dependency

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from edge_cloud.auth import api_keys
-from edge_cloud.auth.api.deps import Admin, ServiceDep
+from edge_cloud.auth.api.deps import AddressDep, Admin, ServiceDep
 from edge_cloud.auth.api.schemas import ApiKey, ApiKeyCreate, ApiKeyCreated, Problem
 
 router = APIRouter(tags=["api keys"], responses={401: {"model": Problem}, 403: {"model": Problem}})
@@ -27,7 +27,7 @@ def _model(row: Any) -> ApiKey:
 
 
 @router.post("/v1/api-keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-def create_api_key(body: ApiKeyCreate, who: Admin, service: ServiceDep) -> ApiKeyCreated:
+def create_api_key(body: ApiKeyCreate, who: Admin, service: ServiceDep, address: AddressDep) -> ApiKeyCreated:
     with service.transaction() as conn:
         key, secret = api_keys.create(
             conn,
@@ -36,6 +36,7 @@ def create_api_key(body: ApiKeyCreate, who: Admin, service: ServiceDep) -> ApiKe
             now=service.now(),
             actor=who.name,
             ttl=body.ttl_seconds,
+            address=address,
         )
         row = next(r for r in api_keys.list_keys(conn) if r.id == key.id)
     return ApiKeyCreated(**_model(row).model_dump(), key=secret)
@@ -51,8 +52,11 @@ def list_api_keys(_who: Admin, service: ServiceDep) -> list[ApiKey]:
     "/v1/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {"model": Problem}}
 )
 def revoke_api_key(
-    key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")], who: Admin, service: ServiceDep
+    key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")],
+    who: Admin,
+    service: ServiceDep,
+    address: AddressDep,
 ) -> None:
     with service.transaction() as conn:
-        api_keys.revoke(conn, key_id, now=service.now(), actor=who.name)
+        api_keys.revoke(conn, key_id, now=service.now(), actor=who.name, address=address)
     service.subjects.forget()  # the key's access tokens (client_credentials) stop now

@@ -2,7 +2,9 @@
 
 Neither takes a bearer token: enrollment is authenticated by the enrollment token,
 renewal by a signature with the device's current key (see ``edge_cloud.auth.enrollment``).
-Failed attempts count against the client address like failed logins.
+Failed attempts count against the client address like failed logins, and are audited
+(``enrollment.refused``, ``renewal.refused``).  A re-enrollment cuts the session of
+whoever still holds the device's old identity before it answers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import binascii
 
 from fastapi import APIRouter
 
-from edge_cloud.auth import enrollment
+from edge_cloud.auth import enrollment, revocation
 from edge_cloud.auth.api.deps import AddressDep, ServiceDep
 from edge_cloud.auth.api.routes.devices import DeviceIdPath
 from edge_cloud.auth.api.schemas import Broker, Enrolled, EnrollRequest, Problem, RenewRequest
@@ -47,19 +49,29 @@ def enroll(body: EnrollRequest, service: ServiceDep, address: AddressDep) -> Enr
         raise BadRequest("password mode takes no csr")
     if body.mode == "password" and service.settings.broker.password_port is None:
         raise BadRequest("password mode is off on this service (broker.password_port is not set)")
-    with service.limiter.guard(address, EnrollmentRefused), service.transaction() as conn:
-        issued = enrollment.enroll(
-            conn,
-            service.ca,
-            token=body.token,
-            device_id=body.device_id,
-            csr_pem=body.csr,
-            now=service.now(),
-            lifetime=service.settings.certificates.device_lifetime,
-            address=address,
-            reserved=service.reserved_ids,
+    try:
+        with service.limiter.guard(address, EnrollmentRefused), service.transaction() as conn:
+            issued = enrollment.enroll(
+                conn,
+                service.ca,
+                token=body.token,
+                device_id=body.device_id,
+                csr_pem=body.csr,
+                now=service.now(),
+                lifetime=service.settings.certificates.device_lifetime,
+                address=address,
+                reserved=service.reserved_ids,
+            )
+    except EnrollmentRefused as exc:  # rolled back: audited on its own (reused token, lost race, ...)
+        with service.engine.connect() as conn:
+            holder = enrollment.token_holder(conn, body.token)
+        service.refusals.record(
+            "enrollment.refused", actor=holder, address=address, reason=str(exc), target=body.device_id
         )
+        raise
     service.broker.apply()
+    if issued.replaced:  # whoever holds the old identity may still be connected
+        revocation.cut_session(service, issued.device_id, why="re-enrolled")
     return _response(service, issued)
 
 
@@ -70,18 +82,24 @@ def renew(device_id: DeviceIdPath, body: RenewRequest, service: ServiceDep, addr
         signature = base64.b64decode(body.signature, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("signature must be base64") from exc
-    with service.limiter.guard(address, EnrollmentRefused, NotFound), service.transaction() as conn:
-        issued = enrollment.renew(
-            conn,
-            service.ca,
-            device_id,
-            certificate_pem=body.certificate,
-            csr_pem=body.csr,
-            timestamp=body.timestamp,
-            signature=signature,
-            now=service.now(),
-            lifetime=service.settings.certificates.device_lifetime,
-            skew=service.settings.enrollment.renew_clock_skew,
-            address=address,
+    try:
+        with service.limiter.guard(address, EnrollmentRefused, NotFound), service.transaction() as conn:
+            issued = enrollment.renew(
+                conn,
+                service.ca,
+                device_id,
+                certificate_pem=body.certificate,
+                csr_pem=body.csr,
+                timestamp=body.timestamp,
+                signature=signature,
+                now=service.now(),
+                lifetime=service.settings.certificates.device_lifetime,
+                skew=service.settings.enrollment.renew_clock_skew,
+                address=address,
+            )
+    except (EnrollmentRefused, NotFound) as exc:
+        service.refusals.record(
+            "renewal.refused", actor=f"device:{device_id}", address=address, reason=str(exc), target=device_id
         )
+        raise
     return _response(service, issued)

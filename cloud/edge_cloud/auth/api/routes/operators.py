@@ -113,14 +113,18 @@ def change_own_password(body: PasswordChange, who: Caller, service: ServiceDep, 
     Every session ends, this one included: log in again with the new password."""
     if not who.is_operator:
         raise Forbidden("an API key has no password")
-    with service.limiter.attempt(address, Forbidden, account=who.name), service.transaction() as conn:
-        operator_admin.set_password(
-            conn,
-            who.name,
-            body.new_password,
-            now=service.now(),
-            actor=who.name,
-            address=address,
-            old_password=body.old_password,
-        )
+    try:
+        with service.limiter.attempt(address, Forbidden, account=who.name), service.transaction() as conn:
+            operator_admin.set_password(
+                conn,
+                who.name,
+                body.new_password,
+                now=service.now(),
+                actor=who.name,
+                address=address,
+                old_password=body.old_password,
+            )
+    except Forbidden as exc:  # a wrong old password: a failed login, audited as one
+        service.refusals.record("login.failed", actor=who.name, address=address, reason=str(exc))
+        raise
     service.subjects.forget()

@@ -51,7 +51,7 @@ def token(
         with service.limiter.guard(address, NotAuthenticated):
             with service.transaction() as conn:
                 rotated = operators.rotate_refresh_token(
-                    conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl
+                    conn, refresh_token, now=now, ttl=service.settings.tokens.refresh_ttl, address=address
                 )
             if rotated is None:
                 raise NotAuthenticated(
@@ -79,15 +79,19 @@ def _password_grant(
         now = service.now()
         with service.transaction() as conn:
             op = operators.authenticate(conn, username, password) if account else None
-            if op is None:
-                who = {"actor": username} if account else {"actor": "?", "username": username[:64]}
-                audit.record(conn, at=now, address=address, action="login.failed", **who)
-            else:
+            if op is not None:
                 scopes = access_tokens.normalise_scopes(requested, op.scopes)
                 refresh = operators.issue_refresh_token(
                     conn, op, scopes, now=now, ttl=service.settings.tokens.refresh_ttl
                 )
+                audit.record(
+                    conn, at=now, actor=op.username, address=address, action="login.succeeded", scopes=scopes
+                )
         if op is None:
+            who = {"actor": username} if account else {"actor": "?", "username": username[:64]}
+            service.refusals.record(
+                "login.failed", address=address, reason="wrong user name or password", **who
+            )
             raise NotAuthenticated("wrong user name or password")
     return _access(service, op.username, scopes, refresh)
 
