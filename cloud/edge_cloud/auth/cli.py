@@ -292,8 +292,7 @@ def broker_config(
         Path | None,
         typer.Option(
             "--out",
-            help="Write a ONE-OFF SNAPSHOT there instead of broker.out_dir: serve never updates it, "
-            "so a broker reading it misses every later revocation",
+            help="Write a one-off snapshot there instead of broker.out_dir (see above)",
         ),
     ] = None,
     reload: Annotated[
@@ -301,7 +300,10 @@ def broker_config(
     ] = True,
     config: ConfigOption = None,
 ) -> None:
-    """Write the Mosquitto files (conf, ACL, password file, CRL, CA, server certificate) atomically."""
+    """Write the Mosquitto files (conf, ACL, password file, CRL, CA, server certificate) atomically.
+
+    With --out DIR: a ONE-OFF SNAPSHOT; serve never updates DIR, so a broker reading it
+    misses every later revocation."""
     settings = _settings(config)
     service = _open(settings, reconcile=False)
     try:

@@ -127,8 +127,9 @@ def _open(
     ca = CertificateAuthority(settings.ca_dir)
     service_ca = CertificateAuthority(settings.service_ca_dir, lost=LOST_SERVICE_CA)
     key_dir = settings.signing_key_dir
-    keys = KeyRing(key_dir, create=new or (new_signing_key and not any(key_dir.glob("*.pem"))))
-    if new_signing_key and not new:
+    first = new or (new_signing_key and not any(key_dir.glob("*.pem")))  # every key lost: asked for
+    keys = KeyRing(key_dir, create=first)
+    if new_signing_key and not first:
         keys.rotate()
     if new:
         with engine.begin() as conn:

@@ -1,0 +1,174 @@
+"""What the deployed broker files have revoked, kept beside them, so that a database that
+was lost, emptied or restored from a backup older than a revocation never un-revokes.
+
+``<broker dir>/revoked.json``::
+
+    {"version": 1,
+     "devices": ["dev-7"],                                   # revoked for good: ACL deny
+     "serials": {"5f3a…": {"revoked_at": 1764000000, "not_after": 1771776000}}}
+
+Every render of the broker files takes the union of the database's revocations and this
+record (a serial leaves it only once its certificate has expired: OpenSSL refuses an
+expired certificate anyway), writes the record, and only then the CRL and the ACL it
+covers.  The expiry is kept here because a certificate issued after the backup the
+database came from is unknown to that database.  A deployed ``crl.pem`` counts too
+(entries missing from the record, e.g. written by a version without it, are kept until the
+CA expires), once its signature by our CA is checked.
+
+At start, :func:`reapply` makes the database agree: a device or certificate the record
+says is revoked is revoked there too, and audited.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+from sqlalchemy.engine import Connection
+
+from edge_cloud.auth import audit, registry
+from edge_cloud.auth.ca import CertificateAuthority, RevokedSerial
+from edge_cloud.auth.errors import StateInvalid
+from edge_cloud.auth.tables import certificates, devices
+from edge_protocol.files import write_atomic
+
+RECORD_NAME = "revoked.json"
+# A broker whose clock runs a little behind still refuses a certificate that just expired.
+EXPIRY_GRACE = 86400.0
+RESTORE_ACTOR = "edge-auth (revoked.json)"
+
+
+@dataclass(frozen=True)
+class Revoked:
+    revoked_at: float
+    not_after: float
+
+
+@dataclass
+class RevocationRecord:
+    serials: dict[int, Revoked] = field(default_factory=dict)
+    devices: set[str] = field(default_factory=set)
+
+    def add(self, serial: int, revoked: Revoked) -> None:
+        old = self.serials.get(serial)
+        # The earliest revocation and the latest expiry: never a shorter entry.
+        if old is not None:
+            revoked = Revoked(min(old.revoked_at, revoked.revoked_at), max(old.not_after, revoked.not_after))
+        self.serials[serial] = revoked
+
+    def union(self, other: RevocationRecord) -> RevocationRecord:
+        out = RevocationRecord(dict(self.serials), set(self.devices) | other.devices)
+        for serial, revoked in other.serials.items():
+            out.add(serial, revoked)
+        return out
+
+    def current(self, now: float) -> RevocationRecord:
+        """Without the serials whose certificates have expired (with a day's grace)."""
+        kept = {s: r for s, r in self.serials.items() if r.not_after + EXPIRY_GRACE > now}
+        return RevocationRecord(kept, set(self.devices))
+
+    def crl_entries(self) -> list[RevokedSerial]:
+        return [RevokedSerial(s, r.revoked_at) for s, r in sorted(self.serials.items())]
+
+    def to_json(self) -> str:
+        body: dict[str, Any] = {
+            "version": 1,
+            "devices": sorted(self.devices),
+            "serials": {
+                format(s, "x"): {"revoked_at": int(r.revoked_at), "not_after": int(r.not_after)}
+                for s, r in sorted(self.serials.items())
+            },
+        }
+        return json.dumps(body, indent=1) + "\n"
+
+
+def from_database(conn: Connection) -> RevocationRecord:
+    record = RevocationRecord()
+    rows = conn.execute(
+        sa.select(certificates.c.serial, certificates.c.revoked_at, certificates.c.not_after).where(
+            certificates.c.revoked_at.is_not(None)
+        )
+    )
+    for row in rows:
+        record.add(int(row.serial, 16), Revoked(float(row.revoked_at), float(row.not_after)))
+    record.devices = {
+        str(r.id) for r in conn.execute(sa.select(devices.c.id).where(devices.c.status == "revoked"))
+    }
+    return record
+
+
+def read_deployed(directory: Path, ca: CertificateAuthority) -> RevocationRecord:
+    """The record and the CRL in the broker folder (either may be absent), or StateInvalid."""
+    record = _read_record(directory / RECORD_NAME)
+    crl_path = directory / "crl.pem"
+    try:
+        crl = x509.load_pem_x509_crl(crl_path.read_bytes())
+    except FileNotFoundError:
+        return record
+    except (OSError, ValueError) as exc:
+        raise StateInvalid(
+            f"{crl_path}: not a readable PEM CRL ({exc}); restore it from the broker host"
+        ) from exc
+    if not crl.is_signature_valid(ca.key.public_key()):
+        raise StateInvalid(
+            f"{crl_path}: not signed by the CA in {ca.directory / 'ca.pem'}; "
+            "restore the CA or the CRL that belong together"
+        )
+    until = ca.cert.not_valid_after_utc.timestamp()  # no certificate of ours outlives its CA
+    for entry in crl:
+        if entry.serial_number not in record.serials:
+            record.add(entry.serial_number, Revoked(entry.revocation_date_utc.timestamp(), until))
+    return record
+
+
+def _read_record(path: Path) -> RevocationRecord:
+    try:
+        body = json.loads(path.read_text())
+        return RevocationRecord(
+            {
+                int(s, 16): Revoked(float(r["revoked_at"]), float(r["not_after"]))
+                for s, r in body["serials"].items()
+            },
+            {str(d) for d in body["devices"]},
+        )
+    except FileNotFoundError:
+        return RevocationRecord()
+    except OSError as exc:
+        raise StateInvalid(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StateInvalid(
+            f"{path}: not a revocation record ({exc!r}); restore it from a backup of the broker folder"
+        ) from exc
+
+
+def write(directory: Path, record: RevocationRecord) -> Path:
+    return write_atomic(directory / RECORD_NAME, record.to_json(), mode=0o644)
+
+
+def reapply(conn: Connection, record: RevocationRecord, *, now: float) -> int:
+    """Revoke in the database what the record says is revoked (a restored, older database
+    thinks those devices are active); returns how many rows changed, each one audited."""
+    changed = 0
+    restorer = registry.Actor(RESTORE_ACTOR)
+    known = conn.execute(
+        sa.select(devices.c.id).where(devices.c.id.in_(sorted(record.devices)), devices.c.status != "revoked")
+    )
+    for device_id in sorted(str(r.id) for r in known):
+        registry.set_status(conn, device_id, "revoked", now=now, actor=restorer)
+        changed += 1
+    for serial, revoked in sorted(record.serials.items()):
+        done = conn.execute(
+            certificates.update()
+            .where(certificates.c.serial == format(serial, "x"), certificates.c.revoked_at.is_(None))
+            .values(revoked_at=int(revoked.revoked_at))
+        ).rowcount
+        if done:
+            audit.record(
+                conn, at=now, actor=RESTORE_ACTOR, action="certificate.revoked", target=format(serial, "x")
+            )
+            changed += 1
+    return changed
