@@ -3,6 +3,7 @@ with one line naming the file when broken, and kept private (modes, broker files
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -233,3 +234,14 @@ def test_broker_config_out_says_loudly_that_it_is_a_snapshot(initialised: Path, 
     # Into the configured folder it is no snapshot, and nothing warns.
     result = run("broker-config", "--no-reload", "-c", str(initialised))
     assert result.exit_code == 0 and "snapshot" not in result.output
+
+
+def test_broker_files_inside_the_private_state_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(tmp_path, '[broker]\nout_dir = "state/broker"\n')
+    with caplog.at_level(logging.WARNING, logger="edge_cloud.auth.installation"):
+        assert run("init", "-c", str(config)).exit_code == 0
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"broker.out_dir {tmp_path / 'state' / 'broker'} is inside the private state_dir {tmp_path / 'state'}"
+    ]

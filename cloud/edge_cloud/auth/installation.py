@@ -11,6 +11,7 @@ an unreachable PostgreSQL a :class:`StateUnavailable` (exit 75).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from edge_cloud.auth.revocation_record import RECORD_NAME
 from edge_cloud.auth.settings import AuthSettings
 from edge_cloud.auth.tables import audit_log, devices, operators
 from edge_cloud.common.db import make_engine, normalise_url, wait_for_database
+
+log = logging.getLogger(__name__)
 
 RESTORE_HINT = "docs/CLOUD_AUTH.md, backup and restore"
 
@@ -58,6 +61,13 @@ def prepare_files(settings: AuthSettings) -> None:
         raise StateInvalid(f"{state}: cannot create the state folder: {exc.strerror or exc}") from exc
     if not os.access(state, os.W_OK):
         raise StateInvalid(f"{state}: not writable (a read-only file system or the wrong owner?)")
+    if settings.broker.out_dir.is_relative_to(state):
+        log.warning(
+            "broker.out_dir %s is inside the private state_dir %s: Mosquitto's own user cannot read it, "
+            "and opening the folder to it would expose the keys; move it beside (docs/CLOUD_AUTH.md)",
+            settings.broker.out_dir,
+            state,
+        )
     db = _sqlite_path(settings)
     if db is None:
         return
