@@ -9,7 +9,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
-from edge_cloud.auth.ca import CertificateAuthority
 from edge_cloud.auth.cli import app
 from edge_cloud.common.errors import EX_CONFIG
-from tests.mosquitto import free_port
+from tests.mosquitto import free_port, make_tls_files
 from tests.tmpfs import small_tmpfs
 
 EX_TEMPFAIL = 75
@@ -90,8 +88,7 @@ def test_without_a_configuration_nothing_is_created(tmp_path: Path) -> None:
 
 
 def _other_ca_pem(path: Path) -> bytes:
-    other = path.parent.parent.parent / "other-ca"  # beside the state folder
-    return CertificateAuthority.create(other, name="other", lifetime=86400, now=time.time()).cert_pem.encode()
+    return make_tls_files(path.parent.parent.parent / "other-ca").ca_cert.read_bytes()  # beside the state
 
 
 def _garbage(_path: Path) -> bytes:
