@@ -45,14 +45,18 @@ def one_line_refusal(result: Result, code: int, *said: str) -> None:
 
 @pytest.fixture
 def initialised(tmp_path: Path) -> Path:
+    """An installation made by the first command on an empty state (as before ``init``)."""
     config = write_config(tmp_path)
-    result = run("init", "-c", str(config))
+    result = run("db", "upgrade", "-c", str(config))
     assert result.exit_code == 0, result.output
     return config
 
 
-def test_init_makes_a_private_state_and_the_broker_files_beside_it(initialised: Path) -> None:
-    state, broker = initialised.parent / "state", initialised.parent / "edge-auth-broker"
+def test_init_makes_a_private_state_and_the_broker_files_beside_it(tmp_path: Path) -> None:
+    initialised = write_config(tmp_path)
+    result = run("init", "-c", str(initialised))
+    assert result.exit_code == 0, result.output
+    state, broker = tmp_path / "state", tmp_path / "edge-auth-broker"
     with sqlite3.connect(state / "auth.db") as conn:  # WAL mode: -wal and -shm while it is open
         conn.execute("SELECT count(*) FROM devices").fetchall()
         mode = {
@@ -199,7 +203,7 @@ def test_a_read_only_state_folder_is_one_line_and_exit_78(tmp_path: Path) -> Non
     with small_tmpfs(tmp_path / "mnt", "4m") as mnt:
         config = mnt / "edge-auth.toml"
         config.write_text('state_dir = "state"\n')
-        assert run("init", "-c", str(config)).exit_code == 0
+        assert run("create-device", "dev-1", "-c", str(config)).exit_code == 0
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         one_line_refusal(run("devices", "-c", str(config)), EX_CONFIG, f"{mnt / 'state'}: not writable")
 
@@ -238,7 +242,7 @@ def test_broker_files_inside_the_private_state_are_warned_about(
 ) -> None:
     config = write_config(tmp_path, '[broker]\nout_dir = "state/broker"\n')
     with caplog.at_level(logging.WARNING, logger="edge_cloud.auth.installation"):
-        assert run("init", "-c", str(config)).exit_code == 0
+        assert run("broker-config", "--no-reload", "-c", str(config)).exit_code == 0
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"broker.out_dir {tmp_path / 'state' / 'broker'} is inside the private state_dir {tmp_path / 'state'}"
     ]
