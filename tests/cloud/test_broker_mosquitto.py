@@ -18,7 +18,8 @@ from edge_cloud.auth.revocation_record import RESTORE_ACTOR
 from edge_cloud.auth.service import open_service
 from edge_cloud.auth.tables import audit_log
 from edge_cloud.common.errors import EX_CONFIG
-from tests.cloud.broker import AuthWithBroker, auth_with_broker
+from tests.cloud.broker import AuthWithBroker, Identity, auth_with_broker
+from tests.cloud.helpers import csr_pem, key_pem, new_key
 from tests.cloud.mqtt_peer import wait_for
 from tests.mosquitto import free_port
 
@@ -225,8 +226,9 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
     tmp_path: Path, sqlite_url: str
 ) -> None:
     """Issue 14: back up, revoke, restore the older database, start: the revoked
-    certificate and password stay refused by the broker, the CRL keeps the serial, and the
-    restored database is told (revoked again, audited)."""
+    certificate and password, and the certificate a re-enrollment replaced, stay refused by
+    the broker, the CRL keeps the serials, and the restored database is told (revoked
+    again, audited); the re-enrolled device's new certificate, unknown to it, still works."""
     with auth_with_broker(tmp_path, sqlite_url, password_port=free_port(), cut_sessions=False) as env:
         a, b = env.enroll("dev-a"), env.enroll("dev-b")
         password_peer = env.enroll_password("dev-p")
@@ -235,6 +237,7 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             live.backup(copy)
         env.revoke("dev-a")
         env.revoke("dev-p")
+        b2 = _reenroll(env, "dev-b")  # revokes b's first certificate
         env.service.close()  # stop, restore the older database, start again
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / f"auth.db{suffix}").unlink(missing_ok=True)
@@ -245,10 +248,11 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             _wait_reload(env, reloads)
             out = env.service.settings.broker.out_dir
             revoked = {r.serial_number for r in x509.load_pem_x509_crl((out / "crl.pem").read_bytes())}
-            assert _serial(a.cert) in revoked and _serial(b.cert) not in revoked
+            assert {_serial(a.cert), _serial(b.cert)} <= revoked and _serial(b2.cert) not in revoked
             assert not env.peer(a).connect(), "a revoked certificate connected after the restore"
+            assert not env.peer(b).connect(), "a replaced certificate connected after the restore"
             assert not password_peer("dev-p").connect(), "a revoked password connected after the restore"
-            with env.peer(b) as pb:
+            with env.peer(b2) as pb:
                 assert pb.connect() and pb.publish("devices/dev-b/events") in ACCEPTED
             with restarted.engine.connect() as conn:
                 assert registry.get_device(conn, "dev-a").status == "revoked"
@@ -261,6 +265,7 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             assert actions == [
                 (RESTORE_ACTOR, "device.revoked", "dev-a"),
                 (RESTORE_ACTOR, "device.revoked", "dev-p"),
+                (RESTORE_ACTOR, "certificate.revoked", format(_serial(b.cert), "x")),
             ]
         finally:
             restarted.close()
@@ -297,6 +302,16 @@ def test_an_emptied_database_is_refused_and_the_broker_stays_as_strict(
         assert not env.peer(a).connect() and not env.peer(b).connect()
         with env.peer(c) as pc:
             assert pc.connect()
+
+
+def _reenroll(env: AuthWithBroker, device_id: str) -> Identity:
+    r = env.client.post(f"/v1/devices/{device_id}/enrollment-token", headers=env.admin_headers)
+    assert r.status_code == 201, r.text
+    key = new_key()
+    r = env.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "csr": csr_pem(key)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return env._save(f"{device_id}-again", key_pem(key), body["certificate"].encode(), body["ca_certificate"])
 
 
 def _empty_database(tmp_path: Path, database_url: str) -> None:

@@ -160,15 +160,16 @@ def reapply(conn: Connection, record: RevocationRecord, *, now: float) -> int:
     for device_id in sorted(str(r.id) for r in known):
         registry.set_status(conn, device_id, "revoked", now=now, actor=restorer)
         changed += 1
-    for serial, revoked in sorted(record.serials.items()):
-        done = conn.execute(
+    # The certificates not revoked are few (one or two per device), the record may be long.
+    unrevoked = conn.execute(sa.select(certificates.c.serial).where(certificates.c.revoked_at.is_(None)))
+    for serial in sorted(int(r.serial, 16) for r in unrevoked if int(r.serial, 16) in record.serials):
+        conn.execute(
             certificates.update()
-            .where(certificates.c.serial == format(serial, "x"), certificates.c.revoked_at.is_(None))
-            .values(revoked_at=int(revoked.revoked_at))
-        ).rowcount
-        if done:
-            audit.record(
-                conn, at=now, actor=RESTORE_ACTOR, action="certificate.revoked", target=format(serial, "x")
-            )
-            changed += 1
+            .where(certificates.c.serial == format(serial, "x"))
+            .values(revoked_at=int(record.serials[serial].revoked_at))
+        )
+        audit.record(
+            conn, at=now, actor=RESTORE_ACTOR, action="certificate.revoked", target=format(serial, "x")
+        )
+        changed += 1
     return changed
