@@ -228,9 +228,10 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
     """Issue 14: back up, revoke, restore the older database, start: the revoked
     certificate and password, and the certificate a re-enrollment replaced, stay refused by
     the broker, the CRL keeps the serials, and the restored database is told (revoked
-    again, audited); the re-enrolled device's new certificate, unknown to it, still works."""
+    again, audited); the re-enrolled device's new certificate, unknown to it, still works;
+    a device disabled after the backup stays disabled until it is enabled."""
     with auth_with_broker(tmp_path, sqlite_url, password_port=free_port(), cut_sessions=False) as env:
-        a, b = env.enroll("dev-a"), env.enroll("dev-b")
+        a, b, d = env.enroll("dev-a"), env.enroll("dev-b"), env.enroll("dev-d")
         password_peer = env.enroll_password("dev-p")
         backup = tmp_path / "backup.db"
         with sqlite3.connect(tmp_path / "auth.db") as live, sqlite3.connect(backup) as copy:
@@ -238,6 +239,8 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
         env.revoke("dev-a")
         env.revoke("dev-p")
         b2 = _reenroll(env, "dev-b")  # revokes b's first certificate
+        r = env.client.post("/v1/devices/dev-d/disable", headers=env.admin_headers)
+        assert r.status_code == 200, r.text
         env.service.close()  # stop, restore the older database, start again
         for suffix in ("", "-wal", "-shm"):
             (tmp_path / f"auth.db{suffix}").unlink(missing_ok=True)
@@ -254,6 +257,8 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             assert not password_peer("dev-p").connect(), "a revoked password connected after the restore"
             with env.peer(b2) as pb:
                 assert pb.connect() and pb.publish("devices/dev-b/events") in ACCEPTED
+            with env.peer(d) as pd:  # disabled: a certificate session, every publish refused
+                assert pd.connect() and pd.publish("devices/dev-d/events") == NOT_AUTHORIZED
             with restarted.engine.connect() as conn:
                 assert registry.get_device(conn, "dev-a").status == "revoked"
                 assert registry.get_device(conn, "dev-p").status == "revoked"
@@ -265,8 +270,19 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             assert actions == [
                 (RESTORE_ACTOR, "device.revoked", "dev-a"),
                 (RESTORE_ACTOR, "device.revoked", "dev-p"),
+                (RESTORE_ACTOR, "device.disabled", "dev-d"),
                 (RESTORE_ACTOR, "certificate.revoked", format(_serial(b.cert), "x")),
             ]
+            # Enabling works as before: the record follows the database for disabled devices.
+            with restarted.transaction() as conn:
+                registry.set_status(
+                    conn, "dev-d", "active", now=restarted.now(), actor=registry.Actor("test")
+                )
+            reloads = env.broker.log.count("Reloading config")
+            restarted.broker.apply()
+            _wait_reload(env, reloads)
+            with env.peer(d) as pd:
+                assert pd.connect() and pd.publish("devices/dev-d/events") in ACCEPTED
         finally:
             restarted.close()
 

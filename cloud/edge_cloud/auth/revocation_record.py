@@ -5,6 +5,7 @@ was lost, emptied or restored from a backup older than a revocation never un-rev
 
     {"version": 1,
      "devices": ["dev-7"],                                   # revoked for good: ACL deny
+     "disabled": ["dev-9"],                                  # disabled at the last render
      "serials": {"5f3a…": {"revoked_at": 1764000000, "not_after": 1771776000}}}
 
 Every render of the broker files takes the union of the database's revocations and this
@@ -16,7 +17,9 @@ database came from is unknown to that database.  A deployed ``crl.pem`` counts t
 CA expires), once its signature by our CA is checked.
 
 At start, :func:`reapply` makes the database agree: a device or certificate the record
-says is revoked is revoked there too, and audited.
+says is revoked is revoked there too, a device it says is disabled is disabled, each
+audited.  Disabling is undone by enabling, so ``disabled`` is not a union: it is the
+database's list at the last render (after the start made the database agree).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Revoked:
 class RevocationRecord:
     serials: dict[int, Revoked] = field(default_factory=dict)
     devices: set[str] = field(default_factory=set)
+    disabled: set[str] = field(default_factory=set)
 
     def add(self, serial: int, revoked: Revoked) -> None:
         old = self.serials.get(serial)
@@ -61,7 +65,8 @@ class RevocationRecord:
         self.serials[serial] = revoked
 
     def union(self, other: RevocationRecord) -> RevocationRecord:
-        out = RevocationRecord(dict(self.serials), set(self.devices) | other.devices)
+        """Both revocations; ``disabled`` is this record's (the database's)."""
+        out = RevocationRecord(dict(self.serials), set(self.devices) | other.devices, set(self.disabled))
         for serial, revoked in other.serials.items():
             out.add(serial, revoked)
         return out
@@ -69,7 +74,7 @@ class RevocationRecord:
     def current(self, now: float) -> RevocationRecord:
         """Without the serials whose certificates have expired (with a day's grace)."""
         kept = {s: r for s, r in self.serials.items() if r.not_after + EXPIRY_GRACE > now}
-        return RevocationRecord(kept, set(self.devices))
+        return RevocationRecord(kept, set(self.devices), set(self.disabled))
 
     def crl_entries(self) -> list[RevokedSerial]:
         return [RevokedSerial(s, r.revoked_at) for s, r in sorted(self.serials.items())]
@@ -78,6 +83,7 @@ class RevocationRecord:
         body: dict[str, Any] = {
             "version": 1,
             "devices": sorted(self.devices),
+            "disabled": sorted(self.disabled),
             "serials": {
                 format(s, "x"): {"revoked_at": int(r.revoked_at), "not_after": int(r.not_after)}
                 for s, r in sorted(self.serials.items())
@@ -95,9 +101,9 @@ def from_database(conn: Connection) -> RevocationRecord:
     )
     for row in rows:
         record.add(int(row.serial, 16), Revoked(float(row.revoked_at), float(row.not_after)))
-    record.devices = {
-        str(r.id) for r in conn.execute(sa.select(devices.c.id).where(devices.c.status == "revoked"))
-    }
+    query = sa.select(devices.c.id, devices.c.status).where(devices.c.status.in_(("revoked", "disabled")))
+    for device in conn.execute(query):
+        (record.devices if device.status == "revoked" else record.disabled).add(str(device.id))
     return record
 
 
@@ -134,6 +140,7 @@ def _read_record(path: Path) -> RevocationRecord:
                 for s, r in body["serials"].items()
             },
             {str(d) for d in body["devices"]},
+            {str(d) for d in body.get("disabled", [])},
         )
     except FileNotFoundError:
         return RevocationRecord()
@@ -154,12 +161,14 @@ def reapply(conn: Connection, record: RevocationRecord, *, now: float) -> int:
     thinks those devices are active); returns how many rows changed, each one audited."""
     changed = 0
     restorer = registry.Actor(RESTORE_ACTOR)
-    known = conn.execute(
-        sa.select(devices.c.id).where(devices.c.id.in_(sorted(record.devices)), devices.c.status != "revoked")
-    )
-    for device_id in sorted(str(r.id) for r in known):
-        registry.set_status(conn, device_id, "revoked", now=now, actor=restorer)
-        changed += 1
+    for status, ids, was in (
+        ("revoked", record.devices, ("pending", "active", "disabled")),
+        ("disabled", record.disabled - record.devices, ("pending", "active")),
+    ):
+        query = sa.select(devices.c.id).where(devices.c.id.in_(sorted(ids)), devices.c.status.in_(was))
+        for device_id in sorted(str(r.id) for r in conn.execute(query)):
+            registry.set_status(conn, device_id, status, now=now, actor=restorer)
+            changed += 1
     # The certificates not revoked are few (one or two per device), the record may be long.
     unrevoked = conn.execute(sa.select(certificates.c.serial).where(certificates.c.revoked_at.is_(None)))
     for serial in sorted(int(r.serial, 16) for r in unrevoked if int(r.serial, 16) in record.serials):

@@ -149,10 +149,12 @@ def _open(
         broker=BrokerSync(settings, engine, ca, service_ca, clock),
         clock=clock,
     )
+    # Every command, not only serve: one that renders the files from a restored database
+    # before serve ran would otherwise write that database's older view into the record.
+    deployed = revocation_record.read_deployed(settings.broker.out_dir, ca)
+    with engine.begin() as conn:
+        revocation_record.reapply(conn, deployed, now=now)
     if reconcile:
-        deployed = revocation_record.read_deployed(settings.broker.out_dir, ca)
-        with engine.begin() as conn:
-            revocation_record.reapply(conn, deployed, now=now)
         service.broker.apply()
     return service
 
