@@ -53,6 +53,7 @@ CLI_ACTOR = Actor("cli")
 
 
 EX_TEMPFAIL = 75  # sysexits.h: try again later (the database is not reachable yet)
+EXIT_STATUS: dict[type[AuthServiceError], int] = {StateInvalid: EX_CONFIG, StateUnavailable: EX_TEMPFAIL}
 
 
 def _settings(path: Path | None, *, defaults: bool = False) -> AuthSettings:
@@ -69,14 +70,7 @@ def _settings(path: Path | None, *, defaults: bool = False) -> AuthSettings:
 def _fail(exc: AuthServiceError) -> NoReturn:
     """One line, no traceback; the state and the database get the sysexits codes."""
     err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
-    code = (
-        EX_CONFIG
-        if isinstance(exc, StateInvalid)
-        else EX_TEMPFAIL
-        if isinstance(exc, StateUnavailable)
-        else 1
-    )
-    raise typer.Exit(code) from exc
+    raise typer.Exit(EXIT_STATUS.get(type(exc), 1)) from exc
 
 
 def _open(
