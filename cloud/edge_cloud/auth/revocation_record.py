@@ -13,8 +13,8 @@ record (a serial leaves it only once its certificate has expired: OpenSSL refuse
 expired certificate anyway), writes the record, and only then the CRL and the ACL it
 covers.  The expiry is kept here because a certificate issued after the backup the
 database came from is unknown to that database.  A deployed ``crl.pem`` counts too
-(entries missing from the record, e.g. written by a version without it, are kept until the
-CA expires), once its signature by our CA is checked.
+when there is no record (written by a version without it, or the record lost): its
+entries are kept until the CA expires, once its signature by our CA is checked.
 
 At start, :func:`reapply` makes the database agree: a device or certificate the record
 says is revoked is revoked there too, a device it says is disabled is disabled, each
@@ -89,7 +89,7 @@ class RevocationRecord:
                 for s, r in sorted(self.serials.items())
             },
         }
-        return json.dumps(body, indent=1) + "\n"
+        return json.dumps(body, separators=(",", ":")) + "\n"  # no indent: the C encoder, 5x faster
 
 
 def from_database(conn: Connection) -> RevocationRecord:
@@ -108,8 +108,13 @@ def from_database(conn: Connection) -> RevocationRecord:
 
 
 def read_deployed(directory: Path, ca: CertificateAuthority) -> RevocationRecord:
-    """The record and the CRL in the broker folder (either may be absent), or StateInvalid."""
-    record = _read_record(directory / RECORD_NAME)
+    """The record in the broker folder, else its CRL's entries (either may be absent), or
+    StateInvalid.  The record is written before every CRL, so once it exists it holds
+    every entry of the CRL beside it; reading the CRL only without one (written by a
+    version before the record, or the record lost) saves parsing thousands of entries."""
+    if (directory / RECORD_NAME).exists():
+        return _read_record(directory / RECORD_NAME)
+    record = RevocationRecord()
     crl_path = directory / "crl.pem"
     try:
         crl = x509.load_pem_x509_crl(crl_path.read_bytes())
