@@ -3,21 +3,30 @@ with one line naming the file when broken, and kept private (modes, broker files
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner, Result
 
+from edge_cloud.auth.ca import CertificateAuthority
 from edge_cloud.auth.cli import app
+from edge_cloud.auth.errors import StateInvalid
+from edge_cloud.auth.revocation_record import RECORD_NAME
+from edge_cloud.auth.tables import certificates, devices
 from edge_cloud.common.errors import EX_CONFIG
+from tests.cloud.conftest import Api
+from tests.cloud.helpers import csr_pem, new_key
 from tests.mosquitto import free_port, make_tls_files
 from tests.tmpfs import small_tmpfs
 
@@ -246,3 +255,30 @@ def test_broker_files_inside_the_private_state_are_warned_about(
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"broker.out_dir {tmp_path / 'state' / 'broker'} is inside the private state_dir {tmp_path / 'state'}"
     ]
+
+
+def test_without_the_record_the_deployed_crl_stands_in_for_it(api: Api) -> None:
+    """Files written by a version before revoked.json, then a database that forgot the
+    revocation: the CRL's entries stay.  A CRL of another CA is refused, not trusted."""
+    service = api.service
+    r = api.client.post("/v1/devices", json={"id": "dev-1"}, headers=api.admin())
+    r = api.client.post("/v1/enroll", json={"token": r.json()["enrollment_token"], "csr": csr_pem(new_key())})
+    serial = x509.load_pem_x509_certificate(r.json()["certificate"].encode()).serial_number
+    assert api.client.post("/v1/devices/dev-1/revoke", headers=api.admin()).status_code == 200
+    out = service.settings.broker.out_dir
+    (out / RECORD_NAME).unlink(missing_ok=True)  # the old code wrote none
+    with service.transaction() as conn:  # what a database restored from before the revocation says
+        conn.execute(certificates.update().values(revoked_at=None))
+        conn.execute(devices.update().values(status="active"))
+    service.broker.apply(signal_broker=False)
+    assert serial in {e.serial_number for e in x509.load_pem_x509_crl((out / "crl.pem").read_bytes())}
+    assert format(serial, "x") in json.loads((out / RECORD_NAME).read_text())["serials"]
+    (out / RECORD_NAME).unlink()
+    (out / "crl.pem").write_bytes(_foreign_crl(tmp_dir=out.parent))
+    with pytest.raises(StateInvalid, match=r"crl.pem: not signed by the CA in .*ca.pem"):
+        service.broker.apply(signal_broker=False)
+
+
+def _foreign_crl(tmp_dir: Path) -> bytes:
+    other = CertificateAuthority.create(tmp_dir / "other-ca", name="other", lifetime=86400, now=time.time())
+    return other.crl([], now=time.time(), lifetime=3600, number=1).encode()
