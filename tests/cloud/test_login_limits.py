@@ -12,6 +12,7 @@ verification and counts it.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -129,7 +130,7 @@ def test_an_invalid_user_name_is_a_counted_and_audited_failure_without_argon2(
     failed = [e for e in audit if e["action"] == "login.failed"]
     assert len(failed) == limit and {e["actor"] for e in failed} == {"?"}
     assert {e["address"] for e in failed} == {"testclient"}
-    assert '"admin\\u0000"' in {e["detail"].removeprefix('{"username": ').removesuffix("}") for e in failed}
+    assert "admin\x00" in {json.loads(e["detail"])["username"] for e in failed}
 
 
 def test_an_api_key_the_database_would_refuse_is_a_counted_failure(api: Api) -> None:

@@ -1,6 +1,7 @@
 """Keeping Mosquitto's files true to the database, and making the broker reload them.
 
-:meth:`BrokerSync.apply` renders every file from the database (never patches them), writes
+:meth:`BrokerSync.apply` renders every file from the database (never patches them) and the
+revocations already deployed (:mod:`edge_cloud.auth.revocation_record`), writes
 each atomically, and sends SIGHUP to the pid in ``broker.pid_file``.  It runs after every
 change, at start (reconcile) and daily (the CRL's nextUpdate must not pass: OpenSSL
 refuses every client once the CRL has expired).
@@ -22,12 +23,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
+from edge_cloud.auth import revocation_record
 from edge_cloud.auth.broker_files import BrokerLayout, render_acl, render_conf, render_passwd
-from edge_cloud.auth.ca import CertificateAuthority, RevokedSerial, pem
+from edge_cloud.auth.ca import CertificateAuthority, pem
 from edge_cloud.auth.errors import BrokerSyncError
 from edge_cloud.auth.mosquitto_passwd import line
 from edge_cloud.auth.settings import AuthSettings
-from edge_cloud.auth.tables import certificates, devices
+from edge_cloud.auth.tables import devices
 from edge_protocol.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,13 @@ class BrokerSync:
         ca: CertificateAuthority,
         service_ca: CertificateAuthority,
         clock: Callable[[], float] = time.time,
+        *,
+        out_dir: Path | None = None,
     ) -> None:
+        """``out_dir``: render there instead of ``broker.out_dir`` (a one-off snapshot)."""
         b = settings.broker
         self.layout = BrokerLayout(
-            b.out_dir,
+            out_dir or b.out_dir,
             b.port,
             b.bind_address,
             b.password_port,
@@ -88,26 +93,28 @@ class BrokerSync:
                     sa.select(devices.c.id, devices.c.status, devices.c.auth_mode, devices.c.password_hash)
                 )
             )
-            revoked_rows = list(
-                conn.execute(
-                    sa.select(certificates.c.serial, certificates.c.revoked_at).where(
-                        certificates.c.revoked_at.is_not(None)
-                    )
-                )
-            )
-        denied = [r.id for r in device_rows if r.status in ("revoked", "disabled")]
+            in_database = revocation_record.from_database(conn)
+        # Never more permissive than what is deployed: a database restored from an older
+        # backup does not know the later revocations, the record beside the CRL does.
+        deployed_dir = self.settings.broker.out_dir
+        record = in_database.union(revocation_record.read_deployed(deployed_dir, self.ca)).current(now)
+        denied = {r.id for r in device_rows if r.status in ("revoked", "disabled")} | record.devices
         passwords = [
             line(r.id, r.password_hash)
             for r in device_rows
-            if r.status == "active" and r.auth_mode == "password" and r.password_hash
+            if r.status == "active" and r.auth_mode == "password" and r.password_hash and r.id not in denied
         ]
-        revoked = [RevokedSerial(int(r.serial, 16), float(r.revoked_at)) for r in revoked_rows]
         layout = self.layout
-        layout.out_dir.mkdir(parents=True, exist_ok=True)
+        layout.out_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         written = []
         written += self._server_cert(now)
+        if layout.out_dir == deployed_dir:  # a --out snapshot leaves the deployed record alone
+            written.append(revocation_record.write(deployed_dir, record))  # before what it covers
         crl = self.ca.crl(
-            revoked, now=now, lifetime=self.settings.certificates.crl_lifetime, number=int(now * 1000)
+            record.crl_entries(),
+            now=now,
+            lifetime=self.settings.certificates.crl_lifetime,
+            number=int(now * 1000),
         )
         for path, text, mode in (
             (layout.ca, self.ca.cert_pem, 0o644),
@@ -116,7 +123,7 @@ class BrokerSync:
             (layout.passwd, render_passwd(passwords), 0o640),
             (
                 layout.acl,
-                render_acl(ingest_identity=self.settings.broker.ingest_identity, denied=denied),
+                render_acl(ingest_identity=self.settings.broker.ingest_identity, denied=sorted(denied)),
                 0o644,
             ),
             (layout.conf, render_conf(layout), 0o644),

@@ -1,7 +1,9 @@
 """The service's own certificate authority: device certificates (CN = device id), the
 broker's server certificate, and the CRL Mosquitto checks.
 
-``<state_dir>/ca/ca.key`` (EC P-256, mode 0600) and ``ca.pem``, made on first use.
+``<state_dir>/ca/ca.key`` (EC P-256, mode 0600) and ``ca.pem``, made once for a new
+installation (``edge-auth init`` or the first start on an empty state); after that a
+missing, unreadable or mismatched file is a refusal to start, never a new CA.
 Device certificates carry clientAuth only, the broker's serverAuth only, so neither can
 pose as the other.
 """
@@ -19,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge_cloud.auth.errors import BadRequest
+from edge_cloud.auth.errors import BadRequest, StateInvalid
 from edge_protocol.files import write_atomic
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate devices whose clock is a little behind
@@ -66,40 +68,79 @@ def load_csr(text: str) -> x509.CertificateSigningRequest:
     return csr
 
 
+LOST_DEVICE_CA = "restore it from the backup of the state (a new CA would lock out every device)"
+
+
+def _read_pem(path: Path, lost: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise StateInvalid(f"{path}: missing; {lost}") from exc
+    except OSError as exc:
+        raise StateInvalid(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+
+
 class CertificateAuthority:
-    def __init__(self, directory: Path, *, name: str, lifetime: float, now: float) -> None:
+    """A CA whose ``ca.key`` and ``ca.pem`` exist and match; made once by :meth:`create`."""
+
+    def __init__(self, directory: Path, *, lost: str = LOST_DEVICE_CA) -> None:
+        """Load the CA, or StateInvalid naming the file; ``lost``: what to do about a missing one."""
         self.directory = directory
         key_path, cert_path = directory / "ca.key", directory / "ca.pem"
-        if not key_path.exists():
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = ec.generate_private_key(ec.SECP256R1())
-            subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-            ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(subject)
-                .issuer_name(subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(_utc(now) - BACKDATE)
-                .not_valid_after(_utc(now + lifetime))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(
-                    x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-                )
-                .add_extension(ski, critical=False)
-                .sign(key, hashes.SHA256())
-            )
-            pem_key = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            write_atomic(key_path, pem_key, mode=0o600)
-            write_atomic(cert_path, pem(cert))
-        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        key_bytes, cert_bytes = _read_pem(key_path, lost), _read_pem(cert_path, lost)
+        try:
+            loaded = serialization.load_pem_private_key(key_bytes, password=None)
+        except (ValueError, TypeError) as exc:
+            raise StateInvalid(f"{key_path}: not a PEM private key without a password ({exc})") from exc
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-            raise BadRequest(f"{key_path} is not an EC private key")
+            raise StateInvalid(f"{key_path}: not an EC private key")
+        try:
+            cert = x509.load_pem_x509_certificate(cert_bytes)
+        except ValueError as exc:
+            raise StateInvalid(f"{cert_path}: not a PEM certificate ({exc})") from exc
+        if cert.public_key() != loaded.public_key():
+            raise StateInvalid(
+                f"{cert_path}: does not match {key_path.name} (another CA's certificate?); "
+                "restore both from the same backup"
+            )
         self.key = loaded
-        self.cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        self.cert = cert
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        """Whether any file of a CA is there (a half CA is not "none": it is refused on load)."""
+        return any((directory / name).exists() for name in ("ca.key", "ca.pem"))
+
+    @classmethod
+    def create(cls, directory: Path, *, name: str, lifetime: float, now: float) -> CertificateAuthority:
+        """A new CA in ``directory`` (which must hold none): only for a new installation."""
+        if cls.exists(directory):
+            raise StateInvalid(f"{directory}: holds a CA already; it is never replaced")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_utc(now) - BACKDATE)
+            .not_valid_after(_utc(now + lifetime))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        pem_key = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        write_atomic(directory / "ca.key", pem_key, mode=0o600)
+        write_atomic(directory / "ca.pem", pem(cert))
+        return cls(directory)
 
     @property
     def cert_pem(self) -> str:

@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from edge_cloud.auth import operators, registry, revocation
+from edge_cloud.auth import installation, operators, registry, revocation
+from edge_cloud.auth.broker_sync import BrokerSync
 from edge_cloud.auth.cli_operators import operators_app
 from edge_cloud.auth.cli_options import ConfigOption
-from edge_cloud.auth.errors import AuthServiceError
+from edge_cloud.auth.errors import AuthServiceError, StateInvalid, StateUnavailable
 from edge_cloud.auth.registry import Actor
 from edge_cloud.auth.service import AuthService, open_service
 from edge_cloud.auth.settings import DEFAULT_CONFIG_PATH, AuthSettings, load_auth_settings
@@ -44,13 +45,45 @@ err_console = Console(stderr=True, soft_wrap=True)
 CLI_ACTOR = Actor("cli")
 
 
-def _settings(path: Path | None) -> AuthSettings:
-    if path is None and DEFAULT_CONFIG_PATH.exists():
+EX_TEMPFAIL = 75  # sysexits.h: try again later (the database is not reachable yet)
+EXIT_STATUS: dict[type[AuthServiceError], int] = {StateInvalid: EX_CONFIG, StateUnavailable: EX_TEMPFAIL}
+
+
+def _settings(path: Path | None, *, defaults: bool = False) -> AuthSettings:
+    """The configuration; without one found, only ``init`` (``defaults``) may use the
+    built-in defaults: any other command would make a new state in /var/lib silently."""
+    if path is None and (DEFAULT_CONFIG_PATH.exists() or not defaults):
         path = DEFAULT_CONFIG_PATH
     try:
         return load_auth_settings(path)
     except ConfigError as exc:
         _config_exit(exc)
+
+
+def _fail(exc: AuthServiceError) -> NoReturn:
+    """One line, no traceback; the state and the database get the sysexits codes."""
+    err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+    raise typer.Exit(EXIT_STATUS.get(type(exc), 1)) from exc
+
+
+def _open(
+    settings: AuthSettings,
+    *,
+    reconcile: bool = True,
+    initialise: bool = False,
+    new_service_ca: bool = False,
+    new_signing_key: bool = False,
+) -> AuthService:
+    try:
+        return open_service(
+            settings,
+            reconcile=reconcile,
+            initialise=initialise,
+            new_service_ca=new_service_ca,
+            new_signing_key=new_signing_key,
+        )
+    except AuthServiceError as exc:
+        _fail(exc)
 
 
 def _config_exit(exc: ConfigError) -> NoReturn:
@@ -62,15 +95,45 @@ def _config_exit(exc: ConfigError) -> NoReturn:
 
 
 @contextmanager
-def _service(path: Path | None, *, reconcile: bool = False) -> Iterator[AuthService]:
-    service = open_service(_settings(path), reconcile=reconcile)
+def _service(
+    path: Path | None, *, reconcile: bool = False, new_signing_key: bool = False
+) -> Iterator[AuthService]:
+    service = _open(_settings(path), reconcile=reconcile, new_signing_key=new_signing_key)
     try:
         yield service
     except AuthServiceError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        _fail(exc)
     finally:
         service.close()
+
+
+@app.command()
+def init(
+    config: ConfigOption = None,
+    new_service_ca: Annotated[
+        bool,
+        typer.Option(
+            "--new-service-ca",
+            help="On an existing installation: replace the service CA (a leaked ingest key); "
+            "then restart Mosquitto and reissue service-cert",
+        ),
+    ] = False,
+) -> None:
+    """Make a new installation: database, device CA, service CA, signing key, broker files.
+
+    Refused if any of it exists already (a second CA would lock out every device)."""
+    settings = _settings(config, defaults=True)
+    service = _open(settings, initialise=not new_service_ca, new_service_ca=new_service_ca)
+    service.close()
+    if new_service_ca:
+        console.print(f"new service CA in {settings.service_ca_dir}; restart Mosquitto, reissue service-cert")
+        return
+    console.print(
+        f"initialised: state in {settings.state_dir} (private: back it up), database "
+        f"{installation.database_name(settings)}, broker files in {settings.broker.out_dir}; "
+        "next: edge-auth create-admin",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -85,7 +148,7 @@ def serve(
     from edge_cloud.auth.api.app import create_app
 
     settings = _settings(config)
-    service = open_service(settings)
+    service = _open(settings)
     try:
         uvicorn.run(
             create_app(service),
@@ -204,41 +267,62 @@ def list_devices(config: ConfigOption = None) -> None:
     console.print(table)
 
 
+SNAPSHOT_WARNING = (
+    "{out} is a one-off snapshot: edge-auth serve keeps {deployed} up to date and never "
+    "this folder, so a broker reading it will not see later revocations"
+)
+
+
 @app.command("broker-config")
 def broker_config(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the Mosquitto files [default: broker.out_dir]")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write a one-off snapshot there instead of broker.out_dir (see above)",
+        ),
     ] = None,
     reload: Annotated[
         bool, typer.Option(help="SIGHUP the broker named by broker.pid_file afterwards")
     ] = True,
     config: ConfigOption = None,
 ) -> None:
-    """Write the Mosquitto files (conf, ACL, password file, CRL, CA, server certificate) atomically."""
+    """Write the Mosquitto files (conf, ACL, password file, CRL, CA, server certificate) atomically.
+
+    With --out DIR: a ONE-OFF SNAPSHOT; serve never updates DIR, so a broker reading it
+    misses every later revocation."""
     settings = _settings(config)
-    if out is not None:
-        settings = settings.model_copy(
-            update={"broker": settings.broker.model_copy(update={"out_dir": out.resolve()})}
-        )
-    service = open_service(settings, reconcile=False)
+    service = _open(settings, reconcile=False)
     try:
-        result = service.broker.apply(signal_broker=reload)
+        broker = service.broker
+        if out is not None and out.resolve() != settings.broker.out_dir:
+            broker = BrokerSync(
+                settings, service.engine, service.ca, service.service_ca, out_dir=out.resolve()
+            )
+        result = broker.apply(signal_broker=reload)
     except AuthServiceError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        _fail(exc)
     finally:
         service.close()
     for path in result.written:
         console.print(f"wrote {path}", highlight=False)
     if result.signalled_pid:
         console.print(f"broker (pid {result.signalled_pid}) reloaded")
+    if broker is not service.broker:
+        err_console.print(
+            Text.assemble(
+                ("warning: ", "bold yellow"),
+                SNAPSHOT_WARNING.format(out=out.resolve() if out else "", deployed=settings.broker.out_dir),
+            ),
+            highlight=False,
+        )
 
 
 @app.command("rotate-signing-key")
 def rotate_signing_key(config: ConfigOption = None) -> None:
     """A new token signing key; the old ones stay in the JWKS (delete their files later)."""
-    with _service(config) as service:
-        kid = service.rotate_signing_key()
+    with _service(config, new_signing_key=True) as service:
+        kid = service.keys.current.kid
     console.print(f"new signing key {kid}; restart edge-auth serve to sign with it")
 
 

@@ -12,9 +12,14 @@
           ├── BadRequest          422: a request the service cannot use (bad CSR, bad id)
           ├── EnrollmentRefused   403: enrollment token unknown, used, expired or bound
           │                       to another device; renewal signature or certificate bad
-          └── BrokerSyncError     the broker files could not be written or the broker
-                                  not signalled (500; the database change stands and the
-                                  next change or restart reconciles)
+          ├── BrokerSyncError     the broker files could not be written or the broker
+          │                       not signalled (500; the database change stands and the
+          │                       next change or restart reconciles)
+          ├── StateInvalid        the durable state (database, CA, signing keys, broker
+          │                       files) is missing, unreadable or inconsistent: the
+          │                       service refuses to start (the CLI exits 78)
+          └── StateUnavailable    the database cannot be reached yet (the CLI exits 75:
+                                  try again later)
 
 Token verification errors (``TokenInvalid``, ``ScopeMissing``) come from
 ``edge_cloud.common.errors`` and map to 401 / 403.
@@ -63,3 +68,12 @@ class EnrollmentRefused(AuthServiceError):
 
 class BrokerSyncError(AuthServiceError):
     status = 500
+
+
+class StateInvalid(AuthServiceError):
+    """One line naming the file (or database) and what is wrong; starting anyway could
+    un-revoke devices or replace the CA, so the service refuses."""
+
+
+class StateUnavailable(AuthServiceError):
+    """Temporary: the database did not answer in time."""

@@ -44,6 +44,9 @@ class DatabaseSettings(_Section):
         None,
         description="SQLAlchemy URL; default sqlite:///<state_dir>/auth.db; postgresql://… for PostgreSQL",
     )
+    wait: Seconds = Field(
+        30.0, ge=0, description="How long a start waits for PostgreSQL to answer before giving up (exit 75)"
+    )
 
 
 class TokenSettings(_Section):
@@ -109,7 +112,11 @@ class BrokerSettings(_Section):
         default_factory=lambda: ["localhost", "127.0.0.1"],
         description="DNS names / IPs in the broker's server certificate (issued by the CA if absent)",
     )
-    out_dir: Path = Field(Path("broker"), description="Where the Mosquitto files are written")
+    out_dir: Path = Field(
+        Path("edge-auth-broker"),
+        description="Where the Mosquitto files are written; default: edge-auth-broker beside state_dir "
+        "(outside it: the state is private, these are for the broker's group)",
+    )
     pid_file: Path | None = Field(None, description="Mosquitto's pid file: SIGHUP it after every change")
     max_packet_size: int = Field(
         262144, ge=1024, le=268435455, description="Bigger publishes are disconnected"
@@ -157,6 +164,20 @@ class AuthSettings(BaseSettings):
     enrollment: EnrollmentSettings = EnrollmentSettings()
     broker: BrokerSettings = BrokerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_beside_the_state(cls, data: object) -> object:
+        # The broker's files must be readable by its group, the state must not: siblings.
+        if isinstance(data, dict):
+            broker = data.get("broker")
+            if broker is None or (isinstance(broker, dict) and "out_dir" not in broker):
+                state_dir = Path(str(data.get("state_dir", cls.model_fields["state_dir"].default)))
+                data = {
+                    **data,
+                    "broker": {**(broker or {}), "out_dir": state_dir.parent / "edge-auth-broker"},
+                }
+        return data
 
     @model_validator(mode="after")
     def _ports_differ(self) -> AuthSettings:

@@ -3,7 +3,9 @@
 ``<state_dir>/signing-keys/<kid>.pem`` (mode 0600).  The newest file signs; every file
 is published in the JWKS, so tokens signed by a previous key stay valid until they
 expire after a rotation (``edge-auth rotate-signing-key``; delete a retired key's file
-once ``tokens.access_ttl`` has passed).  The ``kid`` is the RFC 7638 thumbprint.
+once ``tokens.access_ttl`` has passed).  The ``kid`` is the RFC 7638 thumbprint.  The
+first key is made with a new installation; a folder left without a key is refused, not
+silently refilled.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge_cloud.auth.errors import StateInvalid
 from edge_protocol.files import write_atomic
 
 
@@ -59,20 +62,39 @@ def thumbprint(key: Ed25519PrivateKey) -> str:
 class KeyRing:
     """The signing keys in a folder; the newest signs."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create: bool = False) -> None:
+        """The keys in ``directory``; ``create``: make the first one (a new installation)."""
         self.directory = directory
         self.keys: list[SigningKey] = []
-        self.reload()
+        if create:
+            self.rotate()
+        else:
+            self.reload()
 
     def reload(self) -> None:
-        keys = []
-        for path in sorted(self.directory.glob("*.pem")) if self.directory.is_dir() else []:
-            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if isinstance(private, Ed25519PrivateKey):
-                keys.append(SigningKey(path.stem, private, path.stat().st_mtime))
+        """Read every key; a folder without one, or a file that is not an Ed25519 key, is
+        StateInvalid (a silently made new key would void every token issued)."""
+        try:
+            paths = sorted(self.directory.glob("*.pem")) if self.directory.is_dir() else []
+            keys = [self._load(path) for path in paths]
+        except OSError as exc:
+            raise StateInvalid(f"{self.directory}: cannot read the signing keys: {exc}") from exc
+        if not keys:
+            raise StateInvalid(
+                f"{self.directory}: no signing key (*.pem); restore the folder from the backup, "
+                "or make a new key with edge-auth rotate-signing-key (every token issued so far stops working)"
+            )
         self.keys = sorted(keys, key=lambda k: k.mtime)
-        if not self.keys:
-            self.rotate()
+
+    @staticmethod
+    def _load(path: Path) -> SigningKey:
+        try:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise StateInvalid(f"{path}: not a PEM private key without a password ({exc})") from exc
+        if not isinstance(private, Ed25519PrivateKey):
+            raise StateInvalid(f"{path}: not an Ed25519 key (move it out of the folder)")
+        return SigningKey(path.stem, private, path.stat().st_mtime)
 
     def rotate(self) -> SigningKey:
         """Make a new key; it signs from now on."""

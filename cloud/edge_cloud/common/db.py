@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 
 def normalise_url(url: str) -> str:
@@ -40,13 +40,13 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-@retry(
-    retry=retry_if_exception_type(sa.exc.OperationalError),
-    wait=wait_random_exponential(multiplier=0.2, max=5),
-    stop=stop_after_delay(30),
-    reraise=True,
-)
-def wait_for_database(engine: Engine) -> None:
-    """Connect once; retried for up to 30 s while the database is not reachable yet."""
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
+def wait_for_database(engine: Engine, timeout: float = 30.0) -> None:
+    """Connect once; retried for up to ``timeout`` seconds while the database is not reachable yet."""
+    for attempt in Retrying(
+        retry=retry_if_exception_type(sa.exc.OperationalError),
+        wait=wait_random_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    ):
+        with attempt, engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
