@@ -20,7 +20,7 @@ def test_migrated_schema_matches_the_tables_and_upgrade_is_idempotent(database_u
         migrate.upgrade(engine)
         migrate.upgrade(engine)  # every start runs it
         partitions.maintain(engine, interval="week", retention_s=None)  # partitions are not tables.py's
-        assert migrate.current_revision(engine) == "0001"
+        assert migrate.current_revision(engine) == "0002"
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"include_name": migrate.include_name})
             diff = compare_metadata(context, metadata)

@@ -11,6 +11,9 @@ Two strategies, chosen by :func:`inserter_for` (figures in docs/INGEST.md and
   readings ``COPY``-ed (binary) straight into ``readings`` (the new events are known by then, so
   nothing there can conflict; PostgreSQL routes each row to its partition).
 
+A reading row comes with its series named by key; the caller passes the ids
+(``series.SeriesIds``) and each row is written with its ``series_id``.
+
 Either way the ledger insert is what makes an event stored once: on PostgreSQL a
 transaction inserting a key another open transaction has just inserted waits for it,
 then skips the row if that one committed (and inserts it if it rolled back), so each of
@@ -21,19 +24,19 @@ order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from edge_cloud.ingest.store.rows import READING_COLUMNS, EventKey, ReadingRow
+from edge_cloud.ingest.store.rows import READING_COLUMNS, EventKey, ReadingRow, SeriesKey
 from edge_cloud.ingest.tables import event_ids, readings
 
 LEDGER_COLUMNS = ("device_id", "id", "epoch", "seq", "kind", "received_at")
 LEDGER_TYPES = ("text", "text", "text", "int8", "text", "timestamptz")
-READING_TYPES = ("text", "text", "text", "timestamptz", "float8", "text", "text", "int8", "bool", "int8")
+READING_TYPES = ("int4", "timestamptz", "float8", "text", "bool", "int8")
 _TEMP = "ingest_new_event_ids"
 
 
@@ -50,8 +53,8 @@ class Inserts(Protocol):
     def ledger(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
         """Insert-or-ignore ``rows`` into ``event_ids``; the keys actually inserted."""
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow]) -> None:
-        """Append ``rows`` to ``readings`` (all of new events)."""
+    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
+        """Append ``rows`` to ``readings`` (all of new events), each series key as its id in ``ids``."""
 
 
 class ExecutemanyInserts:
@@ -68,9 +71,12 @@ class ExecutemanyInserts:
         ordered = sorted(rows, key=lambda r: (r["device_id"], r["id"]))
         return {(d, i) for d, i in conn.execute(stmt, ordered)}
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow]) -> None:
+    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
         if rows:
-            conn.execute(readings.insert(), [dict(zip(READING_COLUMNS, r, strict=True)) for r in rows])
+            conn.execute(
+                readings.insert(),
+                [dict(zip(READING_COLUMNS, (ids[r[0]], *r[1:]), strict=True)) for r in rows],
+            )
 
 
 class CopyInserts:
@@ -98,7 +104,7 @@ class CopyInserts:
             )
             return {(str(d), str(i)) for d, i in cur.fetchall()}
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow]) -> None:
+    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
         if not rows:
             return
         with (
@@ -108,8 +114,9 @@ class CopyInserts:
             # Binary: a fifth of the client CPU of text COPY (the server's work is the same),
             # and the ingest's CPU is also what decodes the JSON.
             copy.set_types(READING_TYPES)
-            for r in rows:
-                copy.write_row(r)
+            write = copy.write_row
+            for key, ts, value, event_id, synced, cal in rows:
+                write((ids[key], ts, value, event_id, synced, cal))
 
 
 def _driver(conn: Connection) -> Any:
