@@ -244,3 +244,68 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
     assert rows(engine, "SELECT device_id, first_seq, last_seq FROM received_ranges ORDER BY device_id") == [
         (d.device_id, 1, 2000) for d in devices
     ]
+
+
+def test_two_writers_creating_the_same_series_at_once_both_use_its_one_id(
+    database_url: str, engine: Engine
+) -> None:
+    """Two ingest processes storing different events of the same new series at once (a
+    device's messages split by the shared subscription): one series row, every reading
+    pointing at it."""
+    engines = [engine, make_engine(database_url)]
+    stores = [Store(e, quarantine_rows=100) for e in engines]
+    devices = [Device(f"series-{i}") for i in range(3)]
+    errors: list[BaseException] = []
+
+    def write(i: int, w: Work, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait(10)
+            stores[i].write(w)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    try:
+        for n in range(5):  # new quantity names each round: new series for both writers
+            data = {f"q{n}_a": 1.0, f"q{n}_b": 2.0}
+            halves = [[d.message([d.event(data=data) for _ in range(20)]) for d in devices] for _ in (0, 1)]
+            barrier = threading.Barrier(2)
+            works = [work(*halves[0]), work(*reversed(halves[1]))]
+            threads = [threading.Thread(target=write, args=(i, works[i], barrier)) for i in (0, 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+    finally:
+        engines[1].dispose()
+    assert not errors, errors
+    assert count(engine, "series") == 3 * 5 * 2
+    per_series = rows(
+        engine,
+        "SELECT s.device_id, s.quantity, count(*) FROM readings r JOIN series s USING (series_id) "
+        "GROUP BY s.device_id, s.quantity ORDER BY s.device_id, s.quantity",
+    )
+    assert per_series == [(d.device_id, f"q{n}_{x}", 40) for d in devices for n in range(5) for x in "ab"]
+
+
+def test_a_series_made_in_a_rolled_back_transaction_is_not_remembered(postgres_url: str) -> None:
+    """PostgreSQL: the id a rolled-back insert took is gone for good (the identity moves on);
+    the next transaction must make the series again, not reuse the id it saw."""
+    from edge_cloud.ingest.errors import StoreRejected
+    from edge_cloud.ingest.store import Refusal
+    from tests.cloud.ingest_write.helpers import migrated
+
+    with migrated(postgres_url) as pg:
+        store = Store(pg, quarantine_rows=10)
+        dev = Device("rolled-back")
+        message = dev.message(dev.readings(2))
+        # A quarantine row the database refuses (reason is VARCHAR(32)), written after the readings.
+        bad = Refusal("x" * 40, "d", "devices/x/events", "x", 1, b"a", datetime.now(UTC))  # type: ignore[arg-type]
+        try:
+            store.write(Work(events=[message], refusals=[bad]))
+        except StoreRejected:
+            pass
+        else:  # pragma: no cover - the point of the test
+            raise AssertionError("the transaction should have been refused")
+        assert count(pg, "series") == 0 and count(pg, "readings") == 0
+        assert store.write(work(message)).stored == 2
+        assert count(pg, "readings", "WHERE series_id IN (SELECT series_id FROM series)") == 4
