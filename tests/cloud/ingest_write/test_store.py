@@ -309,3 +309,18 @@ def test_a_series_made_in_a_rolled_back_transaction_is_not_remembered(postgres_u
         assert count(pg, "series") == 0 and count(pg, "readings") == 0
         assert store.write(work(message)).stored == 2
         assert count(pg, "readings", "WHERE series_id IN (SELECT series_id FROM series)") == 4
+
+
+def test_a_batch_mixing_stored_and_new_events_after_a_clean_one_stores_only_the_new(engine: Engine) -> None:
+    """PostgreSQL tries a clean batch's successor as a bare COPY into the ledger first: a
+    duplicate in it (here the last events) must roll that back and store the rest once."""
+    store = Store(engine, quarantine_rows=100)
+    dev = Device("mixed")
+    first = dev.readings(30)
+    assert store.write(work(dev.message(first))).stored == 30
+    second = dev.readings(20)
+    outcome = store.write(work(dev.message(second + first[-5:])))
+    assert (outcome.stored, outcome.duplicates) == (20, 5)
+    third = dev.readings(10)
+    assert (store.write(work(dev.message(third))).stored, count(engine, "event_ids")) == (10, 60)
+    assert count(engine, "readings") == 2 * 60
