@@ -17,7 +17,8 @@ migrated database (created and dropped on the server of ``--url``):
 
 ``Store.write`` times include building the rows from the envelopes, which the baseline
 does not (the consumer does it in its decoding thread, beside the transaction); that step
-is also timed alone.  Each strategy then stores the same events again (all duplicates:
+is also timed alone, and ``Store.write`` again on rows built beforehand (what the
+consumer's writing thread does).  Each strategy then stores the same events again (all duplicates:
 the resend case).  Figures are events per second (each reading is three rows), the
 median of ``--rounds`` rounds, the three measured in turn in each round so a busy
 machine weighs on them alike.
@@ -168,6 +169,14 @@ def main() -> None:
                 store = Store(engine, quarantine_rows=1000, strategy=strategy)
                 figures.setdefault(strategy, []).append(timed(works, store.write))
                 figures.setdefault(f"{strategy} again", []).append(timed(works, store.write))
+            # As in the consumer, whose decoding thread builds the rows beside the transaction.
+            built = make_works(args.events, args.devices, args.batch)
+            for w in built:
+                for m in w.events:
+                    assert m.converted
+            with fresh_database(args.url) as engine:
+                store = Store(engine, quarantine_rows=1000, strategy=strategy)
+                figures.setdefault(f"{strategy} built", []).append(timed(built, store.write))
         figures.setdefault("conversion", []).append(
             timed(
                 make_works(args.events, args.devices, args.batch), lambda w: [m.converted for m in w.events]
@@ -178,7 +187,8 @@ def main() -> None:
     for strategy in ("copy", "executemany"):
         print(
             f"  Store.write, {strategy:<12}  new {median(figures[strategy]):>9,.0f} events/s   "
-            f"all duplicates {median(figures[strategy + ' again']):>9,.0f} events/s"
+            f"all duplicates {median(figures[strategy + ' again']):>9,.0f} events/s   "
+            f"new, rows built beforehand {median(figures[strategy + ' built']):>9,.0f} events/s"
         )
 
 
