@@ -193,15 +193,11 @@ def test_quarantine_keeps_the_newest_rows(engine: Engine) -> None:
     ]
 
 
-def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ack_them(
-    database_url: str, engine: Engine
-) -> None:
-    """The race of two ingest processes given the same events (a resend reaching the other
-    member of the shared subscription): each has its own connection; whichever inserts a
-    key first stores it, the other finds it and acknowledges it once that one committed."""
+def race(engine: Engine, database_url: str, rounds: list[tuple[Work, Work]]) -> list[list[Outcome]]:
+    """Two stores, each on its own connection (two ingest processes), writing each round's
+    pair of works at the same moment; their outcomes."""
     engines = [engine, make_engine(database_url)]
     stores = [Store(e, quarantine_rows=100) for e in engines]
-    devices = [Device(f"race-{i}") for i in range(3)]
     outcomes: list[list[Outcome]] = [[], []]
     errors: list[BaseException] = []
 
@@ -213,11 +209,8 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
             errors.append(exc)
 
     try:
-        for _ in range(10):
-            messages = [d.message(d.readings(200)) for d in devices]
+        for works in rounds:
             barrier = threading.Barrier(2)
-            # The second writer lists the devices in the other order.
-            works = [work(*messages), work(*reversed(messages))]
             threads = [threading.Thread(target=write, args=(i, works[i], barrier)) for i in (0, 1)]
             for t in threads:
                 t.start()
@@ -226,6 +219,22 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
     finally:
         engines[1].dispose()
     assert not errors, errors
+    return outcomes
+
+
+def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ack_them(
+    database_url: str, engine: Engine
+) -> None:
+    """The race of two ingest processes given the same events (a resend reaching the other
+    member of the shared subscription): each has its own connection; whichever inserts a
+    key first stores it, the other finds it and acknowledges it once that one committed."""
+    devices = [Device(f"race-{i}") for i in range(3)]
+    rounds = []
+    for _ in range(10):
+        messages = [d.message(d.readings(200)) for d in devices]
+        # The second writer lists the devices in the other order.
+        rounds.append((work(*messages), work(*reversed(messages))))
+    outcomes = race(engine, database_url, rounds)
     total = 10 * 3 * 200
     stored = sum(o.stored for side in outcomes for o in side)
     duplicates = sum(o.duplicates for side in outcomes for o in side)
@@ -252,32 +261,13 @@ def test_two_writers_creating_the_same_series_at_once_both_use_its_one_id(
     """Two ingest processes storing different events of the same new series at once (a
     device's messages split by the shared subscription): one series row, every reading
     pointing at it."""
-    engines = [engine, make_engine(database_url)]
-    stores = [Store(e, quarantine_rows=100) for e in engines]
     devices = [Device(f"series-{i}") for i in range(3)]
-    errors: list[BaseException] = []
-
-    def write(i: int, w: Work, barrier: threading.Barrier) -> None:
-        try:
-            barrier.wait(10)
-            stores[i].write(w)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    try:
-        for n in range(5):  # new quantity names each round: new series for both writers
-            data = {f"q{n}_a": 1.0, f"q{n}_b": 2.0}
-            halves = [[d.message([d.event(data=data) for _ in range(20)]) for d in devices] for _ in (0, 1)]
-            barrier = threading.Barrier(2)
-            works = [work(*halves[0]), work(*reversed(halves[1]))]
-            threads = [threading.Thread(target=write, args=(i, works[i], barrier)) for i in (0, 1)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-    finally:
-        engines[1].dispose()
-    assert not errors, errors
+    rounds = []
+    for n in range(5):  # new quantity names each round: new series for both writers
+        data = {f"q{n}_a": 1.0, f"q{n}_b": 2.0}
+        halves = [[d.message([d.event(data=data) for _ in range(20)]) for d in devices] for _ in (0, 1)]
+        rounds.append((work(*halves[0]), work(*reversed(halves[1]))))
+    race(engine, database_url, rounds)
     assert count(engine, "series") == 3 * 5 * 2
     per_series = rows(
         engine,
