@@ -182,6 +182,7 @@ def main() -> None:
                     figures.setdefault(f"{strategy} built", []).append(timed(built, store.write))
             finally:
                 gc.unfreeze()
+                del built  # not left for the collector to scan in the next measurements
         figures.setdefault("conversion", []).append(
             timed(
                 make_works(args.events, args.devices, args.batch), lambda w: [m.converted for m in w.events]
