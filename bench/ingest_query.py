@@ -150,17 +150,26 @@ def served(engine: Engine, tokens: Tokens, state_dir: Path) -> Iterator[str]:
         thread.join(10)
 
 
+# The page first, then its epoch and seq from the ledger (joined before the LIMIT, the
+# planner probes the ledger for rows the page does not keep).
 _PAGE_SQL = (
-    "SELECT r.ts, s.sensor, s.quantity, r.value, r.event_id, e.epoch, e.seq, r.clock_synced, r.cal "
+    "SELECT p.ts, p.sensor, p.quantity, p.value, p.event_id, e.epoch, e.seq, p.clock_synced, p.cal FROM ("
+    "SELECT r.ts, s.device_id, s.sensor, s.quantity, r.value, r.event_id, r.clock_synced, r.cal "
     "FROM series s JOIN readings r ON r.series_id = s.series_id "
-    "JOIN event_ids e ON e.device_id = s.device_id AND e.id = r.event_id "
     "WHERE s.device_id = %s AND s.sensor = %s {quantity} AND r.ts >= %s AND r.ts < %s "
-    "ORDER BY {order} LIMIT %s"
+    "ORDER BY {order} LIMIT %s) p JOIN event_ids e ON e.device_id = p.device_id AND e.id = p.event_id "
+    "ORDER BY {outer}"
 )
-SERIES_SQL = _PAGE_SQL.format(quantity="AND s.quantity = %s", order="r.ts, r.event_id")
+SERIES_SQL = _PAGE_SQL.format(
+    quantity="AND s.quantity = %s", order="r.ts, r.event_id", outer="p.ts, p.event_id"
+)
 # The obvious way to merge a sensor's quantities: one query, sorted (what the query
 # function's UNION ALL of one index scan per series avoids).
-SENSOR_SQL = _PAGE_SQL.format(quantity="", order="r.ts, r.event_id, s.sensor, s.quantity")
+SENSOR_SQL = _PAGE_SQL.format(
+    quantity="",
+    order="r.ts, r.event_id, s.sensor, s.quantity",
+    outer="p.ts, p.event_id, p.sensor, p.quantity",
+)
 BUCKET_SQL = (
     "SELECT s.sensor, s.quantity, date_bin(%s, r.ts, %s) AS bucket, count(*), min(r.value), avg(r.value), "
     "max(r.value) FROM series s JOIN readings r ON r.series_id = s.series_id "
