@@ -4,8 +4,10 @@ quantity)``); ``readings`` carries ``series_id`` instead of the three names, and
 
 The rows are kept: ``readings`` is rebuilt in the new shape and its rows moved, one
 partition at a time on PostgreSQL (each old partition detached, a new one made with the
-same bounds, its rows copied, the old one dropped), so the disk holds at most one
-partition twice.  The downgrade does the reverse, taking epoch and seq from the ledger.
+same name and bounds, its rows copied, the old one dropped), so partition management
+finds the partitions it made.  One transaction: PostgreSQL frees the old files at the
+commit, so the upgrade needs as much free disk as ``readings`` takes.  The downgrade does
+the reverse, taking epoch and seq from the ledger.
 
 Revision ID: 0002
 Revises: 0001
