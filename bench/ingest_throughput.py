@@ -3,7 +3,7 @@ with one and with two processes on the shared subscription, against a bare COPY 
 same rows measured in the same run.
 
     .venv/bin/python bench/ingest_throughput.py [--events 200000] [--devices 50]
-        [--receive-maximum 64] [--url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--receive-maximum 256] [--batch 5000] [--url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Each round: a fresh, migrated database; a private Mosquitto; one or two real
 ``edge-ingest serve`` processes (one state directory, so their client ids take slots 0,
@@ -114,6 +114,7 @@ def run_ingest(
     *,
     backlog: bool,
     receive_maximum: int,
+    batch: int,
 ) -> tuple[float, list[float]]:
     """Events/s of ``processes`` ingest processes.  Live: from the first publish to the last
     commit, the publishers running beside the ingest.  Backlog: the messages queued first in
@@ -136,6 +137,7 @@ def run_ingest(
                     broker,
                     state_dir=folder / "state",
                     receive_maximum=receive_maximum,
+                    batch_max_events=batch,
                 )
                 config.write_text(config.read_text().replace('log_level = "debug"', 'log_level = "info"'))
                 ingest.append(IngestProcess(config, folder / f"ingest-{i}.log"))
@@ -178,12 +180,13 @@ def main() -> None:
     parser.add_argument(
         "--receive-maximum", type=int, default=256, help="mqtt.receive_maximum of each process"
     )
+    parser.add_argument("--batch", type=int, default=5000, help="consumer.batch_max_events of each process")
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     total = args.events // 100 * 100
     messages = payloads(total, args.devices)
     with fresh_database(args.url) as engine:
-        floor = baseline(engine, make_works(total, args.devices, 5000))
+        floor = baseline(engine, make_works(total, args.devices, args.batch))
     print(f"{total:,} readings (3 quantities each) from {args.devices} devices, messages of 100 events")
     print(
         f"baseline: bare binary COPY of the same rows          {floor:>9,.0f} events/s  ({4 * floor:,.0f} rows/s)"
@@ -191,7 +194,13 @@ def main() -> None:
     for backlog in (False, True):
         for n in (1, 2):
             rate, busy = run_ingest(
-                args.url, messages, total, n, backlog=backlog, receive_maximum=args.receive_maximum
+                args.url,
+                messages,
+                total,
+                n,
+                backlog=backlog,
+                receive_maximum=args.receive_maximum,
+                batch=args.batch,
             )
             what = "a queued backlog" if backlog else "live publishers "
             in_tx = ", ".join(f"{b:.0%}" for b in busy)

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from edge_cloud.ingest.tables import event_ids, readings
+from edge_cloud.ingest.tables import event_ids, readings, series
 
 OVERLAP_S = 10.0
 _MIN = datetime.min.replace(tzinfo=UTC)
@@ -66,23 +66,24 @@ def _query(device_id: str, sensor: str | None, quantity: str | None) -> sa.Selec
         sa.select(
             event_ids.c.received_at,
             readings.c.ts,
-            readings.c.sensor,
-            readings.c.quantity,
+            series.c.sensor,
+            series.c.quantity,
             readings.c.value,
             readings.c.event_id,
             readings.c.cal,
             readings.c.clock_synced,
         )
+        .join(series, series.c.series_id == readings.c.series_id)
         .join(
             event_ids,
-            sa.and_(event_ids.c.device_id == readings.c.device_id, event_ids.c.id == readings.c.event_id),
+            sa.and_(event_ids.c.device_id == series.c.device_id, event_ids.c.id == readings.c.event_id),
         )
-        .where(readings.c.device_id == device_id)
+        .where(series.c.device_id == device_id)
     )
     if sensor is not None:
-        q = q.where(readings.c.sensor == sensor)
+        q = q.where(series.c.sensor == sensor)
     if quantity is not None:
-        q = q.where(readings.c.quantity == quantity)
+        q = q.where(series.c.quantity == quantity)
     return q
 
 
@@ -107,7 +108,7 @@ def last(
         event_ids.c.received_at.desc(),
         readings.c.ts.desc(),
         readings.c.event_id.desc(),
-        readings.c.quantity.desc(),
+        series.c.quantity.desc(),
     )
     with engine.connect() as conn:
         rows = conn.execute(q.limit(n)).all()
@@ -121,7 +122,7 @@ def since(
     q = (
         _query(device_id, sensor, quantity)
         .where(event_ids.c.received_at >= after)
-        .order_by(event_ids.c.received_at, readings.c.ts, readings.c.event_id, readings.c.quantity)
+        .order_by(event_ids.c.received_at, readings.c.ts, readings.c.event_id, series.c.quantity)
     )
     with engine.connect() as conn:
         return [_line(r) for r in conn.execute(q)]

@@ -36,10 +36,10 @@ def test_reading_values_become_floats_in_column_order_one_row_per_quantity() -> 
     }
     ts = datetime.fromisoformat(env.ts).astimezone(UTC)
     assert rows.readings == [
-        ("site-1", "climate", "temperature_c", ts, 19.5, env.id, env.epoch, 1, True, 7),
-        ("site-1", "climate", "count", ts, 3.0, env.id, env.epoch, 1, True, None),
+        (("site-1", "climate", "temperature_c"), ts, 19.5, env.id, True, 7),
+        (("site-1", "climate", "count"), ts, 3.0, env.id, True, None),
     ]
-    assert type(rows.readings[1][4]) is float
+    assert type(rows.readings[1][2]) is float
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_doubles_nothing(
     with engine.connect() as conn:
         doubled = conn.execute(
             sa.text(
-                "SELECT count(*) FROM (SELECT event_id, quantity FROM readings GROUP BY event_id, quantity HAVING count(*) > 1) d"
+                "SELECT count(*) FROM (SELECT event_id, series_id FROM readings GROUP BY event_id, series_id HAVING count(*) > 1) d"
             )
         ).scalar_one()
         ranges = conn.execute(

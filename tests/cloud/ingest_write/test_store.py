@@ -63,7 +63,12 @@ def test_every_kind_goes_to_its_table_once_with_its_fields(engine: Engine) -> No
     outcome = store.write(work(dev.message(events)))
     assert (outcome.stored, outcome.duplicates, outcome.refused_events) == (5, 0, ())
     assert outcome.acks == (DeviceAck("site-9", EPOCH, ((1, 5),)),)
-    assert sorted(rows(engine, "SELECT quantity, value, cal, clock_synced FROM readings")) == [
+    assert sorted(
+        rows(
+            engine,
+            "SELECT s.quantity, r.value, r.cal, r.clock_synced FROM readings r JOIN series s USING (series_id)",
+        )
+    ) == [
         ("pressure_pa", 101211.4, None, True),
         ("temperature_c", 19.5, 12, True),
     ]
@@ -120,7 +125,10 @@ def test_an_unsynced_clock_in_1970_and_one_far_ahead_are_stored(engine: Engine) 
     late = dev.event()
     assert store.write(work(dev.message([early, late]))).stored == 2
     assert count(engine, "readings") == 4
-    assert rows(engine, "SELECT min(seq), max(seq) FROM readings WHERE clock_synced = false") == [(1, 1)]
+    assert rows(
+        engine,
+        "SELECT min(e.seq), max(e.seq) FROM readings r JOIN event_ids e ON e.id = r.event_id WHERE r.clock_synced = false",
+    ) == [(1, 1)]
 
 
 def test_statuses_move_online_and_status_at_only_on_a_change(engine: Engine) -> None:
@@ -185,15 +193,11 @@ def test_quarantine_keeps_the_newest_rows(engine: Engine) -> None:
     ]
 
 
-def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ack_them(
-    database_url: str, engine: Engine
-) -> None:
-    """The race of two ingest processes given the same events (a resend reaching the other
-    member of the shared subscription): each has its own connection; whichever inserts a
-    key first stores it, the other finds it and acknowledges it once that one committed."""
+def race(engine: Engine, database_url: str, rounds: list[tuple[Work, Work]]) -> list[list[Outcome]]:
+    """Two stores, each on its own connection (two ingest processes), writing each round's
+    pair of works at the same moment; their outcomes."""
     engines = [engine, make_engine(database_url)]
     stores = [Store(e, quarantine_rows=100) for e in engines]
-    devices = [Device(f"race-{i}") for i in range(3)]
     outcomes: list[list[Outcome]] = [[], []]
     errors: list[BaseException] = []
 
@@ -205,11 +209,8 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
             errors.append(exc)
 
     try:
-        for _ in range(10):
-            messages = [d.message(d.readings(200)) for d in devices]
+        for works in rounds:
             barrier = threading.Barrier(2)
-            # The second writer lists the devices in the other order.
-            works = [work(*messages), work(*reversed(messages))]
             threads = [threading.Thread(target=write, args=(i, works[i], barrier)) for i in (0, 1)]
             for t in threads:
                 t.start()
@@ -218,6 +219,22 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
     finally:
         engines[1].dispose()
     assert not errors, errors
+    return outcomes
+
+
+def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ack_them(
+    database_url: str, engine: Engine
+) -> None:
+    """The race of two ingest processes given the same events (a resend reaching the other
+    member of the shared subscription): each has its own connection; whichever inserts a
+    key first stores it, the other finds it and acknowledges it once that one committed."""
+    devices = [Device(f"race-{i}") for i in range(3)]
+    rounds = []
+    for _ in range(10):
+        messages = [d.message(d.readings(200)) for d in devices]
+        # The second writer lists the devices in the other order.
+        rounds.append((work(*messages), work(*reversed(messages))))
+    outcomes = race(engine, database_url, rounds)
     total = 10 * 3 * 200
     stored = sum(o.stored for side in outcomes for o in side)
     duplicates = sum(o.duplicates for side in outcomes for o in side)
@@ -236,3 +253,64 @@ def test_two_writers_storing_the_same_events_at_once_store_them_once_and_both_ac
     assert rows(engine, "SELECT device_id, first_seq, last_seq FROM received_ranges ORDER BY device_id") == [
         (d.device_id, 1, 2000) for d in devices
     ]
+
+
+def test_two_writers_creating_the_same_series_at_once_both_use_its_one_id(
+    database_url: str, engine: Engine
+) -> None:
+    """Two ingest processes storing different events of the same new series at once (a
+    device's messages split by the shared subscription): one series row, every reading
+    pointing at it."""
+    devices = [Device(f"series-{i}") for i in range(3)]
+    rounds = []
+    for n in range(5):  # new quantity names each round: new series for both writers
+        data = {f"q{n}_a": 1.0, f"q{n}_b": 2.0}
+        halves = [[d.message([d.event(data=data) for _ in range(20)]) for d in devices] for _ in (0, 1)]
+        rounds.append((work(*halves[0]), work(*reversed(halves[1]))))
+    race(engine, database_url, rounds)
+    assert count(engine, "series") == 3 * 5 * 2
+    per_series = rows(
+        engine,
+        "SELECT s.device_id, s.quantity, count(*) FROM readings r JOIN series s USING (series_id) "
+        "GROUP BY s.device_id, s.quantity ORDER BY s.device_id, s.quantity",
+    )
+    assert per_series == [(d.device_id, f"q{n}_{x}", 40) for d in devices for n in range(5) for x in "ab"]
+
+
+def test_a_series_made_in_a_rolled_back_transaction_is_not_remembered(postgres_url: str) -> None:
+    """PostgreSQL: the id a rolled-back insert took is gone for good (the identity moves on);
+    the next transaction must make the series again, not reuse the id it saw."""
+    from edge_cloud.ingest.errors import StoreRejected
+    from edge_cloud.ingest.store import Refusal
+    from tests.cloud.ingest_write.helpers import migrated
+
+    with migrated(postgres_url) as pg:
+        store = Store(pg, quarantine_rows=10)
+        dev = Device("rolled-back")
+        message = dev.message(dev.readings(2))
+        # A quarantine row the database refuses (reason is VARCHAR(32)), written after the readings.
+        bad = Refusal("x" * 40, "d", "devices/x/events", "x", 1, b"a", datetime.now(UTC))  # type: ignore[arg-type]
+        try:
+            store.write(Work(events=[message], refusals=[bad]))
+        except StoreRejected:
+            pass
+        else:  # pragma: no cover - the point of the test
+            raise AssertionError("the transaction should have been refused")
+        assert count(pg, "series") == 0 and count(pg, "readings") == 0
+        assert store.write(work(message)).stored == 2
+        assert count(pg, "readings", "WHERE series_id IN (SELECT series_id FROM series)") == 4
+
+
+def test_a_batch_mixing_stored_and_new_events_after_a_clean_one_stores_only_the_new(engine: Engine) -> None:
+    """PostgreSQL tries a clean batch's successor as a bare COPY into the ledger first: a
+    duplicate in it (here the last events) must roll that back and store the rest once."""
+    store = Store(engine, quarantine_rows=100)
+    dev = Device("mixed")
+    first = dev.readings(30)
+    assert store.write(work(dev.message(first))).stored == 30
+    second = dev.readings(20)
+    outcome = store.write(work(dev.message(second + first[-5:])))
+    assert (outcome.stored, outcome.duplicates) == (20, 5)
+    third = dev.readings(10)
+    assert (store.write(work(dev.message(third))).stored, count(engine, "event_ids")) == (10, 60)
+    assert count(engine, "readings") == 2 * 60

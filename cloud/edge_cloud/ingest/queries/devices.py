@@ -1,8 +1,7 @@
 """The fleet: each device's row (seen, online, reported backlog and evictions) with what
 it measures, its open alarms and its failing tests; paged on ``device_id``.
 
-Sensors come from ``readings`` by a loose index scan (a recursive query that jumps from
-one sensor to the next along ``ix_readings_series``: one index probe per sensor, however
+Sensors come from ``series`` (those with readings left: one index probe each, however
 many readings there are), and from ``test_results``.
 """
 
@@ -38,21 +37,12 @@ class DeviceSummary:
     failing_tests: list[StoredTestResult] = field(default_factory=list)
 
 
-# One probe per (device, sensor): the next sensor name after the last, by the index.
+# A series counts while it has a reading left (retention drops old partitions): one
+# index probe per series.
 _SENSORS_READ = sa.text(
     """
-    WITH RECURSIVE s(device_id, sensor) AS (
-        SELECT d.device_id,
-               (SELECT r.sensor FROM readings r WHERE r.device_id = d.device_id
-                ORDER BY r.sensor LIMIT 1)
-        FROM devices d WHERE d.device_id IN :ids
-        UNION ALL
-        SELECT s.device_id,
-               (SELECT r.sensor FROM readings r WHERE r.device_id = s.device_id AND r.sensor > s.sensor
-                ORDER BY r.sensor LIMIT 1)
-        FROM s WHERE s.sensor IS NOT NULL
-    )
-    SELECT device_id, sensor FROM s WHERE sensor IS NOT NULL
+    SELECT DISTINCT s.device_id, s.sensor FROM series s
+    WHERE s.device_id IN :ids AND EXISTS (SELECT 1 FROM readings r WHERE r.series_id = s.series_id)
     """
 ).bindparams(sa.bindparam("ids", expanding=True))
 

@@ -5,11 +5,13 @@ event is one sensor's and holds each quantity once — so several series (a sens
 quantities, or all of a device's) merge into one ordered listing, ties on ``ts`` across
 series and events included.
 
-``ix_readings_series`` is ``(device_id, sensor, quantity, ts, event_id)``: it serves one
-series in time order, not several.  So a listing of several series is a ``UNION ALL`` of
-one ordered, limited query per series (found by a loose index scan: one index probe per
-series), merged by the database (PostgreSQL: a Merge Append that pulls from each branch
-only what the page needs) instead of sorting every row of the window.
+A series is a row of ``series`` (an integer per ``(device_id, sensor, quantity)``), and
+``ix_readings_series`` is ``(series_id, ts)``: it serves one series in time order (ties on
+``ts`` sorted by ``event_id`` as they come, an incremental sort), not several.  So a
+listing of several series is a ``UNION ALL`` of one ordered, limited query per series of
+the device (an index range scan each; one that has no rows in the window costs one
+probe), merged by the database instead of sorting every row of the window.  The page's
+``epoch`` and ``seq`` come from the ledger (``event_ids``), one key probe per row.
 
 Buckets (``every``) are computed in SQL — count, min, mean and max per ``(sensor,
 quantity, bucket)`` — so a month's chart moves a few hundred rows, not millions.  Buckets
@@ -31,14 +33,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from edge_cloud.ingest.queries.fleet import aware, since_until
-from edge_cloud.ingest.tables import TS
+from edge_cloud.ingest.tables import SENSOR, TS
+from edge_cloud.ingest.tables import event_ids as ev
 from edge_cloud.ingest.tables import readings as rd
+from edge_cloud.ingest.tables import series as sr
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
-Series = tuple[str, str]
-"""``(sensor, quantity)``."""
 ReadingKey = tuple[datetime, str, str, str]
 """``(ts, event_id, sensor, quantity)``: where a page of readings ended."""
 BucketKey = tuple[datetime, str, str]
@@ -69,19 +71,6 @@ class Bucket:
     max: float
 
 
-_COLUMNS = (
-    rd.c.ts,
-    rd.c.sensor,
-    rd.c.quantity,
-    rd.c.value,
-    rd.c.event_id,
-    rd.c.epoch,
-    rd.c.seq,
-    rd.c.clock_synced,
-    rd.c.cal,
-)
-
-
 def _reading(r: RowMapping) -> StoredReading:
     return StoredReading(
         ts=aware(r["ts"]),
@@ -110,54 +99,16 @@ def beyond(
     return sa.or_(*terms)
 
 
-# The next (sensor, quantity) of a device after the last one, by the index: one probe per
-# series however many rows each has.  The window bounds prune PostgreSQL's partitions.
-_SERIES = """
-    WITH RECURSIVE s(sensor, quantity) AS (
-        SELECT * FROM (SELECT r.sensor, r.quantity FROM readings r
-                       WHERE r.device_id = :device_id {where}
-                       ORDER BY r.sensor, r.quantity LIMIT 1) AS first_series
-        UNION ALL
-        SELECT (SELECT r.sensor FROM readings r
-                WHERE r.device_id = :device_id {where} AND (r.sensor, r.quantity) > (s.sensor, s.quantity)
-                ORDER BY r.sensor, r.quantity LIMIT 1),
-               (SELECT r.quantity FROM readings r
-                WHERE r.device_id = :device_id {where} AND (r.sensor, r.quantity) > (s.sensor, s.quantity)
-                ORDER BY r.sensor, r.quantity LIMIT 1)
-        FROM s WHERE s.sensor IS NOT NULL
-    )
-    SELECT sensor, quantity FROM s WHERE sensor IS NOT NULL
-"""
-
-
 def series(
-    conn: Connection,
-    device_id: str,
-    *,
-    sensor: str | None = None,
-    quantity: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[Series]:
-    """The device's ``(sensor, quantity)`` pairs with readings (in the window, if given)."""
-    if sensor is not None and quantity is not None:
-        return [(sensor, quantity)]
-    where = []
-    params: dict[str, object] = {"device_id": device_id}
-    binds = []
-    for name, value, clause in (
-        ("sensor", sensor, "r.sensor = :sensor"),
-        ("quantity", quantity, "r.quantity = :quantity"),
-        ("since", since, "r.ts >= :since"),
-        ("until", until, "r.ts < :until"),
-    ):
-        if value is not None:
-            where.append(f"AND {clause}")
-            params[name] = value
-            if isinstance(value, datetime):
-                binds.append(sa.bindparam(name, type_=TS))
-    query = sa.text(_SERIES.format(where=" ".join(where))).bindparams(*binds)
-    return [(s, q) for s, q in conn.execute(query, params)]
+    conn: Connection, device_id: str, *, sensor: str | None = None, quantity: str | None = None
+) -> list[tuple[int, str, str]]:
+    """The device's series ``(series_id, sensor, quantity)``, of ``sensor``/``quantity`` if given."""
+    query = sa.select(sr.c.series_id, sr.c.sensor, sr.c.quantity).where(sr.c.device_id == device_id)
+    if sensor is not None:
+        query = query.where(sr.c.sensor == sensor)
+    if quantity is not None:
+        query = query.where(sr.c.quantity == quantity)
+    return [(int(i), s, q) for i, s, q in conn.execute(query.order_by(sr.c.sensor, sr.c.quantity))]
 
 
 def list_readings(
@@ -174,33 +125,49 @@ def list_readings(
 ) -> list[StoredReading]:
     """Up to ``limit`` readings in ``(ts, event_id, sensor, quantity)`` order after
     ``start_after`` (a keyset, no OFFSET); ``since`` inclusive, ``until`` exclusive, UTC."""
-    found = series(conn, device_id, sensor=sensor, quantity=quantity, since=since, until=until)
+    found = series(conn, device_id, sensor=sensor, quantity=quantity)
     if not found:
         return []
-    key = (rd.c.ts, rd.c.event_id, rd.c.sensor, rd.c.quantity)
-    order = [c.desc() for c in key] if descending else list(key)
-    where = [rd.c.device_id == device_id, *since_until(rd.c.ts, since, until)]
+    window = since_until(rd.c.ts, since, until)
     if start_after is not None:
-        where.append(beyond(key, start_after, descending=descending))
-        # Redundant with the OR above, but it is what lets the index scan start at the
-        # cursor's time instead of at ``since`` (the planner does not derive it).
-        where.append(rd.c.ts <= start_after[0] if descending else rd.c.ts >= start_after[0])
-    branches = [
-        sa.select(*_COLUMNS).where(*where, rd.c.sensor == s, rd.c.quantity == q).order_by(*order).limit(limit)
-        for s, q in found
-    ]
+        # Redundant with the keyset condition, but it is what lets the index scan start at
+        # the cursor's time instead of at ``since`` (the planner does not derive it).
+        window.append(rd.c.ts <= start_after[0] if descending else rd.c.ts >= start_after[0])
+    branch_key = (rd.c.ts, rd.c.event_id)
+    branch_order = [c.desc() for c in branch_key] if descending else list(branch_key)
+    branches = []
+    for series_id, s, q in found:
+        names = (sa.literal(s, SENSOR).label("sensor"), sa.literal(q, SENSOR).label("quantity"))
+        where = [rd.c.series_id == series_id, *window]
+        if start_after is not None:
+            where.append(beyond((*branch_key, *names), start_after, descending=descending))
+        branches.append(
+            sa.select(rd.c.ts, *names, rd.c.value, rd.c.event_id, rd.c.clock_synced, rd.c.cal)
+            .where(*where)
+            .order_by(*branch_order)
+            .limit(limit)
+        )
     if len(branches) == 1:
-        query = branches[0]
+        page = branches[0].subquery("page")
     else:
-        # Each branch wrapped as a subquery: SQLite takes no ORDER BY/LIMIT on a bare
-        # member of a compound select.
+        # One ordered, limited branch per series (an index range scan each), merged:
+        # wrapped as subqueries, as SQLite takes no ORDER BY/LIMIT on a bare member of a
+        # compound select.
         merged = sa.union_all(*(sa.select(b.subquery()) for b in branches)).subquery()
         merged_key = (merged.c.ts, merged.c.event_id, merged.c.sensor, merged.c.quantity)
-        query = (
+        page = (
             sa.select(merged)
             .order_by(*([c.desc() for c in merged_key] if descending else merged_key))
             .limit(limit)
+            .subquery("page")
         )
+    # The page's epoch and seq from the ledger: one probe of its key per row.
+    key = (page.c.ts, page.c.event_id, page.c.sensor, page.c.quantity)
+    query = (
+        sa.select(page, ev.c.epoch, ev.c.seq)
+        .join(ev, sa.and_(ev.c.device_id == device_id, ev.c.id == page.c.event_id))
+        .order_by(*([c.desc() for c in key] if descending else key))
+    )
     return [_reading(r) for r in conn.execute(query).mappings()]
 
 
@@ -237,11 +204,11 @@ def list_buckets(
     if every.total_seconds() < 1 or every % timedelta(seconds=1):
         raise ValueError(f"every must be a whole number of seconds, not {every}")
     lo, hi = since, until
-    where = [rd.c.device_id == device_id]
+    where = [sr.c.device_id == device_id]
     if sensor is not None:
-        where.append(rd.c.sensor == sensor)
+        where.append(sr.c.sensor == sensor)
     if quantity is not None:
-        where.append(rd.c.quantity == quantity)
+        where.append(sr.c.quantity == quantity)
     if start_after is not None:
         # The page goes on in the cursor's bucket (its later series) and the buckets
         # beyond it: narrow the rows read to those, in terms of ts (what the index holds).
@@ -250,12 +217,12 @@ def list_buckets(
         if descending:
             hi = min(hi, end)
             where.append(
-                sa.or_(rd.c.ts < start, beyond((rd.c.sensor, rd.c.quantity), (s, q), descending=True))
+                sa.or_(rd.c.ts < start, beyond((sr.c.sensor, sr.c.quantity), (s, q), descending=True))
             )
         else:
             lo = max(lo, start)
             where.append(
-                sa.or_(rd.c.ts >= end, beyond((rd.c.sensor, rd.c.quantity), (s, q), descending=False))
+                sa.or_(rd.c.ts >= end, beyond((sr.c.sensor, sr.c.quantity), (s, q), descending=False))
             )
     where += since_until(rd.c.ts, lo, hi)
     postgres = conn.dialect.name == "postgresql"
@@ -264,16 +231,17 @@ def list_buckets(
     bucket = bucket.label("bucket")
     grouped = (
         sa.select(
-            rd.c.sensor,
-            rd.c.quantity,
+            sr.c.sensor,
+            sr.c.quantity,
             bucket,
             sa.func.count().label("n"),
             sa.func.min(rd.c.value).label("lo"),
             sa.func.avg(rd.c.value).label("mean"),
             sa.func.max(rd.c.value).label("hi"),
         )
+        .select_from(sr.join(rd, rd.c.series_id == sr.c.series_id))
         .where(*where)
-        .group_by(rd.c.sensor, rd.c.quantity, bucket)
+        .group_by(sr.c.sensor, sr.c.quantity, bucket)
         .subquery()
     )
     key = (grouped.c.bucket, grouped.c.sensor, grouped.c.quantity)

@@ -2,7 +2,8 @@
 
 ``model`` (what goes in and comes out), ``rows`` (an envelope → its rows, or its refusal),
 ``prepare`` (a work → rows, before the transaction), ``inserts`` (the ledger's
-insert-or-ignore and bulk rows: COPY on PostgreSQL, executemany elsewhere), ``devices``,
+insert-or-ignore and bulk rows: COPY on PostgreSQL, executemany elsewhere), ``series``
+(the readings' series ids: cached, new ones inserted-or-ignored), ``devices``,
 ``received``, ``quarantine`` (the other tables), ``store`` (the transaction).
 """
 

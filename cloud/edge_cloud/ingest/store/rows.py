@@ -29,20 +29,14 @@ _JSON_DEPTH_MAX = 64
 EventKey = tuple[str, str]
 """``(device_id, id)``: the ledger's key."""
 
-READING_COLUMNS = (
-    "device_id",
-    "sensor",
-    "quantity",
-    "ts",
-    "value",
-    "event_id",
-    "epoch",
-    "seq",
-    "clock_synced",
-    "cal",
-)
-"""The order of a reading row's values (``tables.readings``'s columns)."""
-ReadingRow = tuple[str, str, str, datetime, float, str, str, int, bool, int | None]
+SeriesKey = tuple[str, str, str]
+"""``(device_id, sensor, quantity)``: what a ``series`` row stands for."""
+
+READING_COLUMNS = ("series_id", "ts", "value", "event_id", "clock_synced", "cal")
+"""``tables.readings``'s columns, in the order of a stored row."""
+ReadingRow = tuple[SeriesKey, datetime, float, str, bool, int | None]
+"""A reading row in :data:`READING_COLUMNS` order, its series still named by its key (the
+store turns it into the ``series_id``, inside the transaction)."""
 
 
 class EventRefused(ValueError):
@@ -60,8 +54,8 @@ class EventRows:
     rows: list[dict[str, Any]] = field(default_factory=list)
     """Rows of the other tables."""
     readings: list[ReadingRow] = field(default_factory=list)
-    """A reading's rows, one per quantity, as tuples in :data:`READING_COLUMNS` order (the
-    bulk path: COPY takes them as they are)."""
+    """A reading's rows, one per quantity, as tuples in :data:`READING_COLUMNS` order with
+    the series key first (the bulk path: COPY takes them once the key is an id)."""
     evicted: int = 0
     """Events a gap event reports evicted (added to ``devices.evicted_events``)."""
 
@@ -153,7 +147,7 @@ def _readings(event: Envelope, ts: datetime, device_id: str) -> list[ReadingRow]
             if type(cal_id) is not int or not 0 <= cal_id <= BIGINT_MAX:
                 raise EventRefused(f"data.cal.{quantity[:64]}: {cal_id!r:.40} is not a calibration id")
     synced = event.clock == "synced"
-    event_id, epoch, seq = event.id, event.epoch, event.seq
+    event_id = event.id
     rows: list[ReadingRow] = []
     for quantity, value in data.items():
         if quantity == "cal":
@@ -163,18 +157,7 @@ def _readings(event: Envelope, ts: datetime, device_id: str) -> list[ReadingRow]
         # The common case inline (a finite float): this runs for every value received.
         number = value if type(value) is float and _isfinite(value) else _number(quantity, value)
         rows.append(
-            (
-                device_id,
-                sensor,
-                quantity,
-                ts,
-                number,
-                event_id,
-                epoch,
-                seq,
-                synced,
-                cal.get(quantity) if cal else None,
-            )
+            ((device_id, sensor, quantity), ts, number, event_id, synced, cal.get(quantity) if cal else None)
         )
     return rows
 

@@ -2,7 +2,8 @@
 
 In the transaction, in this order: the devices are touched (row locks, device-id order),
 status messages applied, the events inserted-or-ignored into the ``event_ids`` ledger,
-the rows of the events new to it written to their tables, the seqs merged into
+the series of new readings resolved (``series``), the rows of the events new to it
+written to their tables, the seqs merged into
 ``received_ranges``, gap counts added to ``devices.evicted_events``, refusals written to
 the quarantine.  Only after the commit does the caller acknowledge anything.
 
@@ -29,7 +30,8 @@ from edge_cloud.ingest.store import devices, quarantine, received
 from edge_cloud.ingest.store.inserts import Inserts, inserter_for
 from edge_cloud.ingest.store.model import DeviceAck, Outcome, Work
 from edge_cloud.ingest.store.prepare import Prepared, prepare
-from edge_cloud.ingest.store.rows import ReadingRow
+from edge_cloud.ingest.store.rows import ReadingRow, SeriesKey
+from edge_cloud.ingest.store.series import SeriesIds
 from edge_cloud.ingest.tables import alarms, gaps, status_events, test_results
 from edge_protocol.wire import seq_ranges
 
@@ -47,6 +49,7 @@ class Store:
         self.engine = engine
         self.quarantine_rows = quarantine_rows
         self.inserts: Inserts = inserter_for(engine.dialect.name, strategy)
+        self.series = SeriesIds()
 
     def write(self, work: Work) -> Outcome:
         """Store ``work`` in one transaction; raises :class:`StoreUnavailable` / :class:`StoreRejected`."""
@@ -64,7 +67,7 @@ class Store:
     def _write_once(self, work: Work, prepared: Prepared) -> Outcome:
         try:
             with self.engine.begin() as conn:
-                new = self._transaction(conn, work, prepared)
+                new, series_read = self._transaction(conn, work, prepared)
         except sa.exc.StatementError as exc:
             raise _converted(exc) from exc
         except Exception as exc:
@@ -72,6 +75,7 @@ class Store:
             if converted is None:
                 raise
             raise converted from exc
+        self.series.remember(series_read)
         return Outcome(
             stored=new,
             duplicates=len(prepared.events) - new + prepared.repeated,
@@ -82,7 +86,10 @@ class Store:
             ),
         )
 
-    def _transaction(self, conn: Connection, work: Work, prepared: Prepared) -> int:
+    def _transaction(
+        self, conn: Connection, work: Work, prepared: Prepared
+    ) -> tuple[int, dict[SeriesKey, int]]:
+        """The events newly stored, and the series ids read (to remember once committed)."""
         devices.touch(conn, prepared.seen)
         devices.apply_statuses(conn, work.statuses)
         inserted = self.inserts.ledger(conn, [e.ledger for e in prepared.events])
@@ -97,14 +104,15 @@ class Store:
                 by_table[e.table].extend(e.rows)
             if e.evicted:
                 evicted[e.key[0]] += e.evicted
-        self.inserts.readings(conn, reading_rows)
+        ids, series_read = self.series.resolve(conn, {r[0] for r in reading_rows})
+        self.inserts.readings(conn, reading_rows, ids)
         for name, rows in by_table.items():
             if rows:
                 conn.execute(_KIND_TABLES[name].insert(), rows)
         received.note(conn, prepared.seqs)
         devices.add_evicted(conn, evicted)
         quarantine.record(conn, [*work.refusals, *prepared.refused], keep=self.quarantine_rows)
-        return len(new)
+        return len(new), series_read
 
 
 def _converted(exc: sa.exc.StatementError) -> StoreUnavailable | StoreRejected:
