@@ -329,6 +329,13 @@ UNUSABLE: dict[str, tuple[str, int, str, str]] = {
     # name: (what, its new mode, command, what the refusal says (the state folder's path follows it))
     "a CA folder the service cannot read": ("ca", 0o000, "devices", "ca/ca.key: Permission denied"),
     "a read-only database file": ("auth.db", 0o400, "serve", "auth.db: not writable"),
+    # It said "no signing key ... make a new key with rotate-signing-key", voiding every token.
+    "a signing key folder the service cannot read": (
+        "signing-keys",
+        0o000,
+        "devices",
+        "signing-keys: cannot read the signing keys",
+    ),
     "a read-only broker folder": ("../edge-auth-broker", 0o550, "serve", "cannot write the broker files"),
 }
 
