@@ -27,6 +27,7 @@ from edge_cloud.auth.tables import certificates, devices
 from edge_cloud.common.errors import EX_CONFIG
 from tests.cloud.conftest import Api
 from tests.cloud.helpers import csr_pem, new_key
+from tests.conftest import require_binary
 from tests.mosquitto import free_port, make_tls_files
 from tests.tmpfs import small_tmpfs
 
@@ -282,3 +283,78 @@ def test_without_the_record_the_deployed_crl_stands_in_for_it(api: Api) -> None:
 def _foreign_crl(tmp_dir: Path) -> bytes:
     other = CertificateAuthority.create(tmp_dir / "other-ca", name="other", lifetime=86400, now=time.time())
     return other.crl([], now=time.time(), lifetime=3600, number=1).encode()
+
+
+def test_a_whole_ca_of_another_installation_is_refused_not_deployed(
+    initialised: Path, tmp_path: Path
+) -> None:
+    """Both ``ca.key`` and ``ca.pem`` from another installation (a wrong backup restored):
+    they match each other, so only the CA the broker trusts tells.  It started, replaced
+    the broker's ca.pem and server certificate and reloaded: every device failed TLS."""
+    (tmp_path / "other").mkdir()
+    other = write_config(tmp_path / "other")
+    assert run("init", "-c", str(other)).exit_code == 0
+    assert run("broker-config", "--no-reload", "-c", str(initialised)).exit_code == 0  # deployed
+    state, broker = initialised.parent / "state", initialised.parent / "edge-auth-broker"
+    shutil.rmtree(state / "ca")
+    shutil.copytree(other.parent / "state" / "ca", state / "ca")
+    deployed = {p.name: p.read_bytes() for p in broker.iterdir()}
+    for command in ("devices", "broker-config", "serve"):
+        one_line_refusal(
+            run(command, "-c", str(initialised)),
+            EX_CONFIG,
+            f"{broker / 'ca.pem'}: the broker trusts another CA than {state / 'ca' / 'ca.pem'}",
+        )
+    assert {p.name: p.read_bytes() for p in broker.iterdir()} == deployed
+
+
+def _without_root_powers(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command as a service's own user meets file modes: root ignores them, so
+    as root it runs without the capabilities that override them."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = require_binary("setpriv", "it drops root's file-permission override (util-linux)")
+        drop = "-dac_override,-dac_read_search"
+        prefix = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "edge_cloud.auth", *args, "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=30,  # serve refuses at once, or (the old code) serves until killed
+    )
+
+
+UNUSABLE: dict[str, tuple[str, int, str, str]] = {
+    # name: (what, its new mode, command, what the refusal says (the state folder's path follows it))
+    "a CA folder the service cannot read": ("ca", 0o000, "devices", "ca/ca.key: Permission denied"),
+    "a read-only database file": ("auth.db", 0o400, "serve", "auth.db: not writable"),
+    # It said "no signing key ... make a new key with rotate-signing-key", voiding every token.
+    "a signing key folder the service cannot read": (
+        "signing-keys",
+        0o000,
+        "devices",
+        "signing-keys: cannot read the signing keys",
+    ),
+    "a read-only broker folder": ("../edge-auth-broker", 0o550, "serve", "cannot write the broker files"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_state_the_service_cannot_use_is_one_line_and_exit_78(initialised: Path, case: str) -> None:
+    """A restore as root leaves files the service's user cannot read or write: a traceback,
+    or (read-only database) a service that starts and fails every change with a 500."""
+    what, mode, command, said = UNUSABLE[case]
+    assert run("broker-config", "--no-reload", "-c", str(initialised)).exit_code == 0
+    path = initialised.parent / "state" / what
+    for suffix in ("-wal", "-shm"):  # a clean stop leaves none; SQLite would not open them read-only
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    old = path.stat().st_mode & 0o7777
+    path.chmod(mode)
+    try:
+        result = _without_root_powers(initialised, command)
+    finally:
+        path.chmod(old)
+    assert result.returncode == EX_CONFIG, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert said in result.stderr, result.stderr

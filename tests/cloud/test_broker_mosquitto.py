@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from edge_cloud.auth import registry
 from edge_cloud.auth.cli import app
 from edge_cloud.auth.errors import StateInvalid
-from edge_cloud.auth.revocation_record import RESTORE_ACTOR
+from edge_cloud.auth.revocation_record import RECORD_NAME, RESTORE_ACTOR
 from edge_cloud.auth.service import open_service
 from edge_cloud.auth.tables import audit_log
 from edge_cloud.common.errors import EX_CONFIG
@@ -281,6 +281,35 @@ def test_revocations_survive_a_restart_on_a_database_restored_from_an_older_back
             restarted.broker.apply()
             # Polled: an earlier SIGHUP's reload may still be due and read the older ACL first.
             wait_for(lambda: _publishes(env.peer(d), "devices/dev-d/events"), what="dev-d enabled")
+        finally:
+            restarted.close()
+
+
+def test_a_lost_record_and_an_older_database_keep_a_revoked_password_device_out(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Both lost at once: ``revoked.json`` deleted, and the database restored from before a
+    password device was revoked.  The CRL stands in for certificates; a password device has
+    none, so the deployed ACL's deny stands in (as disabled: the ACL does not say which).
+    It was back in the password file and connected."""
+    with auth_with_broker(tmp_path, sqlite_url, password_port=free_port(), cut_sessions=False) as env:
+        password_peer = env.enroll_password("dev-p")
+        backup = tmp_path / "backup.db"
+        with sqlite3.connect(tmp_path / "auth.db") as live, sqlite3.connect(backup) as copy:
+            live.backup(copy)
+        env.revoke("dev-p")
+        env.service.close()
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"auth.db{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(backup, tmp_path / "auth.db")
+        (env.service.settings.broker.out_dir / RECORD_NAME).unlink()
+        reloads = env.broker.log.count("Reloading config")
+        restarted = open_service(env.service.settings)
+        try:
+            _wait_reload(env, reloads)
+            assert not password_peer("dev-p").connect(), "a revoked password connected after the restore"
+            with restarted.engine.connect() as conn:
+                assert registry.get_device(conn, "dev-p").status == "disabled"
         finally:
             restarted.close()
 

@@ -23,7 +23,7 @@ from edge_cloud.auth import installation, operators, registry, revocation
 from edge_cloud.auth.broker_sync import BrokerSync
 from edge_cloud.auth.cli_operators import operators_app
 from edge_cloud.auth.cli_options import ConfigOption
-from edge_cloud.auth.errors import AuthServiceError, StateInvalid, StateUnavailable
+from edge_cloud.auth.errors import AuthServiceError, BrokerSyncError, StateInvalid, StateUnavailable
 from edge_cloud.auth.registry import Actor
 from edge_cloud.auth.service import AuthService, open_service
 from edge_cloud.auth.settings import DEFAULT_CONFIG_PATH, AuthSettings, load_auth_settings
@@ -46,7 +46,12 @@ CLI_ACTOR = Actor("cli")
 
 
 EX_TEMPFAIL = 75  # sysexits.h: try again later (the database is not reachable yet)
-EXIT_STATUS: dict[type[AuthServiceError], int] = {StateInvalid: EX_CONFIG, StateUnavailable: EX_TEMPFAIL}
+# The broker's folder not writable or the broker not signallable: the setup, as the state.
+EXIT_STATUS: dict[type[AuthServiceError], int] = {
+    StateInvalid: EX_CONFIG,
+    BrokerSyncError: EX_CONFIG,
+    StateUnavailable: EX_TEMPFAIL,
+}
 
 
 def _settings(path: Path | None, *, defaults: bool = False) -> AuthSettings:

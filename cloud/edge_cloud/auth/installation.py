@@ -18,9 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.engine import Engine, make_url
 
 from edge_cloud.auth import migrate
+from edge_cloud.auth.ca import CertificateAuthority
 from edge_cloud.auth.errors import StateInvalid, StateUnavailable
 from edge_cloud.auth.revocation_record import RECORD_NAME
 from edge_cloud.auth.settings import AuthSettings
@@ -80,6 +82,8 @@ def prepare_files(settings: AuthSettings) -> None:
                 path.chmod(0o600)  # made by an earlier version with the umask's 0644
     except OSError as exc:
         raise StateInvalid(f"{db}: cannot create or secure the database file: {exc.strerror or exc}") from exc
+    if not os.access(db, os.W_OK):  # SQLite would open it read-only: every change a 500
+        raise StateInvalid(f"{db}: not writable (the wrong owner or mode?); the service's user must own it")
 
 
 @contextmanager
@@ -140,6 +144,28 @@ def earlier_installation(settings: AuthSettings) -> list[Path]:
     out = settings.broker.out_dir
     found += [p for p in (out / RECORD_NAME, out / "crl.pem", out / "ca.pem") if p.exists()]
     return found
+
+
+def check_deployed_ca(settings: AuthSettings, ca: CertificateAuthority) -> None:
+    """The CA the deployed broker trusts is ``ca``.  A key and certificate from another
+    installation (a wrong backup restored) match each other; rendering the broker files
+    from them would make the broker refuse every enrolled device."""
+    deployed = settings.broker.out_dir / "ca.pem"
+    try:
+        cert = x509.load_pem_x509_certificate(deployed.read_bytes())
+    except FileNotFoundError:
+        return  # none deployed yet: a new installation or a new broker folder
+    except OSError as exc:
+        raise StateInvalid(f"{deployed}: cannot read it: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise StateInvalid(
+            f"{deployed}: not a PEM certificate ({exc}); restore it from a backup of the broker folder"
+        ) from exc
+    if cert != ca.cert:
+        raise StateInvalid(
+            f"{deployed}: the broker trusts another CA than {ca.directory / 'ca.pem'}: starting would "
+            f"lock out every enrolled device; restore the CA that belongs with the broker files ({RESTORE_HINT})"
+        )
 
 
 def refuse_empty_database(settings: AuthSettings, evidence: list[Path]) -> StateInvalid:

@@ -14,7 +14,8 @@ expired certificate anyway), writes the record, and only then the CRL and the AC
 covers.  The expiry is kept here because a certificate issued after the backup the
 database came from is unknown to that database.  A deployed ``crl.pem`` counts too
 when there is no record (written by a version without it, or the record lost): its
-entries are kept until the CA expires, once its signature by our CA is checked.
+entries are kept until the CA expires, once its signature by our CA is checked; and the
+devices the deployed ACL denies are disabled (a password device has no serial).
 
 At start, :func:`reapply` makes the database agree: a device or certificate the record
 says is revoked is revoked there too, a device it says is disabled is disabled, each
@@ -24,6 +25,7 @@ database's list at the last render (after the start made the database agree).
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +116,9 @@ def read_deployed(directory: Path, ca: CertificateAuthority) -> RevocationRecord
     version before the record, or the record lost) saves parsing thousands of entries."""
     if (directory / RECORD_NAME).exists():
         return _read_record(directory / RECORD_NAME)
-    record = RevocationRecord()
+    # A password device has no serial: the ACL's deny keeps it out.  Revoked or disabled,
+    # the ACL does not say: disabled is the safe guess an operator can undo.
+    record = RevocationRecord(disabled=_denied_in_acl(directory / "acl"))
     crl_path = directory / "crl.pem"
     try:
         crl = x509.load_pem_x509_crl(crl_path.read_bytes())
@@ -134,6 +138,21 @@ def read_deployed(directory: Path, ca: CertificateAuthority) -> RevocationRecord
         if entry.serial_number not in record.serials:
             record.add(entry.serial_number, Revoked(entry.revocation_date_utc.timestamp(), until))
     return record
+
+
+def _denied_in_acl(path: Path) -> set[str]:
+    """The user names the ACL denies everything (``user X`` then ``topic deny #``)."""
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except FileNotFoundError:
+        return set()
+    except OSError as exc:
+        raise StateInvalid(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    return {
+        user.removeprefix("user ").strip()
+        for user, rule in itertools.pairwise(lines)
+        if user.startswith("user ") and rule == "topic deny #"
+    }
 
 
 def _read_record(path: Path) -> RevocationRecord:

@@ -101,6 +101,11 @@ def open_service(
     engine = installation.open_database(settings)
     try:
         return _open(settings, engine, clock, reconcile, initialise, new_service_ca, new_signing_key)
+    except OSError as exc:  # a file the checks did not expect to fail (a restore left the wrong owner)
+        engine.dispose()
+        raise StateInvalid(
+            f"{exc.filename or settings.state_dir}: {exc.strerror or exc}; the service's user must own its state"
+        ) from exc
     except BaseException:
         engine.dispose()
         raise
@@ -132,6 +137,7 @@ def _open(
     if new or new_service_ca:
         _replace_service_ca(settings, now)
     ca = CertificateAuthority(settings.ca_dir)
+    installation.check_deployed_ca(settings, ca)
     service_ca = CertificateAuthority(settings.service_ca_dir, lost=LOST_SERVICE_CA)
     key_dir = settings.signing_key_dir
     first = new or (new_signing_key and not any(key_dir.glob("*.pem")))  # every key lost: asked for

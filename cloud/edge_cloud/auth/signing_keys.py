@@ -75,7 +75,12 @@ class KeyRing:
         """Read every key; a folder without one, or a file that is not an Ed25519 key, is
         StateInvalid (a silently made new key would void every token issued)."""
         try:
-            paths = sorted(self.directory.glob("*.pem")) if self.directory.is_dir() else []
+            # Not glob: it takes an unreadable folder for an empty one ("no signing key").
+            paths = sorted(
+                p
+                for p in (self.directory.iterdir() if self.directory.is_dir() else ())
+                if p.suffix == ".pem" and not p.name.startswith(".")
+            )
             keys = [self._load(path) for path in paths]
         except OSError as exc:
             raise StateInvalid(f"{self.directory}: cannot read the signing keys: {exc}") from exc
