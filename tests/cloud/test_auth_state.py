@@ -27,7 +27,7 @@ from edge_cloud.auth.tables import certificates, devices
 from edge_cloud.common.errors import EX_CONFIG
 from tests.cloud.conftest import Api
 from tests.cloud.helpers import csr_pem, new_key
-from tests.conftest import require_binary
+from tests.conftest import require_binary, under_ci
 from tests.mosquitto import free_port, make_tls_files
 from tests.tmpfs import small_tmpfs
 
@@ -232,6 +232,28 @@ def test_an_unreachable_postgresql_is_one_line_and_exit_75(tmp_path: Path) -> No
     assert result.returncode == EX_TEMPFAIL, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "127.0.0.1" in result.stderr and "database unreachable" in result.stderr
+
+
+def test_a_postgresql_database_that_does_not_exist_is_exit_78_at_once(
+    tmp_path: Path, postgres_available: str | None
+) -> None:
+    """The server answers "no such database": configuration, not worth a retry loop."""
+    if postgres_available:
+        if under_ci():
+            pytest.fail(f"under CI every dependency must be present: {postgres_available}")
+        pytest.skip(postgres_available)
+    url = f"postgresql://postgres@127.0.0.1:5432/edge_auth_missing_{os.getpid()}"
+    config = write_config(tmp_path, f'[database]\nurl = "{url}"\nwait = "60s"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_cloud.auth", "serve", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=45,  # well inside database.wait: it must not be waiting at all
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "does not exist" in result.stderr and "fix database.url" in result.stderr
 
 
 def test_broker_config_out_says_loudly_that_it_is_a_snapshot(initialised: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from edge_cloud.auth.errors import StateInvalid, StateUnavailable
 from edge_cloud.auth.revocation_record import RECORD_NAME
 from edge_cloud.auth.settings import AuthSettings
 from edge_cloud.auth.tables import audit_log, devices, operators
-from edge_cloud.common.db import make_engine, normalise_url, wait_for_database
+from edge_cloud.common.db import make_engine, normalise_url, refused_for_good, wait_for_database
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,11 @@ def database_errors(settings: AuthSettings) -> Iterator[None]:
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         if not _is_sqlite(settings):
+            if refused_for_good(exc):  # waiting will not create the database or the role
+                raise StateInvalid(
+                    f"{name}: the server refused the connection ({reason}); "
+                    "create the database or role, or fix database.url"
+                ) from exc
             raise StateUnavailable(f"{name}: database unreachable ({reason}); try again") from exc
         raise StateInvalid(f"{name}: cannot use the database: {reason}") from exc
     except sa.exc.DatabaseError as exc:
