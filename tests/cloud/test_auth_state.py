@@ -218,17 +218,22 @@ def test_a_read_only_state_folder_is_one_line_and_exit_78(tmp_path: Path) -> Non
         one_line_refusal(run("devices", "-c", str(config)), EX_CONFIG, f"{mnt / 'state'}: not writable")
 
 
-def test_an_unreachable_postgresql_is_one_line_and_exit_75(tmp_path: Path) -> None:
+def _serve(config: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Through the real command: the exit status and stderr a service manager sees."""
-    url = f"postgresql://postgres@127.0.0.1:{free_port()}/edge_auth"
-    config = write_config(tmp_path, f'[database]\nurl = "{url}"\nwait = "1s"\n')
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "edge_cloud.auth", "serve", "-c", str(config)],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
-        timeout=60,
+        timeout=timeout,
     )
+
+
+def test_an_unreachable_postgresql_is_one_line_and_exit_75(tmp_path: Path) -> None:
+    """Through the real command: the exit status and stderr a service manager sees."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/edge_auth"
+    config = write_config(tmp_path, f'[database]\nurl = "{url}"\nwait = "1s"\n')
+    result = _serve(config)
     assert result.returncode == EX_TEMPFAIL, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "127.0.0.1" in result.stderr and "database unreachable" in result.stderr
@@ -244,13 +249,7 @@ def test_a_postgresql_database_that_does_not_exist_is_exit_78_at_once(
         pytest.skip(postgres_available)
     url = f"postgresql://postgres@127.0.0.1:5432/edge_auth_missing_{os.getpid()}"
     config = write_config(tmp_path, f'[database]\nurl = "{url}"\nwait = "60s"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "edge_cloud.auth", "serve", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=45,  # well inside database.wait: it must not be waiting at all
-    )
+    result = _serve(config, timeout=45)  # well inside database.wait: it must not be waiting at all
     assert result.returncode == EX_CONFIG, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "does not exist" in result.stderr and "fix database.url" in result.stderr
