@@ -45,9 +45,9 @@ from sqlalchemy.engine import Engine
 from edge_cloud.common.db import make_engine
 from edge_cloud.ingest import migrate
 from edge_cloud.ingest.store import EventsMessage, Store, Work
-from edge_cloud.ingest.store.inserts import LEDGER_COLUMNS, LEDGER_TYPES, READING_TYPES
+from edge_cloud.ingest.store.inserts import LEDGER_TYPES, READING_TYPES, reading_rows
 from edge_cloud.ingest.store.prepare import prepare
-from edge_cloud.ingest.store.rows import READING_COLUMNS
+from edge_cloud.ingest.store.rows import LEDGER_COLUMNS, READING_COLUMNS
 from edge_cloud.ingest.store.series import SeriesIds
 from edge_protocol.wire import Envelope, rfc3339_ms, uuid7
 
@@ -110,12 +110,9 @@ def baseline(engine: Engine, works: list[Work]) -> float:
     series rows are made (and their ids put in the rows) before the clock starts."""
     prepared = [prepare(w) for w in works]
     with engine.begin() as conn:
-        ids, _ = SeriesIds().resolve(conn, {r[0] for p in prepared for e in p.events for r in e.readings})
-    built = []
-    for p in prepared:
-        ledger = [tuple(e.ledger[c] for c in LEDGER_COLUMNS) for e in p.events]
-        rows = [(ids[r[0]], *r[1:]) for e in p.events for r in e.readings]
-        built.append((ledger, rows))
+        keys = {(e.key[0], r[0], r[1]) for p in prepared for e in p.events for r in e.readings}
+        ids, _ = SeriesIds().resolve(conn, keys)
+    built = [([e.ledger for e in p.events], list(reading_rows(p.events, ids))) for p in prepared]
     n = sum(w.event_count for w in works)
     raw = engine.raw_connection()
     try:
