@@ -49,7 +49,7 @@ from edge_cloud.ingest.store.inserts import LEDGER_TYPES, READING_TYPES, reading
 from edge_cloud.ingest.store.prepare import prepare
 from edge_cloud.ingest.store.rows import LEDGER_COLUMNS, READING_COLUMNS
 from edge_cloud.ingest.store.series import SeriesIds
-from edge_protocol.wire import Envelope, rfc3339_ms, uuid7
+from edge_protocol.wire import ENVELOPE_DICT, rfc3339_ms, uuid7
 
 
 def make_works(events: int, devices: int, batch: int) -> list[Work]:
@@ -64,17 +64,19 @@ def make_works(events: int, devices: int, batch: int) -> list[Work]:
             seqs[d] += 1
             ms = start + seqs[d] * devices * 10 + d
             envs.append(
-                Envelope(
-                    id=uuid7(ms),
-                    seq=seqs[d],
-                    epoch="bench-epoch",
-                    boot="bench-boot",
-                    kind="reading",
-                    sensor="climate",
-                    ts=rfc3339_ms(datetime.fromtimestamp(ms / 1000, UTC)),
-                    clock="synced",
-                    mono=float(seqs[d]),
-                    data={"temperature_c": 19.5, "pressure_pa": 101211.4, "relative_humidity_pct": 42.0},
+                ENVELOPE_DICT.validate_python(
+                    dict(
+                        id=uuid7(ms),
+                        seq=seqs[d],
+                        epoch="bench-epoch",
+                        boot="bench-boot",
+                        kind="reading",
+                        sensor="climate",
+                        ts=rfc3339_ms(datetime.fromtimestamp(ms / 1000, UTC)),
+                        clock="synced",
+                        mono=float(seqs[d]),
+                        data={"temperature_c": 19.5, "pressure_pa": 101211.4, "relative_humidity_pct": 42.0},
+                    )
                 )
             )
         messages.append(EventsMessage(f"bench-{d:04d}", envs, received))

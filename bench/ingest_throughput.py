@@ -59,7 +59,7 @@ def payloads(events: int, devices: int) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
     for work in make_works(events, devices, 100):
         for message in work.events:
-            envelopes = [e.model_dump() for e in message.events]
+            envelopes = [dict(e) for e in message.events]
             out.setdefault(message.device_id, []).append(encode_batch(message.device_id, envelopes))
     return out
 

@@ -12,26 +12,26 @@ import pytest
 
 from edge_cloud.ingest.serve import GC_GEN0_THRESHOLD, tune_gc
 from edge_cloud.ingest.store.rows import EventRefused, event_rows
-from edge_protocol.wire import Envelope
+from edge_protocol.wire import ENVELOPE_DICT, EnvelopeDict
 from tests.cloud.ingest_write.helpers import Device
 
 AT = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
 
 
-def reading(data: dict[str, Any]) -> Envelope:
-    return Envelope.model_validate(Device("site-1").event(data=data))
+def reading(data: dict[str, Any]) -> EnvelopeDict:
+    return ENVELOPE_DICT.validate_python(Device("site-1").event(data=data))
 
 
 def test_reading_values_become_floats_in_column_order_one_row_per_quantity() -> None:
     env = reading({"temperature_c": 19.5, "count": 3, "cal": {"temperature_c": 7}})
     rows = event_rows("site-1", env, AT)
     assert rows.table == "readings" and rows.rows == ()
-    assert rows.key == ("site-1", env.id)
-    assert rows.ledger == ("site-1", env.id, env.epoch, 1, "reading", AT)
-    ts = datetime.fromisoformat(env.ts).astimezone(UTC)
+    assert rows.key == ("site-1", env["id"])
+    assert rows.ledger == ("site-1", env["id"], env["epoch"], 1, "reading", AT)
+    ts = datetime.fromisoformat(env["ts"]).astimezone(UTC)
     assert rows.readings == (
-        ("climate", "temperature_c", ts, 19.5, env.id, True, 7),
-        ("climate", "count", ts, 3.0, env.id, True, None),
+        ("climate", "temperature_c", ts, 19.5, env["id"], True, 7),
+        ("climate", "count", ts, 3.0, env["id"], True, None),
     )
     assert type(rows.readings[1][3]) is float
 

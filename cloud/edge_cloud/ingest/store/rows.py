@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from edge_protocol.wire import Envelope
+from edge_protocol.wire import EnvelopeDict
 
 _isfinite = math.isfinite
 
@@ -80,21 +80,29 @@ def parse_ts(value: str) -> datetime:
     return ts.astimezone(UTC)
 
 
-def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventRows:
+def event_rows(device_id: str, event: EnvelopeDict, received_at: datetime) -> EventRows:
     """The rows storing ``event`` of ``device_id``; raises :class:`EventRefused`."""
-    _short_text("epoch", event.epoch)
-    if event.sensor is not None:
-        _short_text("sensor", event.sensor)
-    if event.seq > BIGINT_MAX:
-        raise EventRefused(f"seq {event.seq} is too large")
-    ts = parse_ts(event.ts)
-    kind = event.kind
-    key = (device_id, event.id)
-    ledger = (device_id, event.id, event.epoch, event.seq, kind, received_at)
+    event_id = event["id"]
+    epoch = event["epoch"]
+    seq = event["seq"]
+    sensor = event.get("sensor")
+    _short_text("epoch", epoch)
+    if sensor is not None:
+        _short_text("sensor", sensor)
+    if seq > BIGINT_MAX:
+        raise EventRefused(f"seq {seq} is too large")
+    ts = parse_ts(event["ts"])
+    kind = event["kind"]
+    key = (device_id, event_id)
+    ledger = (device_id, event_id, epoch, seq, kind, received_at)
+    data = event.get("data") or {}
     if kind == "reading":
-        return EventRows(key, ledger, "readings", readings=_readings(event, ts))
-    common = {"device_id": device_id, "event_id": event.id, "ts": ts}
-    data = event.data
+        if sensor is None:
+            raise EventRefused("a reading without a sensor")
+        return EventRows(
+            key, ledger, "readings", readings=_readings(data, sensor, ts, event_id, event["clock"])
+        )
+    common = {"device_id": device_id, "event_id": event_id, "ts": ts}
     evicted = 0
     if kind == "test_result":
         _json("data", data)
@@ -104,7 +112,7 @@ def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventR
         rows = [
             common
             | {
-                "sensor": event.sensor,
+                "sensor": sensor,
                 "test": _text("data.test", data.get("test"), 64),
                 "kind": _text("data.kind", data.get("kind"), 32),
                 "status": status,
@@ -115,14 +123,12 @@ def event_rows(device_id: str, event: Envelope, received_at: datetime) -> EventR
         ]
     elif kind == "alarm":
         _json("data", data)
-        rows = [
-            common | {"sensor": event.sensor, "code": _text("data.code", data.get("code"), 64), "data": data}
-        ]
+        rows = [common | {"sensor": sensor, "code": _text("data.code", data.get("code"), 64), "data": data}]
     elif kind == "status":
         _json("data", data)
-        rows = [common | {"sensor": event.sensor, "event": _status_event(data), "data": data}]
+        rows = [common | {"sensor": sensor, "event": _status_event(data), "data": data}]
     else:  # gap
-        rows, evicted = _gaps(event, ts, device_id)
+        rows, evicted = _gaps(data, epoch, event_id, ts, device_id)
     return EventRows(key, ledger, _TABLE[kind], rows=tuple(rows), evicted=evicted)
 
 
@@ -135,11 +141,9 @@ _TABLE = {
 }
 
 
-def _readings(event: Envelope, ts: datetime) -> tuple[ReadingRow, ...]:
-    sensor = event.sensor
-    if sensor is None:
-        raise EventRefused("a reading without a sensor")
-    data = event.data
+def _readings(
+    data: Mapping[str, Any], sensor: str, ts: datetime, event_id: str, clock: str
+) -> tuple[ReadingRow, ...]:
     cal = data.get("cal")
     if cal is not None:
         if not isinstance(cal, dict):
@@ -149,8 +153,7 @@ def _readings(event: Envelope, ts: datetime) -> tuple[ReadingRow, ...]:
                 raise EventRefused(f"data.cal names {quantity[:64]!r}, which the reading does not hold")
             if type(cal_id) is not int or not 0 <= cal_id <= BIGINT_MAX:
                 raise EventRefused(f"data.cal.{quantity[:64]}: {cal_id!r:.40} is not a calibration id")
-    synced = event.clock == "synced"
-    event_id = event.id
+    synced = clock == "synced"
     rows = []
     for quantity, value in data.items():
         if quantity == "cal":
@@ -174,10 +177,11 @@ def _status_event(data: Mapping[str, Any]) -> str:
     return "status"
 
 
-def _gaps(event: Envelope, ts: datetime, device_id: str) -> tuple[list[dict[str, Any]], int]:
-    data = event.data
+def _gaps(
+    data: Mapping[str, Any], event_epoch: str, event_id: str, ts: datetime, device_id: str
+) -> tuple[list[dict[str, Any]], int]:
     reason = _text("data.reason", data.get("reason"), 16)
-    epoch = _text("data.epoch", data.get("epoch", event.epoch), 64)
+    epoch = _text("data.epoch", data.get("epoch", event_epoch), 64)
     evicted = data.get("evicted")
     if not isinstance(evicted, list):
         raise EventRefused("data.evicted is not a list of [first, last] ranges")
@@ -197,7 +201,7 @@ def _gaps(event: Envelope, ts: datetime, device_id: str) -> tuple[list[dict[str,
                 "first_seq": first,
                 "last_seq": last,
                 "reason": reason,
-                "event_id": event.id,
+                "event_id": event_id,
                 "ts": ts,
             }
         )
