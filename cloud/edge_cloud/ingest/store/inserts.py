@@ -59,8 +59,9 @@ def dialect_insert(conn: Connection, table: sa.Table) -> Any:
 class Inserts(Protocol):
     name: str
 
-    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey]:
-        """Insert-or-ignore ``rows`` into ``event_ids``; the keys actually inserted."""
+    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey] | None:
+        """Insert-or-ignore ``rows`` into ``event_ids``; the keys actually inserted, or None
+        when all of them were (the usual case, told without a set of them all)."""
 
     def readings(self, conn: Connection, events: Sequence[EventRows], ids: Mapping[SeriesKey, int]) -> None:
         """Append the reading rows of ``events`` (all new) to ``readings``, each series as
@@ -103,12 +104,12 @@ class CopyInserts:
         """Whether the last batch had no duplicates (the usual case): then this one is tried
         as a bare COPY into the ledger first."""
 
-    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey]:
+    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey] | None:
         if not rows:
-            return set()
+            return None
         ordered = sorted(rows)  # by (device_id, id): unique, so the rest never decides
         if self._expect_new and _copy_if_all_new(conn, ordered):
-            return {(r[0], r[1]) for r in ordered}
+            return None
         cols = ", ".join(LEDGER_COLUMNS)
         with _driver(conn).cursor() as cur:
             # One per connection (a temporary table lives as long as its session); emptied

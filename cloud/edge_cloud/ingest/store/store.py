@@ -93,18 +93,15 @@ class Store:
         devices.touch(conn, prepared.seen)
         devices.apply_statuses(conn, work.statuses)
         inserted = self.inserts.ledger(conn, [e.ledger for e in prepared.events])
-        new = [e for e in prepared.events if e.key in inserted]
+        new = prepared.events if inserted is None else [e for e in prepared.events if e.key in inserted]
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        series_keys: set[SeriesKey] = set()
         evicted: dict[str, int] = defaultdict(int)
         for e in new:
-            if e.readings:
-                device_id = e.key[0]
-                series_keys.update([(device_id, r[0], r[1]) for r in e.readings])
-            elif e.rows:
+            if e.rows:
                 by_table[e.table].extend(e.rows)
             if e.evicted:
                 evicted[e.key[0]] += e.evicted
+        series_keys = {(e.key[0], r[0], r[1]) for e in new for r in e.readings}
         ids, series_read = self.series.resolve(conn, series_keys)
         self.inserts.readings(conn, new, ids)
         for name, rows in by_table.items():
