@@ -54,8 +54,8 @@ from edge_cloud.ingest.api.app import create_app  # noqa: E402
 from edge_cloud.ingest.api.state import ApiState  # noqa: E402
 from edge_cloud.ingest.queries.readings import list_buckets, list_readings  # noqa: E402
 from edge_cloud.ingest.settings import IngestSettings  # noqa: E402
-from edge_cloud.ingest.store.inserts import LEDGER_COLUMNS, LEDGER_TYPES, READING_TYPES  # noqa: E402
-from edge_cloud.ingest.store.rows import READING_COLUMNS  # noqa: E402
+from edge_cloud.ingest.store.inserts import LEDGER_TYPES, READING_TYPES  # noqa: E402
+from edge_cloud.ingest.store.rows import LEDGER_COLUMNS, READING_COLUMNS  # noqa: E402
 from edge_protocol.wire import uuid7  # noqa: E402
 from tests.cloud.ingest_write.test_import import Tokens  # noqa: E402
 from tests.mosquitto import free_port  # noqa: E402

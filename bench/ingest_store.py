@@ -15,7 +15,8 @@ migrated database (created and dropped on the server of ``--url``):
   table, ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``; readings COPY-ed).
 - ``executemany``: ``Store.write`` with SQLAlchemy's multi-row ``INSERT … VALUES`` for both.
 
-``Store.write`` times include building the rows from the envelopes, which the baseline
+The CPU column is this process's CPU time per event (``time.process_time``: PostgreSQL's
+work is not in it).  ``Store.write`` times include building the rows from the envelopes, which the baseline
 does not (the consumer does it in its decoding thread, beside the transaction); that step
 is also timed alone, and ``Store.write`` again on rows built beforehand (what the
 consumer's writing thread does).  Each strategy then stores the same events again (all duplicates:
@@ -45,11 +46,11 @@ from sqlalchemy.engine import Engine
 from edge_cloud.common.db import make_engine
 from edge_cloud.ingest import migrate
 from edge_cloud.ingest.store import EventsMessage, Store, Work
-from edge_cloud.ingest.store.inserts import LEDGER_COLUMNS, LEDGER_TYPES, READING_TYPES
+from edge_cloud.ingest.store.inserts import LEDGER_TYPES, READING_TYPES, reading_rows
 from edge_cloud.ingest.store.prepare import prepare
-from edge_cloud.ingest.store.rows import READING_COLUMNS
+from edge_cloud.ingest.store.rows import LEDGER_COLUMNS, READING_COLUMNS
 from edge_cloud.ingest.store.series import SeriesIds
-from edge_protocol.wire import Envelope, rfc3339_ms, uuid7
+from edge_protocol.wire import ENVELOPE_DICT, rfc3339_ms, uuid7
 
 
 def make_works(events: int, devices: int, batch: int) -> list[Work]:
@@ -64,17 +65,19 @@ def make_works(events: int, devices: int, batch: int) -> list[Work]:
             seqs[d] += 1
             ms = start + seqs[d] * devices * 10 + d
             envs.append(
-                Envelope(
-                    id=uuid7(ms),
-                    seq=seqs[d],
-                    epoch="bench-epoch",
-                    boot="bench-boot",
-                    kind="reading",
-                    sensor="climate",
-                    ts=rfc3339_ms(datetime.fromtimestamp(ms / 1000, UTC)),
-                    clock="synced",
-                    mono=float(seqs[d]),
-                    data={"temperature_c": 19.5, "pressure_pa": 101211.4, "relative_humidity_pct": 42.0},
+                ENVELOPE_DICT.validate_python(
+                    dict(
+                        id=uuid7(ms),
+                        seq=seqs[d],
+                        epoch="bench-epoch",
+                        boot="bench-boot",
+                        kind="reading",
+                        sensor="climate",
+                        ts=rfc3339_ms(datetime.fromtimestamp(ms / 1000, UTC)),
+                        clock="synced",
+                        mono=float(seqs[d]),
+                        data={"temperature_c": 19.5, "pressure_pa": 101211.4, "relative_humidity_pct": 42.0},
+                    )
                 )
             )
         messages.append(EventsMessage(f"bench-{d:04d}", envs, received))
@@ -97,12 +100,18 @@ def fresh_database(admin_url: str) -> Iterator[Engine]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(works: list[Work], write: Callable[[Work], object]) -> float:
+def timed(works: list[Work], write: Callable[[Work], object], cpu: list[float] | None = None) -> float:
+    """Events/s; and this process's CPU µs per event appended to ``cpu`` (PostgreSQL's
+    work is not in it: what a shared, noisy machine distorts least)."""
     n = sum(w.event_count for w in works)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for w in works:
         write(w)
-    return n / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append((time.process_time() - c0) / n * 1e6)
+    return n / elapsed
 
 
 def baseline(engine: Engine, works: list[Work]) -> float:
@@ -110,12 +119,9 @@ def baseline(engine: Engine, works: list[Work]) -> float:
     series rows are made (and their ids put in the rows) before the clock starts."""
     prepared = [prepare(w) for w in works]
     with engine.begin() as conn:
-        ids, _ = SeriesIds().resolve(conn, {r[0] for p in prepared for e in p.events for r in e.readings})
-    built = []
-    for p in prepared:
-        ledger = [tuple(e.ledger[c] for c in LEDGER_COLUMNS) for e in p.events]
-        rows = [(ids[r[0]], *r[1:]) for e in p.events for r in e.readings]
-        built.append((ledger, rows))
+        keys = {(e.key[0], r[0], r[1]) for p in prepared for e in p.events for r in e.readings}
+        ids, _ = SeriesIds().resolve(conn, keys)
+    built = [([e.ledger for e in p.events], list(reading_rows(p.events, ids))) for p in prepared]
     n = sum(w.event_count for w in works)
     raw = engine.raw_connection()
     try:
@@ -168,7 +174,9 @@ def main() -> None:
         for strategy in ("copy", "executemany"):
             with fresh_database(args.url) as engine:
                 store = Store(engine, quarantine_rows=1000, strategy=strategy)
-                figures.setdefault(strategy, []).append(timed(works, store.write))
+                figures.setdefault(strategy, []).append(
+                    timed(works, store.write, figures.setdefault(f"{strategy} cpu", []))
+                )
                 figures.setdefault(f"{strategy} again", []).append(timed(works, store.write))
             # As in the consumer, whose decoding thread builds the rows beside the transaction.
             built = make_works(args.events, args.devices, args.batch)
@@ -179,22 +187,31 @@ def main() -> None:
             try:
                 with fresh_database(args.url) as engine:
                     store = Store(engine, quarantine_rows=1000, strategy=strategy)
-                    figures.setdefault(f"{strategy} built", []).append(timed(built, store.write))
+                    figures.setdefault(f"{strategy} built", []).append(
+                        timed(built, store.write, figures.setdefault(f"{strategy} built cpu", []))
+                    )
             finally:
                 gc.unfreeze()
                 del built  # not left for the collector to scan in the next measurements
         figures.setdefault("conversion", []).append(
             timed(
-                make_works(args.events, args.devices, args.batch), lambda w: [m.converted for m in w.events]
+                make_works(args.events, args.devices, args.batch),
+                lambda w: [m.converted for m in w.events],
+                figures.setdefault("conversion cpu", []),
             )
         )
     print(f"  baseline: bare COPY of the rows    {median(figures['baseline']):>9,.0f} events/s")
-    print(f"  envelope -> rows alone (Python)    {median(figures['conversion']):>9,.0f} events/s")
+    print(
+        f"  envelope -> rows alone (Python)    {median(figures['conversion']):>9,.0f} events/s"
+        f"  {median(figures['conversion cpu']):5.1f} µs CPU/event"
+    )
     for strategy in ("copy", "executemany"):
         print(
-            f"  Store.write, {strategy:<12}  new {median(figures[strategy]):>9,.0f} events/s   "
+            f"  Store.write, {strategy:<12}  new {median(figures[strategy]):>9,.0f} events/s "
+            f"{median(figures[strategy + ' cpu']):5.1f} µs CPU/event   "
             f"all duplicates {median(figures[strategy + ' again']):>9,.0f} events/s   "
-            f"new, rows built beforehand {median(figures[strategy + ' built']):>9,.0f} events/s"
+            f"new, rows built beforehand {median(figures[strategy + ' built']):>9,.0f} events/s "
+            f"{median(figures[strategy + ' built cpu']):5.1f} µs CPU/event"
         )
 
 

@@ -16,7 +16,9 @@ in messages of 100 readings of three quantities, as fast as the broker takes the
   events are published into their sessions, they start again; the clock runs from the
   first commit to the last, so the simulated fleet's CPU is not counted.
 
-Each line also says how much of the time each process's writing thread spent in
+Each line also gives the ingest processes' own CPU per event stored (user + system seconds
+from ``/proc/PID/stat`` over the clocked interval, divided by the events stored in it): the
+figure a shared, noisy machine distorts least.  And how much of the time each process's writing thread spent in
 transactions (``edge_ingest_batch_commit_seconds_sum`` over the elapsed time): near 100 %,
 the database transaction is what limits it.  The baseline is ``bench/ingest_store.py``'s:
 the ledger and reading rows, built beforehand, COPY-ed straight into the tables (no
@@ -29,6 +31,7 @@ Target (issue 13): >= 50,000 events/s with one process; two processes faster tha
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -56,7 +59,7 @@ def payloads(events: int, devices: int) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
     for work in make_works(events, devices, 100):
         for message in work.events:
-            envelopes = [e.model_dump() for e in message.events]
+            envelopes = [dict(e) for e in message.events]
             out.setdefault(message.device_id, []).append(encode_batch(message.device_id, envelopes))
     return out
 
@@ -99,6 +102,14 @@ def commit_seconds(process: IngestProcess) -> float:
     return float(found.group(1))
 
 
+def cpu_seconds(process: IngestProcess) -> float:
+    """User + system CPU of the process so far (``/proc/PID/stat``, fields 14 and 15)."""
+    assert process.process is not None
+    stat = Path(f"/proc/{process.process.pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start(process: IngestProcess) -> None:
     """Start it on an HTTP port free now (the publishers' connections take ephemeral ports)."""
     text = re.sub(r"\[server\]\nport = \d+", f"[server]\nport = {free_port()}", process.config.read_text())
@@ -115,8 +126,9 @@ def run_ingest(
     backlog: bool,
     receive_maximum: int,
     batch: int,
-) -> tuple[float, list[float]]:
-    """Events/s of ``processes`` ingest processes.  Live: from the first publish to the last
+) -> tuple[float, list[float], float]:
+    """Events/s, the writers' share of time in transactions, and the processes' CPU µs per
+    event stored, of ``processes`` ingest processes.  Live: from the first publish to the last
     commit, the publishers running beside the ingest.  Backlog: the messages queued first in
     the processes' sessions (as after an ingest outage), then from the first commit to the
     last, so the simulated fleet's CPU is not counted against the ingest's."""
@@ -153,19 +165,22 @@ def run_ingest(
                     while (first := stored()) == 0:
                         time.sleep(0.01)
                     started = time.perf_counter()
+                    cpu0 = sum(cpu_seconds(p) for p in ingest)
                 else:
                     first = 0
+                    cpu0 = sum(cpu_seconds(p) for p in ingest)
                     started = publish_all(broker.port, messages)
                 while stored() < total:
                     if any(p.process is not None and p.process.poll() is not None for p in ingest):
                         raise SystemExit("an ingest process died:\n" + ingest[0].log[-3000:])
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started
+                cpu = sum(cpu_seconds(p) for p in ingest) - cpu0
                 busy = [commit_seconds(p) / elapsed for p in ingest]
                 with engine.connect() as conn:
                     readings = conn.execute(sa.text("SELECT count(*) FROM readings")).scalar_one()
                 assert readings == 3 * total, (readings, total)
-                return (total - first) / elapsed, busy
+                return (total - first) / elapsed, busy, cpu / (total - first) * 1e6
             finally:
                 for p in ingest:
                     p.stop()
@@ -193,7 +208,7 @@ def main() -> None:
     )
     for backlog in (False, True):
         for n in (1, 2):
-            rate, busy = run_ingest(
+            rate, busy, cpu = run_ingest(
                 args.url,
                 messages,
                 total,
@@ -206,7 +221,7 @@ def main() -> None:
             in_tx = ", ".join(f"{b:.0%}" for b in busy)
             print(
                 f"edge-ingest serve x{n}, {what} -> PostgreSQL  {rate:>9,.0f} events/s"
-                f"  ({4 * rate:,.0f} rows/s; writer in transactions {in_tx} of the time)"
+                f"  {cpu:5.1f} µs CPU/event  (writer in transactions {in_tx} of the time)"
             )
 
 

@@ -2,7 +2,7 @@
 
 The file is JSON lines, one event envelope per line, in seq order, as the outbox stores
 them (``edge_agent.outbox.stats.export_pending``); it does not name the device, so the
-caller does.  Each line is validated as an :class:`~edge_protocol.wire.Envelope`; the
+caller does.  Each line is validated as an :class:`~edge_protocol.wire.EnvelopeDict`; the
 valid ones go through the same :class:`~edge_cloud.ingest.store.Store` as the consumer's
 batches — same rows, same ledger, so an event imported and also received over MQTT (or
 imported twice) is stored once — in transactions of ``consumer.batch_max_events``.
@@ -33,7 +33,7 @@ from edge_cloud.ingest.errors import ImportRefused
 from edge_cloud.ingest.settings import IngestSettings
 from edge_cloud.ingest.store import EventsMessage, Refusal, RefusalReason, Store, Work
 from edge_cloud.ingest.store.prepare import QUARANTINE_HEAD_BYTES
-from edge_protocol.wire import DEVICE_ID_PATTERN, Envelope
+from edge_protocol.wire import DEVICE_ID_PATTERN, ENVELOPE_DICT, EnvelopeDict
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ImportRun:
         self._partial = bytearray()
         self._skipping = False
         """In a line longer than the limit: drop bytes until its end."""
-        self._events: list[Envelope] = []
+        self._events: list[EnvelopeDict] = []
         self._refusals: list[Refusal] = []
 
     def feed(self, data: bytes) -> None:
@@ -163,12 +163,12 @@ class ImportRun:
             self._refuse("oversized", f"a line longer than {self.importer.max_line_bytes} bytes", line)
             return
         try:
-            envelope = Envelope.model_validate_json(line)
+            envelope = ENVELOPE_DICT.validate_json(line)
         except ValidationError as exc:
             self._refuse("malformed", f"line {self.report.lines}: not an envelope: {first_error(exc)}", line)
             return
         self.report.events += 1
-        self.report.epochs.add(envelope.epoch)
+        self.report.epochs.add(envelope["epoch"])
         self._events.append(envelope)
         if len(self._events) >= self.importer.batch_events:
             self._flush()

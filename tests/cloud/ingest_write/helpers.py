@@ -17,7 +17,7 @@ from edge_cloud.common.db import make_engine
 from edge_cloud.ingest import migrate
 from edge_cloud.ingest.settings import IngestSettings
 from edge_cloud.ingest.store import EventsMessage, Work
-from edge_protocol.wire import Envelope, encode_batch, rfc3339_ms, uuid7
+from edge_protocol.wire import ENVELOPE_DICT, encode_batch, rfc3339_ms, uuid7
 
 EPOCH = "0193b2f0-0000-7000-8000-000000000001"
 BOOT = "6f1d8a0e-2b1c-4f3e-9a55-1c0f4b7d2e11"
@@ -67,7 +67,7 @@ class Device:
     def message(self, envelopes: list[dict[str, Any]], at: datetime | None = None) -> EventsMessage:
         return EventsMessage(
             self.device_id,
-            [Envelope.model_validate(e) for e in envelopes],
+            [ENVELOPE_DICT.validate_python(e) for e in envelopes],
             at or datetime.now(UTC),
         )
 

@@ -2,7 +2,7 @@
 
 Pure apart from the optional device check.  Refusal reasons (``store.model.RefusalReason``):
 a payload larger than ``consumer.max_payload_bytes`` as received or once decompressed
-(a zlib bomb stops at the limit: ``edge_protocol.wire.decode_batch`` never inflates
+(a zlib bomb stops at the limit: ``edge_protocol.wire.inflate`` never inflates
 further) is ``oversized``; not JSON, not zlib, an unknown ``content-encoding``, not a
 batch, or a topic naming no valid device is ``malformed``; a ``schema`` other than the
 one the protocol module knows is ``schema``; a batch whose ``device_id`` is not the
@@ -23,7 +23,7 @@ from edge_cloud.ingest.consumer.known_devices import Verdict
 from edge_cloud.ingest.store.model import EventsMessage, Refusal, RefusalReason, StatusMessage
 from edge_cloud.ingest.store.prepare import QUARANTINE_HEAD_BYTES
 from edge_cloud.ingest.store.rows import EventRefused, parse_ts
-from edge_protocol.wire import ZLIB, decode_batch, device_of_topic
+from edge_protocol.wire import ZLIB, decode_batch_dict, device_of_topic
 
 Item = EventsMessage | StatusMessage | Refusal
 STATUS_MAX_BYTES = 64 * 1024
@@ -79,16 +79,16 @@ def decode(
     if content_encoding not in _ENCODINGS:
         return refused("malformed", f"unknown content-encoding {content_encoding!r}", device_id)
     try:
-        batch = decode_batch(payload, content_encoding, max_bytes=max_bytes)
+        batch = decode_batch_dict(payload, content_encoding, max_bytes=max_bytes)
     except zlib.error as exc:
         return refused("malformed", f"not zlib data: {exc}", device_id)
     except ValidationError as exc:
         return _invalid(exc, refused, device_id)
     except ValueError as exc:  # the size limit, after decompression
         return refused("oversized", str(exc), device_id)
-    if batch.device_id != device_id:
-        return refused("spoofed", f"batch for {batch.device_id!r} published on {topic!r}", device_id)
-    return EventsMessage(device_id, batch.events, at)
+    if batch["device_id"] != device_id:
+        return refused("spoofed", f"batch for {batch['device_id']!r} published on {topic!r}", device_id)
+    return EventsMessage(device_id, batch["events"], at)
 
 
 def _invalid(

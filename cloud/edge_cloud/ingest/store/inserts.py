@@ -14,8 +14,8 @@ Two strategies, chosen by :func:`inserter_for` (figures in docs/INGEST.md and
   readings ``COPY``-ed (binary) straight into ``readings`` (the new events are known by then, so
   nothing there can conflict; PostgreSQL routes each row to its partition).
 
-A reading row comes with its series named by key; the caller passes the ids
-(``series.SeriesIds``) and each row is written with its ``series_id``.
+Readings come as the events' rows, each naming its series by sensor and quantity; the
+caller passes the ids (``series.SeriesIds``) and each row is written with its ``series_id``.
 
 Either way the ledger insert is what makes an event stored once: on PostgreSQL a
 transaction inserting a key another open transaction has just inserted waits for it,
@@ -27,17 +27,23 @@ order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from edge_cloud.ingest.store.rows import READING_COLUMNS, EventKey, ReadingRow, SeriesKey
+from edge_cloud.ingest.store.rows import (
+    LEDGER_COLUMNS,
+    READING_COLUMNS,
+    EventKey,
+    EventRows,
+    LedgerRow,
+    SeriesKey,
+)
 from edge_cloud.ingest.tables import event_ids, readings
 
-LEDGER_COLUMNS = ("device_id", "id", "epoch", "seq", "kind", "received_at")
 LEDGER_TYPES = ("text", "text", "text", "int8", "text", "timestamptz")
 READING_TYPES = ("int4", "timestamptz", "float8", "text", "bool", "int8")
 _TEMP = "ingest_new_event_ids"
@@ -53,17 +59,27 @@ def dialect_insert(conn: Connection, table: sa.Table) -> Any:
 class Inserts(Protocol):
     name: str
 
-    def ledger(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
-        """Insert-or-ignore ``rows`` into ``event_ids``; the keys actually inserted."""
+    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey] | None:
+        """Insert-or-ignore ``rows`` into ``event_ids``; the keys actually inserted, or None
+        when all of them were (the usual case, told without a set of them all)."""
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
-        """Append ``rows`` to ``readings`` (all of new events), each series key as its id in ``ids``."""
+    def readings(self, conn: Connection, events: Sequence[EventRows], ids: Mapping[SeriesKey, int]) -> None:
+        """Append the reading rows of ``events`` (all new) to ``readings``, each series as
+        its id in ``ids``."""
+
+
+def reading_rows(events: Sequence[EventRows], ids: Mapping[SeriesKey, int]) -> Iterator[tuple[Any, ...]]:
+    """The stored rows of ``events``' readings, in :data:`READING_COLUMNS` order."""
+    for e in events:
+        device_id = e.key[0]
+        for sensor, quantity, ts, value, event_id, synced, cal in e.readings:
+            yield (ids[device_id, sensor, quantity], ts, value, event_id, synced, cal)
 
 
 class ExecutemanyInserts:
     name = "executemany"
 
-    def ledger(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
+    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey]:
         if not rows:
             return set()
         stmt = (
@@ -71,15 +87,13 @@ class ExecutemanyInserts:
             .on_conflict_do_nothing(index_elements=["device_id", "id"])
             .returning(event_ids.c.device_id, event_ids.c.id)
         )
-        ordered = sorted(rows, key=lambda r: (r["device_id"], r["id"]))
+        ordered = [dict(zip(LEDGER_COLUMNS, r, strict=True)) for r in sorted(rows)]
         return {(d, i) for d, i in conn.execute(stmt, ordered)}
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
+    def readings(self, conn: Connection, events: Sequence[EventRows], ids: Mapping[SeriesKey, int]) -> None:
+        rows = [dict(zip(READING_COLUMNS, r, strict=True)) for r in reading_rows(events, ids)]
         if rows:
-            conn.execute(
-                readings.insert(),
-                [dict(zip(READING_COLUMNS, (ids[r[0]], *r[1:]), strict=True)) for r in rows],
-            )
+            conn.execute(readings.insert(), rows)
 
 
 class CopyInserts:
@@ -90,12 +104,12 @@ class CopyInserts:
         """Whether the last batch had no duplicates (the usual case): then this one is tried
         as a bare COPY into the ledger first."""
 
-    def ledger(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> set[EventKey]:
+    def ledger(self, conn: Connection, rows: Sequence[LedgerRow]) -> set[EventKey] | None:
         if not rows:
-            return set()
-        ordered = sorted(rows, key=lambda r: (r["device_id"], r["id"]))
+            return None
+        ordered = sorted(rows)  # by (device_id, id): unique, so the rest never decides
         if self._expect_new and _copy_if_all_new(conn, ordered):
-            return {(r["device_id"], r["id"]) for r in ordered}
+            return None
         cols = ", ".join(LEDGER_COLUMNS)
         with _driver(conn).cursor() as cur:
             # One per connection (a temporary table lives as long as its session); emptied
@@ -112,8 +126,8 @@ class CopyInserts:
         self._expect_new = len(inserted) == len(rows)
         return inserted
 
-    def readings(self, conn: Connection, rows: Sequence[ReadingRow], ids: Mapping[SeriesKey, int]) -> None:
-        if not rows:
+    def readings(self, conn: Connection, events: Sequence[EventRows], ids: Mapping[SeriesKey, int]) -> None:
+        if not any(e.readings for e in events):
             return
         with (
             _driver(conn).cursor() as cur,
@@ -123,11 +137,11 @@ class CopyInserts:
             # and the ingest's CPU is also what decodes the JSON.
             copy.set_types(READING_TYPES)
             write = copy.write_row
-            for key, ts, value, event_id, synced, cal in rows:
-                write((ids[key], ts, value, event_id, synced, cal))
+            for row in reading_rows(events, ids):
+                write(row)
 
 
-def _copy_if_all_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+def _copy_if_all_new(conn: Connection, rows: Sequence[LedgerRow]) -> bool:
     """COPY ``rows`` straight into the ledger, in a savepoint: all of them new, or (a
     unique violation: a duplicate among them) none, and False.  Half the database's work
     of the temporary table's way when the batch holds no duplicate, which is most of the
@@ -145,11 +159,12 @@ def _copy_if_all_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
         return True
 
 
-def _copy(cur: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
+def _copy(cur: Any, table: str, rows: Sequence[LedgerRow]) -> None:
     with cur.copy(f"COPY {table} ({', '.join(LEDGER_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(LEDGER_TYPES)
+        write = copy.write_row
         for r in rows:
-            copy.write_row((r["device_id"], r["id"], r["epoch"], r["seq"], r["kind"], r["received_at"]))
+            write(r)
 
 
 def _driver(conn: Connection) -> Any:

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Literal
 
 from edge_cloud.ingest.store.rows import EventRefused, EventRows, event_rows
-from edge_protocol.wire import Envelope
+from edge_protocol.wire import EnvelopeDict
 
 RefusalReason = Literal[
     "spoofed",
@@ -46,7 +46,7 @@ quarantine's ``reason`` column):
 
 @dataclass(frozen=True)
 class RefusedEvent:
-    event: Envelope
+    event: EnvelopeDict
     detail: str
 
 
@@ -55,7 +55,7 @@ class EventsMessage:
     """A validated batch of events of one device, with when it was received."""
 
     device_id: str
-    events: Sequence[Envelope]
+    events: Sequence[EnvelopeDict]
     received_at: datetime
     source: str | None = None
     """Where the batch came from, for the quarantine: its topic by default,

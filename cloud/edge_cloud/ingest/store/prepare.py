@@ -13,7 +13,7 @@ from datetime import datetime
 
 from edge_cloud.ingest.store.model import EventsMessage, Refusal, RefusedEvent, Work
 from edge_cloud.ingest.store.rows import EventKey, EventRows
-from edge_protocol.wire import Envelope, events_topic
+from edge_protocol.wire import EnvelopeDict, events_topic
 
 QUARANTINE_HEAD_BYTES = 256
 """How much of a refused payload (or event) the quarantine keeps."""
@@ -40,8 +40,8 @@ def prepare(work: Work) -> Prepared:
     for message in work.events:
         _note_device(out, message)
         for event, rows in zip(message.events, message.converted, strict=True):
-            out.seqs.setdefault((message.device_id, event.epoch), set()).add(event.seq)
-            key = (message.device_id, event.id)
+            out.seqs.setdefault((message.device_id, event["epoch"]), set()).add(event["seq"])
+            key = (message.device_id, event["id"])
             if key in keys:
                 out.repeated += 1
             elif isinstance(rows, RefusedEvent):
@@ -58,12 +58,12 @@ def _note_device(out: Prepared, message: EventsMessage) -> None:
         out.seen[message.device_id] = message.received_at
 
 
-def _refusal(message: EventsMessage, event: Envelope, detail: str) -> Refusal:
-    body = json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False, default=str)
+def _refusal(message: EventsMessage, event: EnvelopeDict, detail: str) -> Refusal:
+    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
     raw = body.encode("utf-8", "replace")
     return Refusal(
         reason="invalid_event",
-        detail=f"event {event.id} (seq {event.seq}): {detail}",
+        detail=f"event {event['id']} (seq {event['seq']}): {detail}",
         topic=message.source or events_topic(message.device_id),
         device_id=message.device_id,
         size=len(raw),

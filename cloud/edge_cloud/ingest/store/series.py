@@ -13,7 +13,6 @@ never be used again.  Series are never deleted, so a remembered id stays true.
 
 from __future__ import annotations
 
-from collections import ChainMap
 from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
@@ -50,7 +49,8 @@ class SeriesIds:
             [{"device_id": d, "sensor": s, "quantity": q} for d, s, q in ordered],
         )
         fresh = read(conn, sorted({d for d, _, _ in ordered}))
-        return ChainMap(fresh, known), fresh
+        # One dict, not a ChainMap: it is looked up once per reading row written.
+        return known | fresh, fresh
 
     def remember(self, committed: Mapping[SeriesKey, int]) -> None:
         self._known.update(committed)

@@ -30,7 +30,7 @@ from edge_cloud.ingest.store import devices, quarantine, received
 from edge_cloud.ingest.store.inserts import Inserts, inserter_for
 from edge_cloud.ingest.store.model import DeviceAck, Outcome, Work
 from edge_cloud.ingest.store.prepare import Prepared, prepare
-from edge_cloud.ingest.store.rows import ReadingRow, SeriesKey
+from edge_cloud.ingest.store.rows import SeriesKey
 from edge_cloud.ingest.store.series import SeriesIds
 from edge_cloud.ingest.tables import alarms, gaps, status_events, test_results
 from edge_protocol.wire import seq_ranges
@@ -93,19 +93,17 @@ class Store:
         devices.touch(conn, prepared.seen)
         devices.apply_statuses(conn, work.statuses)
         inserted = self.inserts.ledger(conn, [e.ledger for e in prepared.events])
-        new = [e for e in prepared.events if e.key in inserted]
+        new = prepared.events if inserted is None else [e for e in prepared.events if e.key in inserted]
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        reading_rows: list[ReadingRow] = []
         evicted: dict[str, int] = defaultdict(int)
         for e in new:
-            if e.readings:
-                reading_rows.extend(e.readings)
-            elif e.rows:
+            if e.rows:
                 by_table[e.table].extend(e.rows)
             if e.evicted:
                 evicted[e.key[0]] += e.evicted
-        ids, series_read = self.series.resolve(conn, {r[0] for r in reading_rows})
-        self.inserts.readings(conn, reading_rows, ids)
+        series_keys = {(e.key[0], r[0], r[1]) for e in new for r in e.readings}
+        ids, series_read = self.series.resolve(conn, series_keys)
+        self.inserts.readings(conn, new, ids)
         for name, rows in by_table.items():
             if rows:
                 conn.execute(_KIND_TABLES[name].insert(), rows)
