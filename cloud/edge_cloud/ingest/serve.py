@@ -93,6 +93,9 @@ def run(
 ) -> None:
     """Serve until SIGTERM/SIGINT.  ``tune_collector``: :func:`tune_gc` (process-wide: for
     the ``edge-ingest serve`` process, not for a host that embeds this)."""
+    # From the first moment: a SIGTERM while starting (a quick restart) must stop the
+    # service cleanly once it runs, neither kill it half-started nor be forgotten.
+    stopped = _on_stop_signals()
     engine = open_database(settings)
     try:
         where = engine.url.render_as_string(hide_password=True)
@@ -132,9 +135,9 @@ def run(
             app = app_factory(parts) if app_factory is not None else None
             if app is None:
                 log.info("consumer running (client id %s); no HTTP API", consumer.client_id.value)
-                _wait_for_signal()
+                _wait_for_signal(stopped)
             else:
-                _serve_http(app, settings, host, port)
+                _serve_http(app, settings, host, port, stopped)
         finally:
             stop.set()
             # uvicorn has waited for the requests in flight, a command's up to its timeout (60 s
@@ -175,7 +178,9 @@ def open_database(settings: IngestSettings) -> Engine:
     return make_engine(settings.database_url)
 
 
-def _serve_http(app: Any, settings: IngestSettings, host: str | None, port: int | None) -> None:
+def _serve_http(
+    app: Any, settings: IngestSettings, host: str | None, port: int | None, stopped: threading.Event
+) -> None:
     import uvicorn
 
     config = uvicorn.Config(
@@ -187,9 +192,16 @@ def _serve_http(app: Any, settings: IngestSettings, host: str | None, port: int 
     )
     # uvicorn handles SIGTERM/SIGINT while it serves, then restores the handlers it found
     # and raises the signal again: with the default ones the process would die there,
-    # before the consumer has committed and acknowledged what it holds.  Ours only note it.
-    _on_stop_signals()
-    uvicorn.Server(config).run()
+    # before the consumer has committed and acknowledged what it holds.  Ours only note it;
+    # a signal noted before uvicorn took the signals over (while starting) stops it too.
+    server = uvicorn.Server(config)
+
+    def stop_when_signalled() -> None:
+        stopped.wait()
+        server.should_exit = True
+
+    threading.Thread(target=stop_when_signalled, name="stop-signal", daemon=True).start()
+    server.run()
 
 
 def _on_stop_signals() -> threading.Event:
@@ -204,8 +216,7 @@ def _on_stop_signals() -> threading.Event:
     return stopped
 
 
-def _wait_for_signal() -> None:
-    stopped = _on_stop_signals()
+def _wait_for_signal(stopped: threading.Event) -> None:
     while not stopped.wait(3600):
         pass
 
