@@ -223,9 +223,10 @@ def write_config(directory: Path, port: int, count: int, interval: float) -> Pat
 
 
 @contextlib.contextmanager
-def agent(cfg: Path) -> Iterator[subprocess.Popen[bytes]]:
+def agent(cfg: Path, python: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``edge-agent run``; ``python`` replaces ``[sys.executable, "-m", "edge_agent"]``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+        [*(python or [sys.executable, "-m", "edge_agent"]), "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=_bench_environment(),
