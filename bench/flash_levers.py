@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flash_wear import DAY, Device, agent, loop_ext4, measure, plain_dir, wait_for, write_config
+from flash_wear import DAY, Device, agent, loop_ext4, measure, plain_dir, settle, wait_for, write_config
 
 from tests.mosquitto import Mosquitto
 
@@ -108,7 +108,7 @@ def run(
     os.environ["FLASH_LEVERS"] = levers
     with agent(cfg, [sys.executable, "-c", PREAMBLE]) as proc:
         wait_for(state)
-        time.sleep(args.warmup)
+        settled = settle(state, args.warmup)
         p = measure(levers, proc.pid, state, device, args.seconds)
     page = sqlite3.connect(state / "outbox.db").execute("PRAGMA page_size").fetchone()[0]
     wb, dev = p.delta("write_bytes"), p.device_bytes
@@ -116,6 +116,7 @@ def run(
     return (
         f"{levers:22} {count:>2} x {1 / interval:>2.0f} Hz {p.appended / p.seconds:6.1f} {wb / n:9,.0f}"
         f" {dev / n if device.name else 0:9,.0f} {dev / p.seconds * DAY / 1e6 if device.name else 0:9,.0f} {page:6}"
+        + ("" if settled else "  (WAL still growing)")
     )
 
 

@@ -19,6 +19,9 @@ and measures, per phase of ``--seconds`` (after a warm-up):
 * the size of each file of the state directory (outbox, its ``-wal`` and ``-shm``, the
   calibration database) at the start and end of the phase.
 
+Each phase starts once the WAL has stopped growing (its first checkpoint; at most 2
+minutes): before that, every fsync also changes the WAL's size, which ext4 journals.
+
 Phases: 5 sensors at 1 Hz with the broker up; 10 sensors at 10 Hz with the broker up; the
 same daemon with the broker stopped (an outage: the backlog grows); then the broker back
 (the backlog drains, at ``mqtt.backlog_rate``, while new events keep coming).  Bytes per
@@ -27,8 +30,8 @@ also over the events that left the outbox.  The floor, in the same table: the ev
 size, as stored (the envelope's compact JSON, the outbox's ``size`` column) and on the
 wire (the batch payloads a subscriber receives, per event).  The baseline, in the same
 run: plain ``sqlite3`` writing a row of the same size per event at the 5 × 1 Hz rate,
-one transaction each in WAL at ``synchronous=FULL``, and deleting it in the next one —
-the pattern the outbox follows today, without the daemon.
+one transaction each in WAL at ``synchronous=FULL``, deleting the previous row in it — the
+outbox's page pattern today, without the daemon, and after its WAL's first checkpoint.
 
 The daemon's reconnect backoff is capped at 2 s (``mqtt.reconnect_max``) so that the drain
 starts when the broker comes back rather than up to two minutes later.
@@ -246,6 +249,23 @@ def wait_for(state: Path, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def settle(state: Path, warmup: float, limit: float = 120.0) -> bool:
+    """Wait ``warmup``, then until the outbox's WAL stops growing (at most ``limit`` s).
+
+    Until its first checkpoint the WAL file grows with every commit, and ext4 journals
+    each fsync that changes a file's size: a device's first minute writes about twice
+    what it writes afterwards, when the WAL is rewritten in place.  Measure afterwards."""
+    time.sleep(warmup)
+    wal = state / "outbox.db-wal"
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = wal.stat().st_size if wal.exists() else -1
+        time.sleep(3.0)
+        if wal.exists() and wal.stat().st_size == before:
+            return True
+    return False
+
+
 def mean_stored_size(state: Path) -> float:
     stats = read_stats(state / "outbox.db")
     return stats.pending_bytes / stats.pending if stats.pending else 0.0
@@ -261,19 +281,23 @@ db.execute("PRAGMA journal_mode = WAL")
 db.execute("PRAGMA synchronous = FULL")
 db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)")
 row = "x" * size
-seq, t0, last = 0, time.monotonic(), None
-print(os.getpid(), flush=True)
-sys.stdin.readline()
-while time.monotonic() - t0 < seconds:
+seq = 0
+def one():
+    global seq
     seq += 1
     db.execute("BEGIN")
     db.execute("INSERT INTO events VALUES (?, ?)", (seq, row))
-    if last is not None:
-        db.execute("DELETE FROM events WHERE seq = ?", (last,))
+    db.execute("DELETE FROM events WHERE seq = ?", (seq - 1,))
     db.execute("COMMIT")
-    last = seq
-    time.sleep(max(0.0, t0 + seq / rate - time.monotonic()))
-print(seq, flush=True)
+for _ in range(1500):  # past the first checkpoint at full speed, as the daemon is (settle)
+    one()
+first, t0 = seq, time.monotonic()
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+while time.monotonic() - t0 < seconds:
+    one()
+    time.sleep(max(0.0, t0 + (seq - first) / rate - time.monotonic()))
+print(seq - first, flush=True)
 sys.stdin.readline()
 """
 
@@ -377,7 +401,7 @@ def main() -> None:
             five.mkdir()
             with agent(write_config(five, broker.port, 5, 1.0)) as proc:
                 wait_for(five / "state")
-                time.sleep(args.warmup)
+                settle(five / "state", args.warmup)
                 phases.append(measure("5 sensors x 1 Hz", proc.pid, five / "state", device, args.seconds))
 
             ten = fs / "ten"
@@ -385,7 +409,7 @@ def main() -> None:
             w0 = (wire.events, wire.payload_bytes)
             with agent(write_config(ten, broker.port, 10, 0.1)) as proc:
                 wait_for(ten / "state")
-                time.sleep(args.warmup)
+                settle(ten / "state", args.warmup)
                 phases.append(measure("10 sensors x 10 Hz", proc.pid, ten / "state", device, args.seconds))
                 w1 = (wire.events, wire.payload_bytes)
                 broker.stop()
