@@ -107,7 +107,11 @@ def loop_ext4(directory: Path, size_mb: int = 512) -> Iterator[tuple[Path, Devic
         try:
             yield mount, Device(Path(dev).name)
         finally:
-            subprocess.run(["umount", str(mount)], check=False)
+            # A daemon just stopped can hold the mount for a moment longer.
+            for _ in range(20):
+                if subprocess.run(["umount", str(mount)], check=False).returncode == 0:
+                    break
+                time.sleep(0.5)
     finally:
         subprocess.run(["losetup", "-d", dev], check=False)
 
