@@ -1,24 +1,27 @@
-"""Experiment: each lever of issue 15 in isolation, measured with bench/flash_wear.py's method.
+"""Experiment: issue 15's levers one at a time against the shipped defaults, with bench/flash_wear.py's method.
 
-NOT the shipped behaviour: every lever but the offline ones is applied by patching the
-daemon in its own process (a preamble run before ``edge_agent``'s CLI), to learn what it
-would save before anyone builds it properly.  The shipped code is the first row.
+The shipped code (first row) has a 1.5 s commit window (``storage.commit_interval``),
+acknowledged deletes carried by the next append (waiting up to two windows for one), 4 KiB
+pages, statement journals in memory and a partial index on the priority lane only.  The
+other rows change one thing:
 
-Levers (``--levers``, comma-separated; ``+`` combines):
+* ``window0`` / ``window250ms`` / ``window500ms``: ``storage.commit_interval`` = 0 (every
+  event committed at once, no delete carried: the behaviour before issue 15 but for the
+  page size), 0.25 s, 0.5 s — set in the configuration, nothing patched;
+* ``page1k``: 1 KiB pages (what the release of issue 15 shipped): patched in the daemon's
+  process (a preamble run before ``edge_agent``'s CLI), so that new files get it and the
+  open does not rebuild them;
+* ``laneidx``: the ``(lane, seq)`` index of schema 3 back (``events_by_lane``, which every
+  insert and delete touched), between a first start and the measured one — what schema 4
+  replaced by the partial ``events_priority``;
+* ``ckpt100`` / ``ckpt10k``: ``wal_autocheckpoint`` 100 / 10,000 pages (shipped: half the
+  disk-full reserve, 1,024 pages of 4 KiB), patched.
 
-* ``page1k`` / ``page2k``: the outbox file rebuilt with 1 KiB / 2 KiB pages (``VACUUM``,
-  after a first start has made the file; the daemon then runs on it);
-* ``nolaneidx``: the ``events_by_lane`` index dropped (the only index an insert or a
-  delete touches: ``events_unsynced`` is partial, on ``unsynced = 1`` rows only);
-* ``ckpt100`` / ``ckpt10k``: ``wal_autocheckpoint`` 100 / 10,000 pages (shipped: 1,024);
-* ``fold``: an acknowledged delete is not committed on its own but carried by the next
-  append's transaction (``append_encoded(also=…)``).  The in-memory tally is not updated
-  for those deletes: fine for a short run, wrong for a device;
-* ``window``: the outbox writer waits 1 s before each commit (a commit window:
-  ``storage.commit_interval = 1s`` as the issue proposes), so one transaction carries
-  every event of that second.
+Each shape is measured for ``--seconds`` once the WAL stops growing (at most 2 minutes),
+not over whole checkpoint cycles as ``bench/flash_wear.py`` does: read the rows against
+each other, not as steady-state figures.
 
-    sudo .venv/bin/python bench/flash_levers.py [--seconds 20] [--levers shipped,fold,...]
+    sudo .venv/bin/python bench/flash_levers.py [--seconds 20] [--levers shipped,window0,...]
 """
 
 from __future__ import annotations
@@ -39,55 +42,30 @@ from tests.mosquitto import Mosquitto
 
 # Run in the daemon's process before the CLI: applies the levers named in FLASH_LEVERS.
 PREAMBLE = r"""
-import asyncio, os, sys
+import os, sys
 levers = set(os.environ.get("FLASH_LEVERS", "").split("+"))
 if "ckpt100" in levers or "ckpt10k" in levers:
     import edge_agent.outbox.opening as opening
     pages = 100 if "ckpt100" in levers else 10_000
-    opening.autocheckpoint_pages = lambda reserve_bytes: pages
-if "window" in levers:
-    from edge_agent.outbox.writer import OutboxWriter
-    commit = OutboxWriter._commit_one_batch
-    async def _windowed(self):
-        if not self._stopping:
-            await asyncio.sleep(1.0)
-        await commit(self)
-    OutboxWriter._commit_one_batch = _windowed
-if "fold" in levers:
-    from edge_agent.outbox import codec
-    from edge_agent.outbox.store import Outbox
-    append, pending = Outbox.append_encoded, []
-    async def _delete(self, seqs):
-        pending.extend(seqs)
-        self._caps.claimed.difference_update(seqs)
-        return len(seqs)
-    async def _append(self, encoded, *, also=()):
-        if pending:
-            also = [*also, ("DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))",
-                            (codec.dumps(sorted(pending)),))]
-            pending.clear()
-        return await append(self, encoded, also=also)
-    Outbox.delete, Outbox.append_encoded = _delete, _append
+    opening.autocheckpoint_pages = lambda reserve_bytes, page_size=0: pages
+if "page1k" in levers:
+    import edge_agent.outbox.page_size as page_size
+    import edge_agent.outbox.recovery as recovery
+    page_size.PAGE_SIZE = recovery.PAGE_SIZE = 1024
 sys.argv = ["edge-agent", *sys.argv[1:]]
 from edge_agent.cli.app import main
 main()
 """
 
-OFFLINE = {"page1k": 1024, "page2k": 2048}
+WINDOWS = {"window0": "0", "window250ms": "250ms", "window500ms": "500ms"}
 
 
 def rebuild(db: Path, levers: set[str]) -> None:
     """Apply the offline levers to an outbox file the daemon made and closed."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        if "nolaneidx" in levers:
-            conn.execute("DROP INDEX events_by_lane")
-        for name, size in OFFLINE.items():
-            if name in levers:
-                conn.execute("PRAGMA journal_mode = DELETE")
-                conn.execute(f"PRAGMA page_size = {size}")
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA journal_mode = WAL")
+        if "laneidx" in levers:
+            conn.execute("CREATE INDEX events_by_lane ON events (lane, seq)")
     finally:
         conn.close()
 
@@ -98,14 +76,19 @@ def run(
     directory = fs / f"{levers}-{count}"
     directory.mkdir()
     cfg = write_config(directory, port, count, interval)
-    state = directory / "state"
     chosen = set(levers.split("+"))
-    if chosen & ({"nolaneidx"} | set(OFFLINE)):
-        with agent(cfg):
+    for name, window in WINDOWS.items():
+        if name in chosen:
+            cfg.write_text(
+                cfg.read_text().replace("[storage]\n", f'[storage]\ncommit_interval = "{window}"\n', 1)
+            )
+    state = directory / "state"
+    os.environ["FLASH_LEVERS"] = levers
+    if "laneidx" in chosen:
+        with agent(cfg, [sys.executable, "-c", PREAMBLE]):
             wait_for(state)
             time.sleep(3)
         rebuild(state / "outbox.db", chosen)
-    os.environ["FLASH_LEVERS"] = levers
     with agent(cfg, [sys.executable, "-c", PREAMBLE]) as proc:
         wait_for(state)
         settled = settle(state, args.warmup)
@@ -125,7 +108,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=6.0)
     parser.add_argument(
-        "--levers", default="shipped,page1k,nolaneidx,ckpt100,ckpt10k,fold,window,window+fold"
+        "--levers", default="shipped,window0,window250ms,window500ms,page1k,laneidx,ckpt100,ckpt10k"
     )
     parser.add_argument("--fs", choices=["loop", "dir"], default="loop" if os.geteuid() == 0 else "dir")
     args = parser.parse_args()

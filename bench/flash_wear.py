@@ -2,7 +2,7 @@
 
 Runs the real daemon as a subprocess on simulated sensors against a private Mosquitto,
 with the default delivery (``broker``: an event leaves the outbox on the broker's PUBACK),
-and measures, per phase of ``--seconds`` (after a warm-up):
+and measures, per phase:
 
 * ``write_bytes`` of ``/proc/PID/io``: bytes the daemon caused to be sent to the block
   layer.  Linux counts them when a page of the page cache becomes dirty, so a page
@@ -19,8 +19,14 @@ and measures, per phase of ``--seconds`` (after a warm-up):
 * the size of each file of the state directory (outbox, its ``-wal`` and ``-shm``, the
   calibration database) at the start and end of the phase.
 
-Each phase starts once the WAL has stopped growing (its first checkpoint; at most 2
-minutes): before that, every fsync also changes the WAL's size, which ext4 journals.
+The two phases with the broker up are each ONE WHOLE CHECKPOINT CYCLE in steady state:
+from a restart of the WAL (the first write after a checkpoint, which then rewrites the
+file from its start, in place) to the next one, watched in the ``-shm`` header's
+``mxFrame``; the first fill of the WAL (a growing file, which ext4 journals at every
+fsync) is left out, and the checkpoint's own writes are in.  At 5 × 1 Hz a cycle takes
+about 17 minutes (a 4 MiB WAL of 1,024 frames filled at one frame a second: two frames a
+commit, a commit every 2 s) and the first fill as long again, so the bench runs for about
+40 minutes.  The outage and drain phases last ``--seconds``.
 
 Phases: 5 sensors at 1 Hz with the broker up; 10 sensors at 10 Hz with the broker up; the
 same daemon with the broker stopped (an outage: the backlog grows); then the broker back
@@ -270,6 +276,46 @@ def settle(state: Path, warmup: float, limit: float = 120.0) -> bool:
     return False
 
 
+def wal_frames(state: Path) -> int:
+    """Frames in the outbox's WAL now: ``mxFrame`` of the wal-index header (``-shm``, offset 16,
+    native byte order); 0 when there is none."""
+    try:
+        with (state / "outbox.db-shm").open("rb") as f:
+            header = f.read(20)
+    except FileNotFoundError:
+        return 0
+    return int.from_bytes(header[16:20], sys.byteorder) if len(header) == 20 else 0
+
+
+def wait_restart(state: Path, limit: float) -> bool:
+    """Wait (at most ``limit`` s) until the WAL restarts from its start: the write after a
+    checkpoint that copied all of it.  True if it did."""
+    deadline = time.monotonic() + limit
+    last = wal_frames(state)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = wal_frames(state)
+        if now < last:
+            return True
+        last = now
+    return False
+
+
+def measure_cycle(name: str, pid: int, state: Path, device: Device, limit: float) -> Phase:
+    """One whole checkpoint cycle in steady state: from a restart of the WAL (after its first
+    fill, so the file is rewritten in place) to the next.  The phase holds one checkpoint and
+    the commits between two, in the proportions the daemon runs them for as long as it runs."""
+    first = wait_restart(state, limit)
+    start = snapshot(pid, state, device)
+    second = wait_restart(state, limit)
+    phase = Phase(name, start, snapshot(pid, state, device))
+    if not (first and second):
+        phase.notes.append(f"no whole checkpoint cycle within {limit:.0f} s: NOT steady state")
+    else:
+        phase.notes.append("one whole checkpoint cycle")
+    return phase
+
+
 def mean_stored_size(state: Path) -> float:
     stats = read_stats(state / "outbox.db")
     return stats.pending_bytes / stats.pending if stats.pending else 0.0
@@ -344,7 +390,8 @@ def report(
 ) -> None:
     has_dev = device.name is not None
     print(
-        f"flash wear: edge-agent run, {args.seconds:.0f} s per phase, state dir on "
+        "flash wear: edge-agent run; broker-up phases: one whole checkpoint cycle each;"
+        f" outage and drain: {args.seconds:.0f} s each; state dir on "
         + ("its own loop-mounted ext4 (data=ordered)" if has_dev else "the machine's disk (shared)")
     )
     print("bytes per event appended in the phase; MB/day at the phase's event rate")
@@ -373,6 +420,13 @@ def report(
     print(f"{'floor: stored envelope':26} {'':6} {floor_stored:11,.0f}")
     print(f"{'floor: on the wire':26} {'':6} {floor_wire:11,.0f}")
     print()
+    for p in phases:
+        print(
+            f"  {p.name}: {p.seconds:.0f} s, {p.appended:,} events;"
+            f" cancelled_write_bytes {p.delta('cancelled_write_bytes'):,}"
+            f"{'; ' if p.notes else ''}{'; '.join(p.notes)}"
+        )
+    print()
     print("state directory, file sizes at the start -> end of each phase (bytes):")
     for p in phases:
         sizes = ", ".join(
@@ -382,14 +436,20 @@ def report(
         )
         print(f"  {p.name}: {sizes}")
     print()
-    print("write_bytes counts what the daemon's own writes dirtied (data and SQLite's files);")
+    print("write_bytes counts what the daemon's own writes dirtied (data and SQLite's files,")
+    print("temporary ones included: cancelled_write_bytes is what a deleted file never wrote back);")
     print("'device' is what reached the block device, ext4's journal and metadata included.")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="Length of each phase")
-    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument(
+        "--cycle-limit",
+        type=float,
+        default=1500.0,
+        help="Longest wait for each WAL restart of the broker-up phases (each is one checkpoint cycle)",
+    )
     parser.add_argument("--fs", choices=["loop", "dir"], default="loop" if os.geteuid() == 0 else "dir")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -405,16 +465,18 @@ def main() -> None:
             five.mkdir()
             with agent(write_config(five, broker.port, 5, 1.0)) as proc:
                 wait_for(five / "state")
-                settle(five / "state", args.warmup)
-                phases.append(measure("5 sensors x 1 Hz", proc.pid, five / "state", device, args.seconds))
+                phases.append(
+                    measure_cycle("5 sensors x 1 Hz", proc.pid, five / "state", device, args.cycle_limit)
+                )
 
             ten = fs / "ten"
             ten.mkdir()
             w0 = (wire.events, wire.payload_bytes)
             with agent(write_config(ten, broker.port, 10, 0.1)) as proc:
                 wait_for(ten / "state")
-                settle(ten / "state", args.warmup)
-                phases.append(measure("10 sensors x 10 Hz", proc.pid, ten / "state", device, args.seconds))
+                phases.append(
+                    measure_cycle("10 sensors x 10 Hz", proc.pid, ten / "state", device, args.cycle_limit)
+                )
                 w1 = (wire.events, wire.payload_bytes)
                 broker.stop()
                 phases.append(measure("outage (10 x 10 Hz)", proc.pid, ten / "state", device, args.seconds))

@@ -55,7 +55,7 @@ def test_drivers_lists_the_five_built_in_drivers_with_their_provider() -> None:
 def test_config_check_accepts_the_default_config() -> None:
     result = cli("config", "check", "--config", str(DEFAULT_CONFIG))
     assert result.returncode == 0, result.stderr
-    assert "valid" in result.stdout and "5 sensors" in result.stdout
+    assert "valid" in result.stdout and "7 sensors" in result.stdout  # 5 enabled, 2 Modbus examples off
 
 
 @pytest.mark.parametrize(

@@ -183,6 +183,12 @@ def test_hex_address_from_string(tmp_path: Path) -> None:
     assert level is not None and level.address == 0x10
 
 
+def test_an_address_out_of_range_is_reported_in_hex_as_written(tmp_path: Path) -> None:
+    (problem,) = problems(write(tmp_path, GOOD.replace("address = 0x11", "address = 0x99")))
+    assert "153 (0x99) is not a 7-bit I2C address; use 0x03 to 0x77" in problem
+    assert "119" not in problem
+
+
 def test_tls_cert_without_key(tmp_path: Path) -> None:
     text = GOOD + '\n[mqtt.tls]\nca_file = "ca.pem"\ncert_file = "dev.pem"\n'
     text = text.replace('[mqtt]\nhost = "broker.local"\n', "")
@@ -375,3 +381,10 @@ def test_config_check_prints_one_line_for_each_file_problem_and_exits_78(tmp_pat
         assert "Traceback" not in result.stderr
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("✗")]
         assert len(lines) == 1 and lines[0].startswith(f"✗ {path}: "), result.stderr
+
+
+def test_home_assistant_needs_a_device_id_it_can_use_as_node_id(tmp_path: Path) -> None:
+    text = GOOD + "\n[homeassistant]\nenabled = true\n"
+    assert load(write(tmp_path, text)).homeassistant.enabled
+    (problem,) = problems(write(tmp_path, text.replace('id = "dev-1"', 'id = "site.01"')))
+    assert "homeassistant.enabled needs a device.id of letters, digits, _ and - only" in problem

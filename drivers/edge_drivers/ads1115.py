@@ -509,6 +509,14 @@ class ADS1115:
             out[scaling.quantity] = value
         return out
 
+    def derive(self, values: Mapping[str, float]) -> dict[str, float | None]:
+        """Each scaled quantity computed from its input voltage in ``values`` (e.g. a corrected one)."""
+        return {
+            s.quantity: s.scale(values[f"ain{s.channel}_voltage_v"])
+            for s in self._scaling
+            if f"ain{s.channel}_voltage_v" in values
+        }
+
     def _problem(self, key: str, problem: str | None) -> None:
         """Log a reading problem when it appears and when it clears, not at every read."""
         if problem is not None and key not in self._problems:
@@ -568,7 +576,11 @@ def identify(bus: SMBusLike, address: int) -> str | None:
 DRIVER = DriverSpec(
     name=NAME,
     bus="i2c",
-    quantities=tuple(Quantity(f"ain{n}_voltage_v", "V", f"Voltage of AIN{n} against GND") for n in range(4)),
+    # Resolution: one LSB at the smallest range, 0.256 V / 2^15 (SBAS444 table 7-1).
+    quantities=tuple(
+        Quantity(f"ain{n}_voltage_v", "V", f"Voltage of AIN{n} against GND", resolution=0.256 / 2**15)
+        for n in range(4)
+    ),
     factory=ADS1115,
     description="TI ADS1115 16-bit 4-channel ADC, with optional linear scaling (e.g. 4–20 mA loops)",
     addresses=ADDRESSES,

@@ -71,6 +71,9 @@ What the agent (``edge-agent``) guarantees a registered driver:
   drivers' (use ``i2c_rdwr`` when a transaction must not be split).  A sensor that keeps
   failing is rebuilt: a new object is constructed on the same bus and the old one
   dropped without notice, so the constructor must put the chip in a known state.
+* Modbus: ``factory(links, port, baudrate, clock=..., **options)``: ``links`` is the
+  process's one :class:`ModbusLinks` (each line opened once, shared by its slaves),
+  ``port`` a serial device or ``tcp://host:port``, ``baudrate`` the config's or None.
 * Serial: ``factory(port, clock=..., **options)``; the port is the sensor's own, opened
   8N1 at the config's ``baudrate`` (else ``default_baudrate``, else 9600) with a 1 s read
   timeout.
@@ -99,13 +102,16 @@ from edge_drivers.errors import (
     BusError,
     ChecksumError,
     ChipNotFoundError,
+    ChipResetError,
     DataIntegrityError,
     DriverError,
     MalformedDataError,
+    NotReadyError,
     OptionError,
     SensorTimeoutError,
     WrongChipError,
 )
+from edge_drivers.modbus.link import ModbusLinks
 
 if TYPE_CHECKING:
     from smbus2 import i2c_msg
@@ -116,14 +122,18 @@ __all__ = [
     "BusKind",
     "ChecksumError",
     "ChipNotFoundError",
+    "ChipResetError",
     "Clock",
     "DataIntegrityError",
+    "DerivesQuantities",
     "DriverError",
     "DriverOptions",
     "DriverSpec",
     "Identify",
     "MalformedDataError",
     "ManualClock",
+    "ModbusLinks",
+    "NotReadyError",
     "OptionError",
     "Quantity",
     "SMBusLike",
@@ -136,7 +146,7 @@ __all__ = [
     "is_plain_int",
 ]
 
-BusKind = Literal["i2c", "serial"]
+BusKind = Literal["i2c", "serial", "modbus"]
 
 _QUANTITY_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 
@@ -184,6 +194,9 @@ class Quantity:
     name: str
     unit: str
     description: str = ""
+    resolution: float | None = None
+    """The smallest step the sensor resolves, in ``unit`` (datasheet); published values are
+    rounded to its decimal place, so a correction adds no float noise (None: not stated)."""
 
     def __post_init__(self) -> None:
         if not _QUANTITY_NAME.match(self.name):
@@ -204,6 +217,21 @@ class Sensor(Protocol):
     """What every driver object offers."""
 
     def read(self) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class DerivesQuantities(Protocol):
+    """A driver some of whose quantities are computed from others (the ADS1115's scaled inputs).
+
+    The agent corrects (calibrates) the inputs first and asks the driver to compute the
+    derived quantities again from the corrected inputs, so that they follow.
+    """
+
+    def derive(self, values: Mapping[str, float]) -> dict[str, float | None]:
+        """Each derived quantity whose input is in ``values``, computed from it; None when
+        the input is outside the range the quantity is defined on (the quantity is left out).
+        Pure: no bus access, no logging."""
+        ...
 
 
 Identify = Callable[["SMBusLike", int], "str | None"]
@@ -268,17 +296,32 @@ class DriverSpec:
     identify: Identify | None = None
     options: type[Any] | None = None
     """A standard library dataclass or a pydantic model class (see the module docstring)."""
+    quantities_for: Callable[..., tuple[Quantity, ...]] | None = None
+    """For a driver whose quantities come from its options (a Modbus register map): called
+    with a sensor's options as keywords, returns what that sensor reports (``quantities``
+    then lists the fixed ones, if any).  Raises :class:`OptionError` for invalid options."""
 
     def __post_init__(self) -> None:
         if self.bus == "i2c" and not self.addresses:
             raise ValueError(f"I2C driver {self.name!r} must declare the addresses it can live at")
-        if self.bus == "serial" and self.addresses:
-            raise ValueError(f"serial driver {self.name!r} cannot declare I2C addresses")
+        if self.bus != "i2c" and self.addresses:
+            raise ValueError(f"{self.bus} driver {self.name!r} cannot declare I2C addresses")
         if self.options is not None and not _is_options_class(self.options):
             raise TypeError(
                 f"driver {self.name!r}: options must be a dataclass or a pydantic model class, "
                 f"not {self.options!r}"
             )
+
+    def quantities_of(self, options: Mapping[str, Any]) -> tuple[Quantity, ...]:
+        """What a sensor configured with ``options`` reports: its register map's quantities
+        (``quantities_for``) or the declared ones.  Raises :class:`ValueError` (an
+        :class:`OptionError` among them) for options the driver refuses."""
+        if self.quantities_for is None:
+            return self.quantities
+        try:
+            return self.quantities_for(**options)
+        except TypeError as exc:  # an option the function does not take
+            raise ValueError(f"driver {self.name!r}: {exc}") from exc
 
     def quantity(self, name: str) -> Quantity:
         for q in self.quantities:

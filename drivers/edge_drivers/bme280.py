@@ -23,8 +23,10 @@ from edge_drivers.clock import SYSTEM_CLOCK, Clock
 from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
+    ChipResetError,
     DriverError,
     MalformedDataError,
+    NotReadyError,
     OptionError,
     SensorTimeoutError,
     WrongChipError,
@@ -52,6 +54,10 @@ CALIB_H_LENGTH: Final = 7
 DATA_LENGTH_BME280: Final = 8
 DATA_LENGTH_BMP280: Final = 6  # the BMP280 has no 0xFD/0xFE
 RESET_COMMAND: Final = 0xB6
+SKIPPED_20BIT: Final = 0x80000
+"""What a skipped temperature or pressure channel reads (DS §4.2.1), and its reset value."""
+SKIPPED_16BIT: Final = 0x8000
+"""What a skipped humidity channel reads, and its reset value."""
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,8 @@ class BME280:
             if Calibration.from_registers(tp, h) != self.calibration:
                 return _failed("calibration differs from the copy read at start-up (bus or NVM corruption)")
             values = self.read()
+        except NotReadyError:
+            raise  # no value to judge yet (a reset it just repaired): the test cannot judge
         except DriverError as exc:
             return _failed(str(exc))
         low, high = TEMPERATURE_RANGE_C
@@ -468,13 +476,16 @@ class BME280:
         problem = calibration_problem(tp, h)
         if problem is not None:
             raise MalformedDataError(f"{self.model} at 0x{self.address:02x}: {problem}")
+        self._configure()
+        return Calibration.from_registers(tp, h)
+
+    def _configure(self) -> None:
         if self.has_humidity:
             # ctrl_hum only takes effect with the ctrl_meas write that follows it (DS §5.4.3).
             self._write(Reg.CTRL_HUM, OSRS_H.put(0, OVERSAMPLING_CODES[self._osr_h]), "writing ctrl_hum")
         self._write(Reg.CTRL_MEAS, MODE.put(self._ctrl_meas, Mode.SLEEP), "writing ctrl_meas")
         # Config is written in sleep mode: in normal mode the chip may ignore it (DS §5.4.6).
         self._write(Reg.CONFIG, FILTER.put(0, FILTER_CODES[self.iir_filter]), "writing config")
-        return Calibration.from_registers(tp, h)
 
     def _read_calibration(self) -> tuple[list[int], list[int] | None]:
         tp = self._read_block(Reg.CALIB_TP, CALIB_TP_LENGTH, "reading calibration at 0x88")
@@ -492,8 +503,55 @@ class BME280:
         self._clock.sleep(self._t_meas_max)
         self._wait_while(STATUS_MEASURING, _MEASUREMENT_GRACE_S, "forced measurement")
         length = DATA_LENGTH_BME280 if self.has_humidity else DATA_LENGTH_BMP280
-        # One burst read: the chip shadows the data registers for the whole transaction.
-        return parse_data(self._read_block(Reg.DATA, length, "reading the data registers"))
+        # One burst read from ctrl_hum: the chip shadows the data registers for the whole
+        # transaction, and the control registers show whether it was reset meanwhile.
+        # (A BMP280 has no ctrl_hum: its burst starts at status.)
+        start = Reg.CTRL_HUM if self.has_humidity else Reg.STATUS
+        control = Reg.DATA - start
+        block = self._read_block(start, control + length, "reading the control and data registers")
+        self._check_configuration([0x00] * (start - Reg.CTRL_HUM) + block[:control])
+        raw = parse_data(block[control:])
+        self._check_not_skipped(raw)
+        return raw
+
+    def _check_configuration(self, control: Sequence[int]) -> None:
+        """A reset (brown-out, ESD) puts ctrl_hum, ctrl_meas and config back to 0x00: humidity
+        is then skipped and the filter off, and the data may be the reset values.  Write the
+        configuration again and refuse this sample."""
+        ctrl_hum, ctrl_meas, config = control[0], control[2], control[3]
+        lost = []
+        if self.has_humidity and OSRS_H.get(ctrl_hum) != OVERSAMPLING_CODES[self._osr_h]:
+            lost.append(f"ctrl_hum 0x{ctrl_hum:02x}")
+        settings_mask = OSRS_T.mask | OSRS_P.mask
+        if ctrl_meas & settings_mask != self._ctrl_meas & settings_mask:
+            lost.append(f"ctrl_meas 0x{ctrl_meas:02x}")
+        if FILTER.get(config) != FILTER_CODES[self.iir_filter]:
+            lost.append(f"config 0x{config:02x}")
+        if lost:
+            self._configure()
+            raise ChipResetError(
+                self._where(
+                    f"the chip lost its settings ({', '.join(lost)}): reset by a brown-out or ESD? "
+                    "Configuration written again; this sample is discarded"
+                )
+            )
+
+    def _check_not_skipped(self, raw: RawSample) -> None:
+        """The datasheet's "skipped" codes (also the power-on values) are never measurements."""
+        skipped = []
+        if raw.adc_t == SKIPPED_20BIT:
+            skipped.append("temperature 0x80000")
+        if self.oversampling_pressure and raw.adc_p == SKIPPED_20BIT:
+            skipped.append("pressure 0x80000")
+        if self._osr_h and raw.adc_h == SKIPPED_16BIT:
+            skipped.append("humidity 0x8000")
+        if skipped:
+            raise NotReadyError(
+                self._where(
+                    f"{', '.join(skipped)}: the datasheet's 'skipped' value, no conversion result "
+                    "(chip reset during the measurement?)"
+                )
+            )
 
     def _wait_while(self, flag: BitField, timeout_s: float, what: str) -> None:
         deadline = self._clock.monotonic() + timeout_s
@@ -553,9 +611,17 @@ DRIVER = DriverSpec(
     name=NAME,
     bus="i2c",
     quantities=(
-        Quantity("temperature_c", "°C", "air temperature"),
-        Quantity("pressure_pa", "Pa", "barometric pressure at the sensor (not reduced to sea level)"),
-        Quantity("relative_humidity_pct", "%RH", "relative humidity (BME280 only, not BMP280)"),
+        # Resolutions: BST-BME280-DS002 table 1-3 (0.01 °C, 0.18 Pa, 0.008 %RH).
+        Quantity("temperature_c", "°C", "air temperature", resolution=0.01),
+        Quantity(
+            "pressure_pa",
+            "Pa",
+            "barometric pressure at the sensor (not reduced to sea level)",
+            resolution=0.18,
+        ),
+        Quantity(
+            "relative_humidity_pct", "%RH", "relative humidity (BME280 only, not BMP280)", resolution=0.008
+        ),
     ),
     factory=BME280,
     description="Bosch BME280 humidity/pressure/temperature sensor; a BMP280 is recognised (no humidity)",

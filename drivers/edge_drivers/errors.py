@@ -10,12 +10,24 @@ and still tell the causes apart::
      │    └── MalformedDataError truncated, wrong length, unparsable field
      ├── ChipNotFoundError      nothing answers at the address when the driver starts
      │    └── WrongChipError    something answers, but it is not this chip
-     └── SensorTimeoutError     the sensor did not produce data in time (conversion never
-                                ready, serial line silent)
+     ├── SensorTimeoutError     the sensor did not produce data in time (conversion never
+     │                          ready, serial line silent)
+     └── NotReadyError          the sensor answers correctly but holds no valid value yet
+          │                     (a PMS5003 warming up, a BME280 "skipped" code)
+          └── ChipResetError    the chip lost its configuration (brown-out, ESD); the driver
+                                re-applied it, the next reading is valid
 
     ValueError
      └── OptionError            an option breaks the driver's rules (not a sensor failure):
                                 names the option, ``ads1115 option gain=2.5: must be one of …``
+
+A Modbus device that answers with an exception code adds (exception codes of the Modbus
+application protocol v1.1b3, section 7)::
+
+    DriverError
+     └── DeviceRejectedError    the device answered with an exception code; ``code`` kept
+          ├── IllegalRegisterError  01/02/03: the register map asks for what the device lacks
+          └── DeviceBusyError       05/06: the device is busy; asking again later is right
 
 Foreign exceptions (``OSError`` from smbus2, ``SerialException`` from pyserial) are
 converted where the driver touches the bus and chained (``raise … from exc``) so the
@@ -74,6 +86,17 @@ class WrongChipError(ChipNotFoundError):
 
 class SensorTimeoutError(DriverError):
     """The sensor did not deliver data within the allowed time."""
+
+
+class NotReadyError(DriverError):
+    """The sensor works but has no valid value to give: warming up, a "skipped" or reset
+    register value.  Never returned as a number; the agent's health logic tolerates it for
+    a while (a warm-up is not a fault) before it counts as an error."""
+
+
+class ChipResetError(NotReadyError):
+    """The chip was reset behind the driver's back (brown-out, ESD) and lost its
+    configuration; the driver has written it again, so the next reading is valid."""
 
 
 _NO_VALUE = object()
@@ -137,3 +160,19 @@ def option_path(path: Sequence[str | int]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+class DeviceRejectedError(DriverError):
+    """A device answered a request with an exception code (``code``) instead of data."""
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class IllegalRegisterError(DeviceRejectedError):
+    """The device has no such function, register or value: a configuration error, not a fault."""
+
+
+class DeviceBusyError(DeviceRejectedError):
+    """The device is busy with a long command (or acknowledged it): the read can be retried."""

@@ -10,8 +10,17 @@ character between ``$`` and ``*``) + CR LF, at most 82 characters by the standar
 Only GGA (fix quality, position, altitude) and RMC (validity, speed, course, date)
 are decoded, whatever the talker (GP, GN, GL, GA, GB, BD …): other sentences are
 recognised and ignored.  A receiver without a fix sends empty fields, which is
-normal: validity comes from GGA quality > 0 and RMC status ``A``, never from a
-non-zero latitude.
+normal: validity comes from GGA quality 1–5 and RMC status ``A``, never from a
+non-zero latitude.  Some send a placeholder position instead (MediaTek
+``8960.000000,N``, SiRF ``36000.0000``): without a fix the position fields are not
+read at all.  Qualities 6–8 (dead reckoning, manual input, simulator; NMEA 2.3+) and
+the matching RMC modes ``E``/``M``/``S`` are reported as ``fix_quality`` but never as a
+position fix, and an NMEA 4.1 RMC's navigational status ``V`` makes it invalid.
+
+What counts against a receiver is a bad checksum or a standard sentence that does not
+parse.  Vendors talk in their own sentences (``$PUBX,03`` of 378 bytes, ``$SNRSTAT``,
+``$GYOACC``, ``$LOG108``) and plain text lines (boot banners with spaces): those are
+counted as ``ignored``, not as rejects.
 
 Pure code does the parsing: :func:`parse_sentence` for one line and
 :class:`NMEAReader`, which is fed arbitrary bytes and returns the sentences in them.
@@ -38,13 +47,12 @@ from edge_drivers.errors import (
 )
 
 NAME = "nmea"
-MAX_SENTENCE_LENGTH = 256
-"""Longest line accepted (the standard says 82 with CR LF; real receivers go beyond)."""
+MAX_SENTENCE_LENGTH = 1024
+"""Longest line accepted (the standard says 82 with CR LF; real receivers go beyond, and
+proprietary ones far beyond: a u-blox ``$PUBX,03`` lists every satellite in 378 bytes)."""
 KNOT_MPS = 1852.0 / 3600.0
 MAX_ERROR_RATE = 0.1
 """Self-test limit on the share of lines that failed the checksum or did not parse."""
-_BURST_S = 0.9
-"""After the first GGA, how long to wait for the RMC of the same epoch (bursts are 1 Hz)."""
 _IDLE_POLL_S = 0.05
 """Pause after an empty read, so a port with timeout 0 does not spin."""
 
@@ -53,7 +61,10 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("longitude_deg", "°", "WGS84 longitude, east positive (only with a fix)"),
     Quantity("altitude_m", "m", "altitude above mean sea level (only with a fix)"),
     Quantity(
-        "fix_quality", "", "GGA fix quality: 0 none, 1 GPS, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 estimated"
+        "fix_quality",
+        "",
+        "GGA fix quality: 0 none, 1 GPS, 2 DGPS, 3 PPS, 4 RTK fixed, 5 RTK float; 6 estimated, "
+        "7 manual, 8 simulator (6-8 give no position)",
     ),
     Quantity("satellites_count", "", "satellites used in the solution"),
     Quantity("hdop", "", "horizontal dilution of precision"),
@@ -62,7 +73,13 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("gps_time_unix_s", "s", "UTC time of the fix, seconds since 1970 (needs RMC's date)"),
 )
 
-_ADDRESS = re.compile(r"[A-Z][A-Z0-9]{4}|P[A-Z0-9]{3,9}")
+_STANDARD_ADDRESS = re.compile(r"[A-Z][A-Z0-9][A-Z]{3}")
+"""Talker (2) + sentence type (3): ``GPGGA``, ``GNRMC``, ``BDGSV``."""
+_VENDOR_ADDRESS = re.compile(r"[A-Z0-9][A-Z0-9_ .-]{1,31}")
+"""What vendors put after ``$`` (``PUBX``, ``PMTK001``, ``SNRSTAT``, ``GYOACC``, ``LOG108``)."""
+POSITION_FIX_QUALITIES = frozenset(range(1, 6))
+"""GGA qualities with a measured position: 1 GPS, 2 DGPS, 3 PPS, 4 RTK, 5 float RTK (not
+6 dead reckoning, 7 manual, 8 simulator; pynmea2 ``GGA.is_valid`` agrees)."""
 _HEX2 = re.compile(rb"[0-9A-Fa-f]{2}")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _COUNT = re.compile(r"[0-9]{1,3}")
@@ -71,8 +88,9 @@ _DATE = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})")
 # pynmea2's dm_to_sd: degrees are all digits before the last two integer digits, so
 # 2- and 3-digit degrees and any number of decimals work.  (ASCII digits only.)
 _DEGREES_MINUTES = re.compile(r"([0-9]+)([0-9]{2}(?:\.[0-9]*)?)")
-_VALID_RMC_MODES = frozenset("ADEFMPRS")
-"""NMEA 2.3 mode indicators that go with a usable fix (N = no fix; pynmea2 ``RMC.is_valid``)."""
+_VALID_RMC_MODES = frozenset("ADFPR")
+"""NMEA 2.3+ mode indicators of a measured fix: autonomous, differential, float RTK,
+precise, RTK (not N no fix, E estimated, M manual, S simulator)."""
 
 
 # -- pure sentence code -------------------------------------------------------------------
@@ -97,7 +115,8 @@ class GGA:
 
     @property
     def has_fix(self) -> bool:
-        return self.fix_quality > 0
+        """A measured position (quality 1–5), not dead reckoning, manual or a simulator."""
+        return self.fix_quality in POSITION_FIX_QUALITIES
 
 
 @dataclass(frozen=True)
@@ -116,10 +135,16 @@ class RMC:
     """East positive."""
     mode: str | None
     """NMEA 2.3+ mode indicator (A autonomous, D differential, E estimated, N no fix …)."""
+    navigational_status: str | None = None
+    """NMEA 4.1: S safe, C caution, U unsafe, V not valid."""
 
     @property
     def valid(self) -> bool:
-        return self.status == "A" and (self.mode is None or self.mode in _VALID_RMC_MODES)
+        return (
+            self.status == "A"
+            and (self.mode is None or self.mode in _VALID_RMC_MODES)
+            and self.navigational_status != "V"
+        )
 
     @property
     def datetime_utc(self) -> datetime | None:
@@ -143,7 +168,8 @@ class Sentence:
 
     @property
     def proprietary(self) -> bool:
-        return self.address.startswith("P")
+        """``P`` + maker, or any other vendor address that is not talker + type."""
+        return self.address.startswith("P") or not _STANDARD_ADDRESS.fullmatch(self.address)
 
     @property
     def talker(self) -> str:
@@ -205,8 +231,8 @@ def parse_sentence(line: bytes | str, *, require_checksum: bool = True) -> Sente
     if b"$" in body:
         raise MalformedDataError(f"NMEA sentence contains a second '$': {_show(text)}")
     address, *fields = body.decode("ascii").split(",")
-    if not _ADDRESS.fullmatch(address):
-        raise MalformedDataError(f"NMEA address {address!r} is neither talker+type nor proprietary")
+    if not (_STANDARD_ADDRESS.fullmatch(address) or _VENDOR_ADDRESS.fullmatch(address)):
+        raise MalformedDataError(f"NMEA address {address!r} is neither talker+type nor a vendor's")
     sentence = Sentence(address, tuple(fields), has_checksum=star >= 0)
     if sentence.proprietary:
         return sentence
@@ -291,12 +317,15 @@ def _date(value: str) -> date | None:
 
 def _decode_gga(fields: tuple[str, ...]) -> GGA:
     f = _padded(fields, 14)
-    quality = _count(f[5], "GGA fix quality")
+    quality = _count(f[5], "GGA fix quality") or 0
+    # Without a fix the position fields are whatever the receiver puts there: empty, zeros,
+    # or a placeholder that is no coordinate (MediaTek 8960.000000,N; SiRF 36000.0000).
+    located = quality != 0
     return GGA(
         time_s=_time_of_day(f[0]),
-        latitude_deg=degrees(f[1], f[2], positive="N", negative="S", limit=90.0),
-        longitude_deg=degrees(f[3], f[4], positive="E", negative="W", limit=180.0),
-        fix_quality=quality or 0,
+        latitude_deg=degrees(f[1], f[2], positive="N", negative="S", limit=90.0) if located else None,
+        longitude_deg=degrees(f[3], f[4], positive="E", negative="W", limit=180.0) if located else None,
+        fix_quality=quality,
         satellites_count=_count(f[6], "GGA satellite count"),
         hdop=_number(f[7], "GGA HDOP"),
         altitude_m=_number(f[8], "GGA altitude"),
@@ -307,20 +336,22 @@ def _decode_gga(fields: tuple[str, ...]) -> GGA:
 
 
 def _decode_rmc(fields: tuple[str, ...]) -> RMC:
-    f = _padded(fields, 12)
+    f = _padded(fields, 13)
     variation = _number(f[9], "RMC magnetic variation")
     if variation is not None and f[10] == "W":
         variation = -variation
+    located = f[1] == "A"  # status V: the position fields may hold a placeholder (see GGA)
     return RMC(
         time_s=_time_of_day(f[0]),
         status=f[1],
-        latitude_deg=degrees(f[2], f[3], positive="N", negative="S", limit=90.0),
-        longitude_deg=degrees(f[4], f[5], positive="E", negative="W", limit=180.0),
+        latitude_deg=degrees(f[2], f[3], positive="N", negative="S", limit=90.0) if located else None,
+        longitude_deg=degrees(f[4], f[5], positive="E", negative="W", limit=180.0) if located else None,
         speed_knots=_number(f[6], "RMC speed"),
         course_deg=_number(f[7], "RMC course"),
         date=_date(f[8]),
         magnetic_variation_deg=variation,
         mode=f[11] or None,
+        navigational_status=f[12] or None,
     )
 
 
@@ -338,7 +369,9 @@ class NMEAReader:
         self.sentences_ok = 0
         self.checksum_errors = 0
         self.malformed = 0
-        """Lines that were not sentences, or GGA/RMC with an unparsable field."""
+        """Lines that were not printable text, or standard sentences that did not parse."""
+        self.ignored = 0
+        """Vendor text: printable lines that are not ``$`` sentences (boot banners and the like)."""
         self.garbage_bytes = 0
         """Bytes skipped in front of a ``$`` or dropped from an overlong line."""
         self._partial = bytearray()
@@ -378,6 +411,9 @@ class NMEAReader:
         if not line.strip():
             return None
         start = line.rfind(b"$")
+        if start < 0 and _is_text(line):
+            self.ignored += 0 if first else 1  # a vendor's plain text: nothing against the receiver
+            return None
         if start > 0:
             self.garbage_bytes += start
             line = line[start:]
@@ -391,6 +427,11 @@ class NMEAReader:
             return None
         self.sentences_ok += 1
         return sentence
+
+
+def _is_text(line: bytes) -> bool:
+    text = line.strip()
+    return bool(text) and all(0x20 <= b <= 0x7E or b == 0x09 for b in text)
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -415,36 +456,65 @@ class Fix:
     """The driver clock's monotonic time when the fix was read."""
 
 
+_Fix = GGA | RMC
+
+
 @dataclass
 class _Epoch:
-    """The GGA and RMC seen during one ``read()``; the newest of each wins."""
+    """The GGA and RMC sentences of one ``read()``, paired by their UTC time.
 
-    gga: GGA | None = None
-    rmc: RMC | None = None
-    first_gga_at: float = 0.0
+    The target is the newest GGA already waiting when the read starts (so a backlog does not
+    make us report the past), else the first that arrives.  Its RMC is the one with the same
+    time of day, whether it came before the GGA (u-blox sends RMC first) or after (SiRF,
+    MediaTek).  A GGA or RMC of another time after the target belongs to the next epoch:
+    the epoch is over, and those sentences are kept for the next read instead of lost.
+    """
+
+    seen: list[_Fix] = field(default_factory=list)
+    target: int | None = None
     types: set[str] = field(default_factory=set)
 
-    def add(self, sentences: list[Sentence], now: float) -> None:
-        for sentence in sentences:
-            self.types.add(sentence.sentence_type)
-            if isinstance(sentence.data, GGA):
-                if self.gga is None:
-                    self.first_gga_at = now
-                self.gga = sentence.data
-            elif isinstance(sentence.data, RMC):
-                self.rmc = sentence.data
+    def add(self, items: list[_Fix] | list[Sentence], *, backlog: bool) -> None:
+        for item in items:
+            data = item.data if isinstance(item, Sentence) else item
+            if isinstance(item, Sentence):
+                self.types.add(item.sentence_type)
+            if data is None:
+                continue
+            self.seen.append(data)
+            if isinstance(data, GGA) and (backlog or self.target is None):
+                self.target = len(self.seen) - 1
 
     @property
-    def paired_rmc(self) -> RMC | None:
+    def gga(self) -> GGA | None:
+        found = None if self.target is None else self.seen[self.target]
+        return found if isinstance(found, GGA) else None
+
+    @property
+    def rmc(self) -> RMC | None:
         """The RMC of the GGA's epoch (same time of day), if it has been seen."""
-        if self.gga is None or self.rmc is None:
+        gga = self.gga
+        if gga is None:
             return None
-        same = self.gga.time_s == self.rmc.time_s or (
-            self.gga.time_s is not None
-            and self.rmc.time_s is not None
-            and abs(self.gga.time_s - self.rmc.time_s) < 0.001
-        )
-        return self.rmc if same else None
+        return next((x for x in reversed(self.seen) if isinstance(x, RMC) and _same_time(x, gga)), None)
+
+    @property
+    def later(self) -> list[_Fix]:
+        """What arrived after the GGA but belongs to another epoch."""
+        gga = self.gga
+        if gga is None or self.target is None:
+            return []
+        return [x for x in self.seen[self.target + 1 :] if not _same_time(x, gga)]
+
+    @property
+    def complete(self) -> bool:
+        return self.gga is not None and (self.rmc is not None or bool(self.later))
+
+
+def _same_time(a: _Fix, b: _Fix) -> bool:
+    if a.time_s is None or b.time_s is None:
+        return a.time_s is None and b.time_s is None
+    return abs(a.time_s - b.time_s) < 0.001
 
 
 MAX_TIMEOUT_S = 3600.0
@@ -499,6 +569,8 @@ class NMEAGPS:
         self.timeout_s = timeout_s
         self.reader = NMEAReader(require_checksum=require_checksum)
         self.last_fix: Fix | None = None
+        self._carried: list[_Fix] = []
+        """Sentences of the next epoch that the last read took in: its start, kept."""
         self._clock = clock
         self._name = str(getattr(port, "name", None) or getattr(port, "port", None) or "serial port")
 
@@ -511,13 +583,12 @@ class NMEAGPS:
         deadline = self._clock.monotonic() + self.timeout_s
         before = (reader.sentences_ok, reader.checksum_errors, reader.malformed)
         epoch = _Epoch()
-        # What is already buffered first, so a backlog does not make us report the past.
-        epoch.add(reader.feed(self._drain()), self._clock.monotonic())
-        while epoch.paired_rmc is None:
-            now = self._clock.monotonic()
-            if epoch.gga is not None and now - epoch.first_gga_at >= _BURST_S:
-                break
-            if now >= deadline:
+        # What is already here first, so a backlog does not make us report the past.
+        carried, self._carried = self._carried, []
+        epoch.add(carried, backlog=True)
+        epoch.add(reader.feed(self._drain()), backlog=True)
+        while not epoch.complete:
+            if self._clock.monotonic() >= deadline:
                 if epoch.gga is not None:
                     break
                 raise self._no_gga(before, epoch.types)
@@ -527,9 +598,11 @@ class NMEAGPS:
                     break  # the burst is over and it had no RMC for this epoch
                 self._clock.sleep(_IDLE_POLL_S)
                 continue
-            epoch.add(reader.feed(line), self._clock.monotonic())
-        assert epoch.gga is not None
-        return self._measurements(epoch.gga, epoch.paired_rmc)
+            epoch.add(reader.feed(line), backlog=False)
+        gga = epoch.gga
+        assert gga is not None
+        self._carried = epoch.later
+        return self._measurements(gga, epoch.rmc)
 
     def self_test(self) -> SelfTestResult:
         """Reads one epoch, then judges the share of lines rejected so far."""

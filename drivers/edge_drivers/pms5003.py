@@ -29,6 +29,7 @@ from edge_drivers.errors import (
     ChipNotFoundError,
     DriverError,
     MalformedDataError,
+    NotReadyError,
     OptionError,
     SensorTimeoutError,
 )
@@ -122,6 +123,24 @@ class Frame:
     def measurements(self) -> dict[str, float]:
         """The frame as ``{quantity name: value}`` in the units of :data:`QUANTITIES`."""
         return {q.name: float(getattr(self, q.name)) for q in QUANTITIES}
+
+    def not_valid_yet(self) -> str | None:
+        """Why this well-formed frame is not a measurement yet, or None.
+
+        After power-up or wake-up the sensor sends frames of all zeros while its fan spins up,
+        and some frames report a mass with no particle counted (PM10 = 32 µg/m³, every count
+        0): a mass is computed from the counts, so such a frame is not one.  Neither is clean
+        air: even very clean air has hundreds of particles > 0.3 µm per dL.
+        """
+        counts = [getattr(self, name) for name in DATA_WORDS[6:12]]
+        masses = [getattr(self, name) for name in DATA_WORDS[:6]]
+        if not any(counts) and not any(masses):
+            return "all-zero frame: the sensor is warming up (fan spin-up after power-up or wake-up)"
+        if not any(counts):
+            return (
+                f"frame reports a mass (PM10 {self.pm10_ugm3} µg/m³) but no particle counted: not yet valid"
+            )
+        return None
 
     def inconsistencies(self) -> list[str]:
         """Relations every genuine frame satisfies but a corrupted one may not.
@@ -369,6 +388,9 @@ class PMS5003:
         if frame is None:
             frame = self._wait_for_frame(deadline, bad_before, garbage_before)
         self.last_frame = frame
+        not_valid = frame.not_valid_yet()
+        if not_valid is not None:
+            raise NotReadyError(f"PMS5003 on {self._name}: {not_valid}")
         return frame.measurements()
 
     def sleep(self) -> None:
@@ -388,6 +410,8 @@ class PMS5003:
         problem = ""
         try:
             self.read()
+        except NotReadyError:
+            raise  # warming up: the test cannot judge yet, which is not a failed sensor
         except DriverError as exc:
             problem = str(exc)
         reader = self.reader

@@ -186,6 +186,14 @@ class Options(DriverOptions):
 # -- Driver --------------------------------------------------------------------------------
 
 
+STARTUP_STATUS_ATTEMPTS = 3
+"""Status reads at start-up before a CRC failure is believed (noise rarely repeats itself)."""
+
+
+class _SameWrongAnswer(Exception):
+    """Internal: the start-up status failed its CRC the same way every time."""
+
+
 class SHT3x:
     """An SHT30/SHT31/SHT35 on an smbus2-compatible bus."""
 
@@ -210,11 +218,11 @@ class SHT3x:
             self._start()
         except BusError as exc:
             raise ChipNotFoundError(f"no SHT3x answers: {exc}") from exc
-        except DataIntegrityError as exc:
+        except _SameWrongAnswer as exc:
             raise WrongChipError(
                 f"{self._name}: a device answers but its status word fails the SHT3x CRC "
-                f"({exc}); is another chip at this address?"
-            ) from exc
+                f"{STARTUP_STATUS_ATTEMPTS} times alike ({exc.__cause__}); is another chip at this address?"
+            ) from exc.__cause__
 
     @property
     def _name(self) -> str:
@@ -227,10 +235,25 @@ class SHT3x:
         self._clock.sleep(BREAK_TIME_S)
         self._command(CMD_SOFT_RESET)
         self._clock.sleep(SOFT_RESET_TIME_S)
-        self.status()  # proves the CRC works, i.e. that this is an SHT3x
+        self._first_status()  # proves the CRC works, i.e. that this is an SHT3x
         # Alert-pending and reset-detected are set after any reset; clear them so a
         # later status() shows only what happened since start-up.
         self._command(CMD_CLEAR_STATUS)
+
+    def _first_status(self) -> None:
+        """The status word, read until its CRC holds.  A CRC error is the bus's (noise, a weak
+        pull-up): it raises :class:`ChecksumError`.  Only the same failing answer every time
+        says that another chip is answering (:class:`_SameWrongAnswer`, made a WrongChipError)."""
+        failures: list[DataIntegrityError] = []
+        for _ in range(STARTUP_STATUS_ATTEMPTS):
+            try:
+                self.status()
+                return
+            except DataIntegrityError as exc:
+                failures.append(exc)
+        if len({str(f) for f in failures}) == 1:
+            raise _SameWrongAnswer() from failures[-1]
+        raise failures[-1]
 
     # -- bus primitives ------------------------------------------------------------------
 
@@ -349,8 +372,9 @@ DRIVER = DriverSpec(
     name=NAME,
     bus="i2c",
     quantities=(
-        Quantity("temperature_c", "°C", "Air temperature"),
-        Quantity("relative_humidity_pct", "%RH", "Relative humidity"),
+        # One step of the 16-bit code (datasheet §4.13): 175/65535 °C, 100/65535 %RH.
+        Quantity("temperature_c", "°C", "Air temperature", resolution=175 / 65535),
+        Quantity("relative_humidity_pct", "%RH", "Relative humidity", resolution=100 / 65535),
     ),
     factory=SHT3x,
     description="Sensirion SHT30/SHT31/SHT35 humidity and temperature sensor (CRC-checked)",

@@ -1,10 +1,13 @@
 """Sensor calibration: fitting corrections, their history in SQLite, applying them to readings.
 
-- :mod:`.fit`    — pure arithmetic: one-point offset, two-point gain and offset, sanity checks;
+- :mod:`.fit`    — pure arithmetic: one-point offset, two-point gain and offset, least squares
+  through more, a point out of line, the expanded uncertainty, sanity checks;
+- :mod:`.steady` — when a reading is steady enough to take (its spread against the noise);
 - :mod:`.schema` — the database schema and its migrations;
 - :mod:`.store`  — :class:`CalibrationStore`: the full history, save / reset / rollback;
 - :mod:`.active` — :class:`ActiveCalibrations`: the corrections in effect, applied to readings;
 - :mod:`.watch`  — the daemon reloads corrections when the CLI commits a change.
+- :mod:`.certificate` — the one-page PDF certificate (fpdf2, the ``certificate`` extra).
 """
 
 from edge_agent.calibration.active import CAL_KEY, ActiveCalibrations

@@ -7,7 +7,8 @@ a technician's calibration must survive that.
 Every change is a new row, never an update: the table *is* the history.  The newest row
 of a (sensor, quantity) is what applies now; ``applies = 0`` means no correction (after
 a reset, or a rollback to before the first calibration).  ``previous`` links each row to
-the one in effect before it, which is what a rollback returns to.
+the one in effect before it, which is what a rollback returns to; ``change`` groups the
+rows one command wrote.
 """
 
 from __future__ import annotations
@@ -39,6 +40,32 @@ MIGRATIONS: tuple[str, ...] = (
         restores             INTEGER REFERENCES calibrations(id)
     );
     CREATE INDEX calibrations_by_sensor ON calibrations (sensor, quantity, id);
+    """,
+    # 2: rows written by one command (a sensor-wide reset or rollback) share ``change``,
+    # the id of the command's first row, so that a rollback undoes the command whole.
+    # NULL on rows from before: each was its own command.
+    """
+    ALTER TABLE calibrations ADD COLUMN change INTEGER REFERENCES calibrations(id);
+    """,
+    # 3: what a certificate needs (uncertainty, the reference's certificate, conditions)
+    # and the as-left values measured after saving, in a table of their own: a saved
+    # calibration row is never updated.
+    """
+    ALTER TABLE calibrations ADD COLUMN uncertainty REAL;            -- expanded (k = 2), quantity's unit
+    ALTER TABLE calibrations ADD COLUMN reference_uncertainty REAL;  -- the reference's stated U (k = 2)
+    ALTER TABLE calibrations ADD COLUMN reference_certificate TEXT;  -- the reference's certificate number
+    ALTER TABLE calibrations ADD COLUMN spreads TEXT NOT NULL DEFAULT '[]';  -- JSON: sensor's std dev per point
+    ALTER TABLE calibrations ADD COLUMN conditions TEXT;             -- e.g. "22 °C, 45 %RH, climate chamber"
+    CREATE TABLE as_left_checks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        calibration INTEGER NOT NULL REFERENCES calibrations(id),
+        measured_at REAL NOT NULL,
+        reference   REAL NOT NULL,   -- what the reference instrument read
+        reading     REAL NOT NULL,   -- the sensor's raw mean
+        reported    REAL NOT NULL,   -- what the device reports with the calibration applied
+        spread      REAL             -- standard deviation of the readings averaged
+    );
+    CREATE INDEX as_left_by_calibration ON as_left_checks (calibration, id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

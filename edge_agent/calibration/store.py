@@ -49,6 +49,35 @@ class NewCalibration:
     technician: str | None = None
     note: str | None = None
     expires_at: float | None = None
+    uncertainty: float | None = None
+    """Expanded uncertainty (k = 2) of a calibrated reading, in the quantity's unit."""
+    reference_uncertainty: float | None = None
+    """The reference instrument's stated expanded uncertainty (k = 2)."""
+    reference_certificate: str | None = None
+    spreads: Sequence[float] = ()
+    """The sensor's standard deviation at each point (what it repeats to)."""
+    conditions: str | None = None
+
+
+@dataclass(frozen=True)
+class AsLeftCheck:
+    """The sensor re-measured against the reference after a calibration was saved."""
+
+    calibration: int
+    measured_at: float
+    reference: float
+    reading: float
+    reported: float
+    spread: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "measured_at": self.measured_at,
+            "reference": self.reference,
+            "reading": self.reading,
+            "reported": self.reported,
+            "spread": self.spread,
+        }
 
 
 @dataclass(frozen=True)
@@ -75,6 +104,13 @@ class CalibrationRecord:
     note: str | None = None
     previous: int | None = None
     restores: int | None = None
+    change: int | None = None
+    """The first row of the command that wrote this one (None: this row is the first)."""
+    uncertainty: float | None = None
+    reference_uncertainty: float | None = None
+    reference_certificate: str | None = None
+    spreads: list[float] = field(default_factory=list)
+    conditions: str | None = None
 
     @property
     def correction(self) -> Correction:
@@ -101,13 +137,32 @@ class CalibrationRecord:
             "note": self.note,
             "previous": self.previous,
             "restores": self.restores,
+            "change": self.change,
+            "uncertainty": self.uncertainty,
+            "reference_uncertainty": self.reference_uncertainty,
+            "reference_certificate": self.reference_certificate,
+            "spreads": self.spreads,
+            "conditions": self.conditions,
         }
 
 
 _COLUMNS = (
     "id, sensor, quantity, action, applies, method, gain, offset, created_at, calibrated_at, "
-    "expires_at, points, reference_instrument, as_found, as_left, technician, note, previous, restores"
+    "expires_at, points, reference_instrument, as_found, as_left, technician, note, previous, restores, change, "
+    "uncertainty, reference_uncertainty, reference_certificate, spreads, conditions"
 )
+
+
+def _certificate_columns(record: CalibrationRecord) -> dict[str, Any]:
+    """What a rollback row copies besides the correction, so the restored calibration keeps
+    its uncertainty and certificate details."""
+    return {
+        "uncertainty": record.uncertainty,
+        "reference_uncertainty": record.reference_uncertainty,
+        "reference_certificate": record.reference_certificate,
+        "spreads": json.dumps(record.spreads),
+        "conditions": record.conditions,
+    }
 
 
 def _record(row: sqlite3.Row) -> CalibrationRecord:
@@ -131,6 +186,12 @@ def _record(row: sqlite3.Row) -> CalibrationRecord:
         note=row["note"],
         previous=row["previous"],
         restores=row["restores"],
+        change=row["change"],
+        uncertainty=row["uncertainty"],
+        reference_uncertainty=row["reference_uncertainty"],
+        reference_certificate=row["reference_certificate"],
+        spreads=list(json.loads(row["spreads"])),
+        conditions=row["conditions"],
     )
 
 
@@ -259,7 +320,34 @@ class CalibrationStore:
                 note=new.note,
                 previous=None if head is None else head.id,
                 restores=None,
+                uncertainty=new.uncertainty,
+                reference_uncertainty=new.reference_uncertainty,
+                reference_certificate=new.reference_certificate,
+                spreads=json.dumps(list(new.spreads)),
+                conditions=new.conditions,
             )
+
+    def record_as_left(
+        self, calibration: int, *, reference: float, reading: float, reported: float, spread: float | None
+    ) -> AsLeftCheck:
+        """Keep what the sensor measured against the reference after ``calibration`` was saved."""
+        now = self._wall()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO as_left_checks (calibration, measured_at, reference, reading, reported, spread) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (calibration, now, reference, reading, reported, spread),
+            )
+        return AsLeftCheck(calibration, now, reference, reading, reported, spread)
+
+    def as_left_checks(self, calibration: int) -> list[AsLeftCheck]:
+        """The as-left measurements of a calibration, oldest first."""
+        rows = self._db.execute(
+            "SELECT calibration, measured_at, reference, reading, reported, spread FROM as_left_checks "
+            "WHERE calibration = ? ORDER BY id",
+            (calibration,),
+        )
+        return [AsLeftCheck(*row) for row in rows]
 
     def reset(
         self,
@@ -276,12 +364,22 @@ class CalibrationStore:
             if not targets:
                 what = f"{sensor}.{quantity}" if quantity else sensor
                 raise CalibrationInputError(f"{what} has no calibration in effect; nothing to reset")
-            return [
-                self._insert_uncorrected(
-                    db, sensor, head.quantity, "reset", now, technician, note, previous=head.id
+            rows: list[CalibrationRecord] = []
+            for head in targets:
+                rows.append(
+                    self._insert_uncorrected(
+                        db,
+                        sensor,
+                        head.quantity,
+                        "reset",
+                        now,
+                        technician,
+                        note,
+                        previous=head.id,
+                        change=rows[0].id if rows else None,
+                    )
                 )
-                for head in targets
-            ]
+            return rows
 
     def rollback(
         self,
@@ -290,11 +388,12 @@ class CalibrationStore:
         *,
         technician: str | None = None,
         note: str | None = None,
-    ) -> CalibrationRecord:
-        """Undo the newest change of the quantity (or of the sensor), as a new history row.
+    ) -> list[CalibrationRecord]:
+        """Undo the newest change of the quantity (or the sensor's newest command, whole), as new rows.
 
-        The correction in effect before that change applies again.  Rolling back again goes
-        one step further back, as an undo stack does.
+        The correction in effect before that change applies again, for every quantity the
+        command changed (a sensor-wide reset comes back whole).  Rolling back again goes
+        one step further back for each of them, as an undo stack does.
         """
         now = self._wall()
         with self._transaction() as db:
@@ -302,42 +401,71 @@ class CalibrationStore:
             if not heads:
                 what = f"{sensor}.{quantity}" if quantity else sensor
                 raise CalibrationInputError(f"{what} has no calibration history; nothing to roll back")
-            head = max(heads, key=lambda r: r.id)
-            before = None if head.previous is None else self.get(head.previous)
-            if before is None and not head.applies:
-                # Already back before the first calibration: another row would change nothing.
-                what = f"{sensor}.{head.quantity}"
+            newest = max(heads, key=lambda r: r.id)
+            command = newest.change or newest.id
+            targets = [r for r in heads if (r.change or r.id) == command]
+            rows: list[CalibrationRecord] = []
+            for head in targets:
+                before = None if head.previous is None else self.get(head.previous)
+                if before is None and not head.applies:
+                    continue  # already back before its first calibration: nothing to undo
+                rows.append(self._undo(db, head, before, now, technician, note, rows[0].id if rows else None))
+            if not rows:
+                what = f"{sensor}.{newest.quantity}" if len(targets) == 1 else sensor
                 raise CalibrationInputError(
                     f"{what} has no earlier calibration to go back to (no correction applies now)"
                 )
-            if before is None:
-                # Back to before the first calibration: no correction.
-                return self._insert_uncorrected(
-                    db, sensor, head.quantity, "rollback", now, technician, note, previous=None
-                )
-            return self._insert(
+            return rows
+
+    def _undo(
+        self,
+        db: sqlite3.Connection,
+        head: CalibrationRecord,
+        before: CalibrationRecord | None,
+        now: float,
+        technician: str | None,
+        note: str | None,
+        change: int | None,
+    ) -> CalibrationRecord:
+        """The row that puts ``before`` (None: no correction) back in place of ``head``."""
+        if before is None:
+            # Back to before the first calibration: no correction.
+            return self._insert_uncorrected(
                 db,
-                sensor=sensor,
-                quantity=head.quantity,
-                action="rollback",
-                applies=before.applies,
-                method=before.method,
-                gain=before.gain,
-                offset=before.offset,
-                created_at=now,
-                calibrated_at=before.calibrated_at,
-                expires_at=before.expires_at,
-                points=json.dumps([{"reading": p.reading, "reference": p.reference} for p in before.points]),
-                reference_instrument=before.reference_instrument,
-                as_found=json.dumps(before.as_found),
-                as_left=json.dumps(before.as_left),
-                technician=technician,
-                note=note,
-                previous=before.previous,
-                restores=(before.restores if before.action == "rollback" else before.id)
-                if before.applies
-                else None,
+                head.sensor,
+                head.quantity,
+                "rollback",
+                now,
+                technician,
+                note,
+                previous=None,
+                change=change,
             )
+        return self._insert(
+            db,
+            sensor=head.sensor,
+            quantity=head.quantity,
+            action="rollback",
+            applies=before.applies,
+            method=before.method,
+            gain=before.gain,
+            offset=before.offset,
+            created_at=now,
+            calibrated_at=before.calibrated_at,
+            expires_at=before.expires_at,
+            points=json.dumps([{"reading": p.reading, "reference": p.reference} for p in before.points]),
+            reference_instrument=before.reference_instrument,
+            as_found=json.dumps(before.as_found),
+            as_left=json.dumps(before.as_left),
+            technician=technician,
+            note=note,
+            previous=before.previous,
+            restores=(before.restores if before.action == "rollback" else before.id)
+            if before.applies
+            else None,
+            change=change,
+            **_certificate_columns(before),
+        )
 
     def _insert_uncorrected(
         self,
@@ -350,6 +478,7 @@ class CalibrationStore:
         note: str | None,
         *,
         previous: int | None,
+        change: int | None = None,
     ) -> CalibrationRecord:
         """A row after which the quantity goes out uncorrected (a reset, or a rollback past the first)."""
         return self._insert(
@@ -368,6 +497,7 @@ class CalibrationStore:
             note=note,
             previous=previous,
             restores=None,
+            change=change,
         )
 
     def _insert(self, db: sqlite3.Connection, **values: Any) -> CalibrationRecord:

@@ -10,11 +10,11 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, load_config
+from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, err_console, escape, load_config
 from edge_agent.outbox import (
     Outbox,
     OutboxError,
@@ -24,6 +24,8 @@ from edge_agent.outbox import (
     read_stats,
     salvage,
 )
+from edge_agent.outbox.recovery import inspect
+from edge_agent.outbox.salvage import describe_ranges
 from edge_agent.settings import Settings
 from edge_protocol.wire import boot_id
 
@@ -70,6 +72,7 @@ def _render(stats: OutboxStats) -> Table:
             "evicted",
             f"{stats.evicted_total}" + (f"  {stats.evicted_by_reason}" if stats.evicted_total else ""),
         ),
+        ("exported", f"{stats.exported}  (buffer export --mark-exported: carried out, not lost)"),
         ("last successful publish", last),
     ]
     for r in stats.evicted_recent[-5:]:
@@ -102,17 +105,100 @@ def stats_command(
 
 @app.command("export")
 def export_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write (e.g. on a USB stick).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="JSON-lines file to write (e.g. on a USB stick); an existing file is never replaced.",
+            metavar="FILE",
+        ),
+    ],
+    mark_exported: Annotated[
+        bool,
+        typer.Option(
+            "--mark-exported",
+            help="Remove the exported events from the outbox (frees its space; the daemon must be "
+            "stopped). Only when the file will be imported: the cloud then has the only copy.",
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Write the pending events as JSON lines, for sites with no uplink at all."""
-    path = _outbox_path(load_config(config))
+    """Write the pending events as JSON lines, for sites with no uplink at all.
+
+    The events stay pending: the daemon still sends them once it has an uplink.  The
+    cloud's import (POST /v1/import) and its live ingest store each event once (by its
+    id), so importing the file and the later sending never count an event twice.
+
+    With --mark-exported they leave the outbox once the file is safely written: counted as
+    exported in buffer stats (not as evicted: nothing is lost), and announced to the cloud
+    by a gap event with reason "exported", so its gaps show them on their way by import.
+    """
+    if out.is_dir():
+        fail_export(f"{out} is a folder: name the file to write, e.g. --out {out / 'events.jsonl'}", 1)
+    folder = out.parent
+    if not folder.is_dir():
+        fail_export(f"cannot export to {out}: the folder {folder} does not exist (is the stick mounted?)", 1)
+    settings = load_config(config)
+    path = _outbox_path(settings)
     try:
-        n = export_pending(path, out)
-    except (FileNotFoundError, OutboxError) as exc:
-        err_console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
-    console.print(f"exported {n} pending events to {out}")
+        n = _mark_exported(settings, out) if mark_exported else export_pending(path, out)
+    except OutboxLockedError as exc:
+        fail_export(
+            f"{exc}: stop the daemon first (systemctl stop edge-agent), or export without --mark-exported", 1
+        )
+    except (FileNotFoundError, OutboxError) as exc:  # no outbox (yet), or it cannot be read
+        fail_export(str(exc), 1)
+    except OSError as exc:  # the folder is not writable, the stick is full or was pulled out
+        fail_export(f"cannot write {out}: {exc.strerror or exc}", 1)
+    if n == 0:
+        console.print(f"nothing is pending in the outbox: {out} was not written")
+    elif mark_exported:
+        console.print(
+            f"exported {n} pending events to {out} and removed them from the outbox; "
+            "import the file into the cloud (they are sent no other way)"
+        )
+    else:
+        console.print(
+            f"exported {n} pending events to {out}; they stay pending and are sent when the uplink is back"
+        )
+
+
+def _mark_exported(settings: Settings, out: Path) -> int:
+    """The outbox opened for writing (its lock: the daemon stopped), exported and marked."""
+    path = _outbox_path(settings)
+    if not path.exists():
+        raise FileNotFoundError(f"no outbox at {path}")
+    # Opening a damaged file moves it aside and starts an empty outbox: the export would
+    # then "succeed" with none of the events.  Checked read-only first, so it is left as is.
+    if (problem := inspect(path).problem) is not None:
+        raise OutboxError(_damaged(path, problem))
+
+    async def go() -> int:
+        outbox = await Outbox.open(
+            path, max_bytes=settings.storage.max_bytes, max_age_s=settings.storage.max_age, boot=boot_id()
+        )
+        try:
+            if outbox.quarantined is not None:  # damaged between the check and the open
+                raise OutboxError(_damaged(path, f"moved to {outbox.quarantined}"))
+            return await outbox.mark_exported(out)
+        finally:
+            await outbox.close()
+
+    return asyncio.run(go())
+
+
+def _damaged(path: Path, problem: str) -> str:
+    return (
+        f"the outbox {path} is damaged ({problem}): nothing exported, nothing removed. "
+        "Start the daemon (it moves the file aside and starts a new outbox), then recover its "
+        "events with `edge-agent buffer salvage <the moved file>` and export again"
+    )
+
+
+def fail_export(message: str, code: int) -> NoReturn:
+    err_console.print(f"[red]{escape(message)}[/]", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command("salvage")
@@ -141,7 +227,7 @@ def salvage_command(
         if report.invalid:
             console.print(f"[yellow]{report.invalid} damaged rows skipped[/]")
         if report.unreadable:
-            console.print(f"[yellow]unreadable seq ranges: {report.unreadable}[/]")
+            console.print(f"[yellow]unreadable old seqs: {describe_ranges(report.unreadable)}[/]")
         if report.error:
             console.print(f"[yellow]reading stopped early: {report.error}[/]")
 

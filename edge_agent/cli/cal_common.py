@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -14,7 +15,7 @@ from edge_agent.calibration import (
     CalibrationStore,
     CalibrationStoreError,
 )
-from edge_agent.cli.common import EX_USAGE, err_console
+from edge_agent.cli.common import EX_USAGE, err_console, escape
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.registry import load_registry
@@ -24,7 +25,7 @@ from edge_drivers.api import DriverError
 
 
 def fail(message: str, code: int = EX_USAGE) -> NoReturn:
-    err_console.print(f"[red]{message}[/]", highlight=False)
+    err_console.print(f"[red]{escape(message)}[/]", highlight=False)  # "[certificate]" is text, not a style
     raise typer.Exit(code)
 
 
@@ -49,6 +50,16 @@ def active_calibrations(settings: Settings) -> ActiveCalibrations:
         return ActiveCalibrations(store.current())
 
 
+def login_name() -> str | None:
+    """Who is logged in, for the history's "by" column (None when the system cannot say)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (a bare container)
+        return None
+
+
 def known_sensor(settings: Settings, name: str) -> SensorSettings:
     sensor = settings.sensor(name)
     if sensor is None:
@@ -68,13 +79,29 @@ def opened_sensors(
     with Hardware(registry) as hardware:
         opened: dict[str, SensorAccess] = {}
         problems: dict[str, str] = {}
-        for s in sensors:
-            try:
-                opened[s.name] = SensorAccess(s.name, hardware.open_sensor(s), s.timeout)
-            except (DriverError, HardwareOpenError) as exc:
-                problems[s.name] = f"{type(exc).__name__}: {exc}"
+        with _ctrl_c_stays_with_the_main_thread():
+            for s in sensors:
+                try:
+                    opened[s.name] = SensorAccess(s.name, hardware.open_sensor(s), s.timeout)
+                except (DriverError, HardwareOpenError) as exc:
+                    problems[s.name] = f"{type(exc).__name__}: {exc}"
         try:
             yield opened, problems, hardware
         finally:
             for access in opened.values():
                 access.stop()
+
+
+@contextlib.contextmanager
+def _ctrl_c_stays_with_the_main_thread() -> Iterator[None]:
+    """Threads started inside (the sensors' workers) inherit a signal mask without SIGINT.
+
+    The kernel hands a process's SIGINT to any thread that does not block it; when a worker
+    got it, the main thread stayed blocked in ``input()`` and Ctrl-C at a prompt did
+    nothing until Enter.  A Ctrl-C pressed meanwhile is delivered when the mask is restored.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -19,8 +19,11 @@ from edge_agent.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 if TYPE_CHECKING:
     from rich.console import Console
 
-EX_USAGE = 64
-"""sysexits.h: the command was used wrongly (unknown test or sensor, bad value, unsafe option)."""
+EX_USAGE = 2
+"""The command was used wrongly (unknown test or sensor, bad value, unsafe option): the code
+Click gives an unknown option or a value out of range, so every usage mistake exits alike.
+The others: 1 the work failed (a sensor could not be read, a test failed), 3 the daemon
+is not running, 69 a sensor test could not run, 78 the configuration is invalid."""
 
 
 class _LazyConsole:
@@ -70,6 +73,7 @@ ConfigOption = Annotated[
         envvar="EDGE_CONFIG",
         help="TOML configuration file.",
         show_default=True,
+        metavar="FILE",
     ),
 ]
 DEFAULT_CONFIG = DEFAULT_CONFIG_PATH

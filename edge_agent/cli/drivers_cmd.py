@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from edge_agent.cli.common import console, err_console, escape
+from edge_agent.cli.common import err_console, escape
+from edge_agent.cli.tables import print_rows
 from edge_agent.sampling.registry import load_registry
 
 
 def drivers() -> None:
     """List installed sensor drivers: name, bus, quantities, simulator and the package providing each."""
-    from rich.table import Table
-
     registry = load_registry()
-    table = Table("driver", "bus", "addresses", "quantities", "sim", "provided by", title="sensor drivers")
+    rows: list[tuple[str, ...]] = []
     for name in registry.names():
         found = registry.drivers[name]
         spec = found.spec
@@ -20,10 +19,10 @@ def drivers() -> None:
         provider = found.provider
         simulator = registry.simulators.get(name)
         if simulator is not None and simulator.provider != provider:
-            provider += f"\n(simulator: {simulator.provider})"  # a third-party simulator of this driver
+            provider += f" (simulator: {simulator.provider})"  # a third-party simulator of this driver
         sim = "yes" if simulator is not None else "-"
-        table.add_row(escape(name), spec.bus, addresses, quantities, sim, escape(provider))
-    console.print(table)
+        rows.append((escape(name), spec.bus, addresses, quantities, sim, escape(provider)))
+    print_rows("sensor drivers", ("driver", "bus", "addresses", "quantities", "sim", "provided by"), rows)
     for broken in registry.broken:
         # A conflict's loser loaded fine; saying "could not be loaded" would send its author hunting.
         outcome = "is not used" if broken.used_instead is not None else "could not be loaded"

@@ -28,7 +28,7 @@ def enroll_command(
     ] = None,
     device_id: Annotated[
         str | None,
-        typer.Option("--device-id", help="Device id to enroll as [default: device.id from the config]"),
+        typer.Option("--device-id", help="Device id to enroll as (default: device.id from the config)"),
     ] = None,
     renew_now: Annotated[
         bool, typer.Option("--renew", help="Renew the current certificate (no token needed)")
@@ -69,7 +69,7 @@ def enroll_command(
         else:
             if not auth_url or not token:
                 err_console.print("[bold red]error:[/] --auth-url and --token are required (or --renew)")
-                raise typer.Exit(2)
+                raise typer.Exit(EX_USAGE)
             identity = enroll(
                 state_dir,
                 auth_url=auth_url,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from edge_agent.cli.common import console, err_console, escape, load_config
+from edge_agent.cli.common import EX_USAGE, console, err_console, escape, load_config
+from edge_agent.cli.modbus_scan import parse_units, scan_modbus
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.hardware import Hardware, LeftOff, open_i2c_bus, simulated_demo_board
 from edge_agent.sampling.registry import load_registry
@@ -39,8 +40,28 @@ def scan_command(
             "--config", "-c", help="With --bus sim: simulate the config's sensors, not the demo board."
         ),
     ] = None,
+    modbus: Annotated[
+        str | None,
+        typer.Option(
+            "--modbus",
+            help="Scan a Modbus line instead: a serial port, tcp://HOST:PORT, or sim:// (the demo line).",
+        ),
+    ] = None,
+    units: Annotated[
+        str, typer.Option("--units", help="With --modbus: unit ids to try, FIRST-LAST.")
+    ] = "1-247",
+    baudrate: Annotated[int, typer.Option("--baudrate", help="With --modbus: line speed.")] = 9600,
+    parity: Annotated[str, typer.Option("--parity", help="With --modbus: N, E or O.")] = "N",
+    stopbits: Annotated[int, typer.Option("--stopbits", help="With --modbus: 1 or 2.")] = 1,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="With --modbus: seconds to wait for each unit.")
+    ] = 0.1,
 ) -> None:
-    """Scan an I2C bus like i2cdetect and say which driver identifies each device."""
+    """Scan an I2C bus like i2cdetect and say which driver identifies each device (or, with
+    --modbus, which unit ids answer on a Modbus line)."""
+    if modbus is not None:
+        scan_modbus(modbus, parse_units(units), baudrate, parity, stopbits, timeout)
+        return
     registry = load_registry()
     hardware: Hardware | None = None
     target: SMBusLike
@@ -67,7 +88,7 @@ def scan_command(
             number = int(bus, 0)
         except ValueError:
             err_console.print(f"[red]--bus must be a bus number or 'sim', not {bus!r}[/]")
-            raise typer.Exit(2) from None
+            raise typer.Exit(EX_USAGE) from None
         try:
             target = open_i2c_bus(number)
         except HardwareOpenError as exc:

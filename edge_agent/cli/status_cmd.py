@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -26,36 +28,108 @@ EX_NOT_RUNNING = 3
 HEALTH_STYLE = {"ok": "green", "degraded": "yellow", "recovering": "cyan", "failed": "bold red"}
 
 
-def status(
-    config: ConfigOption = DEFAULT_CONFIG,
-    as_json: Annotated[bool, typer.Option("--json", help="The daemon's full snapshot as JSON.")] = False,
-) -> None:
-    """Show the running daemon's sensors, outbox, uplink and clock (exit 3 if it is not running)."""
+REPOSITORY_CONFIG = Path("config") / "edge-agent.toml"
+"""What ``make run`` starts the daemon with, in a checkout of the source."""
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    config: Path
+    state_dir: Path
+    invalid: ConfigError | None
+
+    @property
+    def socket(self) -> Path:
+        return status_socket(self.state_dir)
+
+
+def _candidate(config: Path) -> _Candidate:
     # Only the state directory is needed: a file broken since the daemon started (a
     # rejected reload) must not hide the daemon that still runs the last valid one.
-    invalid: ConfigError | None = None
     try:
-        state_dir = load_settings(config).storage.state_dir
+        return _Candidate(config, load_settings(config).storage.state_dir, None)
     except ConfigError as exc:
-        invalid, state_dir = exc, state_dir_of(config)
-    try:
-        snap = read_status(status_socket(state_dir))
-    except StatusUnavailable as exc:
-        err_console.print(f"[red]{exc}[/]")
-        if invalid is not None:
-            report_config_error(invalid)  # most likely why it is not running (exit 78)
-        err_console.print("start it with: sudo systemctl start edge-agent  (or: edge-agent run --config …)")
-        raise typer.Exit(EX_NOT_RUNNING) from exc
-    if invalid is not None:
+        return _Candidate(config, state_dir_of(config), exc)
+
+
+def _candidates(config: Path, chosen: bool) -> list[_Candidate]:
+    """The config given (``--config`` or ``EDGE_CONFIG``); else the installed one, then the
+    source tree's (a daemon from ``make run``) when the current folder has one."""
+    found = [_candidate(config)]
+    if not chosen and REPOSITORY_CONFIG.is_file() and REPOSITORY_CONFIG.resolve() != config.resolve():
+        found.append(_candidate(REPOSITORY_CONFIG))
+    return found
+
+
+def status(
+    ctx: typer.Context,
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The daemon's full snapshot as JSON (also when it is not running).")
+    ] = False,
+) -> None:
+    """Show the running daemon's sensors, outbox, uplink and clock (exit 3 if it is not running).
+
+    Without --config it asks the installed daemon, then one started from config/edge-agent.toml
+    in the current folder (make run).
+    """
+    source = ctx.get_parameter_source("config")
+    tried = _candidates(config, chosen=source is not None and source.name != "DEFAULT")
+    answered: tuple[_Candidate, dict[str, Any]] | None = None
+    reasons: list[str] = []
+    for candidate in tried:
+        try:
+            answered = candidate, read_status(candidate.socket)
+            break
+        except StatusUnavailable as exc:
+            reasons.append(str(exc))
+    if answered is None:
+        _not_running(tried, reasons, as_json)
+    found, snap = answered
+    if found.invalid is not None and found.config.exists():
+        n = len(found.invalid.problems)
         err_console.print(
-            f"[yellow]note:[/] {config} is invalid now ({len(invalid.problems)} problem(s); "
-            f"edge-agent config check --config {config}); the daemon keeps running its last valid "
+            f"[yellow]note:[/] {found.config} is invalid now ({n} problem{'' if n == 1 else 's'}; "
+            f"edge-agent config check --config {found.config}); the daemon keeps running its last valid "
             "configuration and would not start again with this file"
         )
     if as_json:
         typer.echo(json.dumps(snap, indent=2))
         return
     render(snap)
+
+
+def _not_running(tried: list[_Candidate], reasons: list[str], as_json: bool) -> NoReturn:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "running": False,
+                    "tried": [
+                        {"config": str(c.config), "socket": str(c.socket), "problem": reason}
+                        for c, reason in zip(tried, reasons, strict=True)
+                    ],
+                },
+                indent=2,
+            )
+        )
+        raise typer.Exit(EX_NOT_RUNNING)
+    err_console.print("[red]edge-agent is not running[/]; asked:")
+    for c, reason in zip(tried, reasons, strict=True):
+        missing = "" if c.config.exists() else ", which does not exist"
+        said = "nothing answers" if reason.startswith("edge-agent is not running") else reason
+        err_console.print(
+            f"  {escape(str(c.socket))}: {escape(said)} (the state dir of {escape(str(c.config))}{missing})",
+            highlight=False,
+        )
+    first = tried[0]
+    if first.invalid is not None and first.config.exists():
+        report_config_error(first.invalid)  # most likely why it is not running (exit 78)
+    err_console.print(
+        "another daemon: edge-agent status --config FILE (or EDGE_CONFIG=FILE); "
+        "start one: sudo systemctl start edge-agent, or edge-agent run --config FILE"
+    )
+    raise typer.Exit(EX_NOT_RUNNING)
 
 
 def _age(seconds: float | None) -> str:
@@ -105,9 +179,12 @@ def render(snap: dict[str, Any]) -> None:
         console.print(line)
     if (o := snap.get("outbox")) is not None:
         evicted = sum(o["evicted_events"].values())
+        # .get: a daemon of an older version does not report drops.
+        dropped = sum(o.get("dropped_events", {}).values())
         console.print(
             f"[bold]outbox[/]  {o['pending_events']} events pending ({o['pending_bytes']:,} of "
-            f"{o['max_bytes']:,} bytes), next seq {o['next_seq']}, {evicted} evicted — {e(o['path'])}"
+            f"{o['max_bytes']:,} bytes), next seq {o['next_seq']}, {evicted} evicted, "
+            f"{o.get('exported_events', 0)} exported, {dropped} never committed — {e(o['path'])}"
         )
     if (u := snap.get("uplink")) is not None:
         colour = "green" if u["state"] == "connected" else "yellow"
@@ -118,6 +195,18 @@ def render(snap: dict[str, Any]) -> None:
         if u["state"] != "connected" and u["last_error"]:
             line += f"; last error: {e(u['last_error'])}"
         console.print(line)
+    if (c := snap.get("commands")) is not None and c["received"]:
+        outcomes = ", ".join(f"{n} {outcome}" for outcome, n in c["by_outcome"].items() if n)
+        line = f"[bold]remote[/]  {c['received']} commands received: {e(outcomes or 'none answered yet')}"
+        if c["replies_lost"]:
+            line += f"; {c['replies_lost']} replies lost"
+        console.print(line)
+    for a in snap.get("alarms", []):
+        about = a.get("test") or a["code"]
+        console.print(
+            f"[bold red]alarm[/]   {e(about)} on {e(str(a['sensor']))} open {_age(a['open_s']).removesuffix(' ago')}"
+            f" — {e(a['detail'])}"
+        )
     clock = snap["clock"]
     console.print(f"[bold]clock[/]   {e(clock['state'])} (check: {e(clock['check'])})")
     if snap["watchdog"]["stalled"]:

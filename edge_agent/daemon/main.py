@@ -24,18 +24,21 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from edge_agent import __version__
 from edge_agent.daemon.trust import SensorTrust
 from edge_agent.errors import ConfigError, ConfigProblem, HardwareOpenError
 from edge_agent.events import NewEvent
 from edge_agent.identity.renewal import renewal_loop
+from edge_agent.outbox.drops import announce_drops, announce_once
+from edge_agent.outbox.drops_saved import carry_saved_drops, keep_unannounced_drops
 from edge_agent.outbox.store import Outbox
 from edge_agent.outbox.writer import OutboxWriter
 from edge_agent.sampling.clock_sync import ClockWatch
+from edge_agent.sampling.handover import HandOver
 from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.health import BreakerPolicy, Change, HealthGuard, SensorHealth, health_event
 from edge_agent.sampling.registry import DriverRegistry, load_registry
@@ -51,10 +54,12 @@ from edge_agent.service.status_server import StatusServer, status_socket
 from edge_agent.service.watchdog import ProgressMonitor, keep_alive
 from edge_agent.settings import MQTTSettings, SensorSettings, Settings
 from edge_agent.uplink import Forwarder
+from edge_agent.uplink.views import SubscriberViews
 from edge_drivers.api import DriverError, Sensor
 from edge_protocol.wire import boot_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLOCK_POLL_S = 10.0
 SHUTDOWN_UPLINK_S = 8.0
@@ -62,6 +67,8 @@ SHUTDOWN_FLUSH_S = 2.0
 OPEN_RETRY_MIN_S = 5.0
 OPEN_RETRY_MAX_S = 300.0
 READY_WAIT_MAX_S = 30.0
+DELETE_WAIT = 2.0
+"""An acknowledged delete waits up to this many commit windows for an append to carry it."""
 
 
 class Daemon:
@@ -94,6 +101,7 @@ class Daemon:
         self._attempted: set[str] = set()
         self._sensors_attempted = asyncio.Event()
         self._emit: Any = None
+        self._sample_emit: Any = None
         self._tasks: asyncio.TaskGroup | None = None
         self._uplink: asyncio.Task[None] | None = None
 
@@ -124,6 +132,11 @@ class Daemon:
             max_age_s=settings.storage.max_age,
             boot=self.boot,
             clock_state=lambda: self.clock.state,
+            # How long a commit waits for a lock another process holds before its events drop.
+            pragmas={"busy_timeout": round(settings.storage.commit_timeout * 1000)},
+            # Twice the window: the next append (at most a window after the first reading
+            # following a commit) carries the delete, instead of a commit of its own.
+            delete_window=DELETE_WAIT * settings.storage.commit_interval,
         )
         log.info(
             "outbox %s open: epoch %s, %d events pending, next seq %d",
@@ -132,18 +145,29 @@ class Daemon:
             outbox.pending_count,
             outbox.next_seq,
         )
-        writer = OutboxWriter(outbox)
+        writer = OutboxWriter(outbox, interval=settings.storage.commit_interval)
+        carry_saved_drops(state_dir, writer.drops)
         self.state.outbox, self.state.writer = outbox, writer
         self._emit = writer.submit_or_drop  # an outbox that refuses an event must not end the daemon
+        # With a commit window a sampler must not wait for its reading's commit: it would tick late.
+        self._sample_emit = HandOver(self.emit) if settings.storage.commit_interval > 0 else self.emit
         self._start_metrics()
+        views = SubscriberViews(
+            lambda: self.settings, lambda: self.state.forwarder.connection if self.state.forwarder else None
+        )
+        self._emit = views.tap(self._emit)  # [mqtt] latest, [homeassistant]: off, it only looks
         trust = self.trust = SensorTrust(
             settings,
             sensors=self.state.sensors,
             not_open=self.state.sensors_not_open,
             submit=self._emit,
+            commit=self._counted(writer.submit),  # a spooled event not committed stays spooled, not a drop
             boot=self.boot,
             clock=self.clock,
+            guards=self.state.guards,
+            configured=lambda: {s.name for s in self.settings.sensors if s.enabled},
         )
+        self.state.alarms = trust.alarms
         await trust.open()
         forwarder = self._new_forwarder(settings.mqtt)
         status = StatusServer(status_socket(state_dir), self.snapshot)
@@ -157,6 +181,7 @@ class Daemon:
                 clock = tasks.create_task(self._watch_clock(outbox), name="clock-watch")
                 checks = tasks.create_task(trust.run(), name="sensor-trust")
                 renewal = tasks.create_task(renewal_loop(state_dir), name="certificate-renewal")
+                drops = tasks.create_task(self._announce_drops(writer), name="drop-announcer")
                 stages.watch_writer(self.monitor, writer)
                 sensors = SensorSet(
                     lambda s: self._sensor(s, hardware, writer), lambda c, n: tasks.create_task(c, name=n)
@@ -181,23 +206,27 @@ class Daemon:
                     tasks.create_task(self._reloads(sensors), name="reload"),
                 ]
                 await self._stop.wait()
+                writer.hurry()  # what is still sampled, and the stopping status, commit at once
                 self.state.run_state = "stopping"
                 self.notifier.stopping()
                 log.info("stopping: sampling ends, committed events are flushed")
-                for task in [*service, clock, checks, renewal]:
+                for task in [*service, clock, checks, renewal, drops]:
                     task.cancel()
                 await _bounded("sampling to stop", sensors.stop_all(), 3)
                 await _bounded(
                     "background tasks to stop",
-                    asyncio.gather(*service, clock, checks, renewal, return_exceptions=True),
+                    asyncio.gather(*service, clock, checks, renewal, drops, return_exceptions=True),
                     3,
                 )
+                await _bounded("announcing dropped events", self._announce_drops_once(writer), 3)
                 # Every step is bounded: systemd expects us gone within TimeoutStopSec, and
                 # anything not yet committed was never promised; what is committed stays.
                 await _bounded(
                     "committing the stopping status", self._emit(self._status_event("stopping")), 3
                 )
                 await _bounded("the outbox writer", writer.stop(), 5)
+                await _bounded("committing acknowledged deletes", outbox.appends_done(), 3)
+                keep_unannounced_drops(state_dir, writer.drops)  # the stopping status may be one
                 forwarder = self.state.forwarder or forwarder  # a reload may have replaced it
                 uplink = self._uplink
                 assert uplink is not None
@@ -213,6 +242,7 @@ class Daemon:
                     clock,
                     checks,
                     renewal,
+                    drops,
                 ):  # again: one may have missed it
                     task.cancel()
         finally:
@@ -232,6 +262,22 @@ class Daemon:
         self.state.metrics_url = metrics.url
         self.metrics = metrics
         self._emit = metrics.counting(self._emit)
+        if self.state.outbox is not None:
+            metrics.follow_gap_events(self.state.outbox)
+
+    async def _announce_drops(self, writer: OutboxWriter) -> None:
+        await announce_drops(writer.drops, self._counted(writer.submit), self.device_gap)
+
+    async def _announce_drops_once(self, writer: OutboxWriter) -> None:
+        await announce_once(writer.drops, self._counted(writer.submit), self.device_gap)
+
+    def _counted(self, submit: Callable[[NewEvent], Awaitable[T]]) -> Callable[[NewEvent], Awaitable[T]]:
+        """``submit`` counted by the metrics (when they run) like every emitted event."""
+        return self.metrics.counting(submit) if self.metrics is not None else submit
+
+    def device_gap(self, data: dict[str, Any]) -> NewEvent:
+        """A ``gap`` event made by the daemon (events it dropped: see edge_agent.outbox.drops)."""
+        return NewEvent.now("gap", None, data, boot=self.boot, clock=self.clock.state)
 
     def _new_forwarder(self, mqtt: MQTTSettings) -> Forwarder:
         """A forwarder on ``mqtt``, wired to metrics, remote commands and the watchdog."""
@@ -241,6 +287,7 @@ class Daemon:
             forwarder.latency_observers.append(self.metrics.publish_latency.observe)
         if self.trust is not None:
             self.trust.attach(forwarder)
+            self.state.commands = self.trust.command_stats
         stages.watch_uplink(self.monitor, forwarder, self.state.outbox, mqtt)
         self.state.forwarder = forwarder
         return forwarder
@@ -280,7 +327,11 @@ class Daemon:
         while True:
             await self._reload.wait()
             self._reload.clear()
-            await apply_reload(self, sensors)
+            writer = self.state.writer
+            assert writer is not None
+            async with writer.window_closed():  # what waits in the commit window first, and
+                await writer.flush()  # the reload's own events are not kept waiting
+                await apply_reload(self, sensors)
 
     async def emit(self, event: NewEvent) -> object:
         """Commit ``event`` (counted by the metrics when they run)."""
@@ -305,11 +356,13 @@ class Daemon:
                 driver,
                 interval=sensor.interval,
                 timeout=sensor.timeout,
-                emit=self._emit,
+                emit=self._sample_emit,
                 boot=self.boot,
                 clock=self.clock,
                 guard=guard,
-                transform=self.trust.transform(sensor.name) if self.trust else dict,
+                transform=self.trust.transform(sensor.name, driver, hardware.quantities(sensor))
+                if self.trust
+                else dict,
             )
             self.state.sensors[sensor.name] = loop
             self.state.guards[sensor.name] = guard
@@ -324,7 +377,7 @@ class Daemon:
 
     def _guard(self, sensor: SensorSettings, hardware: Hardware) -> HealthGuard:
         h = self.settings.health
-        policy = BreakerPolicy(h.open_after, h.probe_after, h.probe_max, h.close_after)
+        policy = BreakerPolicy(h.open_after, h.probe_after, h.probe_max, h.close_after, h.not_ready_max)
         # On I2C a failing sensor's driver is rebuilt (chip probed and configured again).
         rebuild = (lambda: hardware.open_sensor(sensor)) if sensor.bus is not None else None
         guard = HealthGuard(

@@ -8,8 +8,10 @@
   change (a ``status`` event ``calibration_changed`` says so, with the coefficients, so
   the cloud can map a reading's ``cal`` id back to raw values);
 - it runs the ``[[tests]]`` on their schedules through the sensors' own worker threads,
-  each result a ``test_result`` event (plus an ``alarm`` event for a failed test that
-  asks for one);
+  each result a ``test_result`` event;
+- it keeps the alarms (:mod:`edge_agent.daemon.alarm_keeper`): failing tests with
+  ``alarm = true``, sensors failed too long; raised once, reminded, cleared;
+- it commits the test results ``edge-agent test run`` spooled (:mod:`edge_agent.spool`);
 - it answers remote commands (:mod:`edge_agent.remote`) through the forwarder.
 
 A broken calibration database never stops sampling: readings then go out uncorrected
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from edge_agent.alarms import AlarmBook
 from edge_agent.calibration import (
     CALIBRATION_FILE,
     ActiveCalibrations,
@@ -31,16 +35,22 @@ from edge_agent.calibration import (
 )
 from edge_agent.calibration.store import CalibrationRecord
 from edge_agent.calibration.watch import watch_calibrations
+from edge_agent.daemon.alarm_keeper import AlarmKeeper
 from edge_agent.events import NewEvent
-from edge_agent.remote import CommandDispatcher
+from edge_agent.outbox import OutboxError
+from edge_agent.remote import CommandDispatcher, CommandStats
 from edge_agent.sampling.clock_sync import ClockWatch
+from edge_agent.sampling.health import HealthGuard
 from edge_agent.sampling.sampler import SensorLoop, Transform
 from edge_agent.sensor_tests.kinds import CannotJudge, SensorPort, TestContext
 from edge_agent.sensor_tests.result import TestResult
 from edge_agent.sensor_tests.runner import TestRunner
 from edge_agent.sensor_tests.scheduler import run_schedule
 from edge_agent.settings import Settings
+from edge_agent.spool import watch_spool
 from edge_agent.uplink import Forwarder
+from edge_drivers.api import Quantity
+from edge_protocol.wire import CalibrationChanged
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +68,31 @@ class SensorTrust:
         not_open: Mapping[str, str],
         submit: Submit,
         boot: str,
+        commit: Submit | None = None,
         clock: ClockWatch,
+        guards: Mapping[str, HealthGuard] | None = None,
+        configured: Callable[[], set[str]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._sensors = sensors
         self._not_open = not_open
+        self.alarm_keeper = AlarmKeeper(
+            settings,
+            send=lambda sensor, data: submit(self._event("alarm", sensor, data)),
+            sensors=sensors,
+            guards=guards if guards is not None else {},
+            not_open=not_open,
+            configured=configured or (lambda: {s.name for s in settings.sensors if s.enabled}),
+            monotonic=monotonic,
+            wall=wall,
+        )
+        self.alarms: AlarmBook = self.alarm_keeper.book
         self._submit = submit
+        self._commit = commit or submit
+        """For the CLI's spooled events: raises instead of dropping (the file is kept)."""
+        self._spool_problem: str | None = None
         self._boot = boot
         self._clock = clock
         self.calibrations = ActiveCalibrations()
@@ -74,8 +103,11 @@ class SensorTrust:
             publish=self._publish,
         )
         self.commands: CommandDispatcher | None = None
+        self.command_stats = CommandStats()
+        """One count for the daemon's life, whichever forwarder (a reload makes a new one) answers."""
 
     async def open(self) -> None:
+        await self.alarm_keeper.open()
         path = self.settings.storage.state_dir / CALIBRATION_FILE
         try:
             self._store = await asyncio.to_thread(CalibrationStore.open, path)
@@ -93,8 +125,9 @@ class SensorTrust:
                 r.offset,
             )
 
-    def transform(self, sensor: str) -> Transform:
-        return self.calibrations.reading_data(sensor)
+    def transform(self, sensor: str, driver: object, quantities: Iterable[Quantity]) -> Transform:
+        """Corrections, then what the driver derives from the corrected inputs, then rounding."""
+        return self.calibrations.driver_data(sensor, driver, quantities)
 
     def attach(self, forwarder: Forwarder) -> None:
         """Answer remote commands through the forwarder's MQTT connection."""
@@ -105,6 +138,7 @@ class SensorTrust:
             publish=forwarder.publish_reply,
             boot=self._boot,
             sensors=[s.name for s in self.settings.sensors],
+            stats=self.command_stats,
         )
         forwarder.commands = self.commands
 
@@ -112,6 +146,10 @@ class SensorTrust:
         """Test schedules and the calibration watcher, until cancelled."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(run_schedule(self.runner), name="sensor-tests")
+            tasks.create_task(self.alarm_keeper.run(), name="alarms")
+            tasks.create_task(
+                watch_spool(self.settings.storage.state_dir, self._take_spooled), name="cli-events"
+            )
             if self._store is not None:
                 tasks.create_task(
                     watch_calibrations(self._store, self.calibrations, self._calibration_changed),
@@ -136,12 +174,45 @@ class SensorTrust:
 
     async def _publish(self, result: TestResult) -> None:
         await self._submit(self._event("test_result", result.sensor, result.event_data()))
-        if result.status == "fail" and result.alarm:
-            await self._submit(self._event("alarm", result.sensor, result.alarm_data()))
+        await self.alarm_keeper.judge_test(result)
+
+    async def _take_spooled(self, event: NewEvent) -> object:
+        """An event the CLI spooled: committed as it is; a test result also counts for its alarm.
+        None when it was not committed (its spool file stays, see :func:`take_spool`)."""
+        try:
+            stored = await self._commit(event)
+        except (OutboxError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._spool_problem:  # once per series: it is tried again every second
+                log.error("a spooled CLI event was not committed, kept for the next try: %s", problem)
+                self._spool_problem = problem
+            return None
+        self._spool_problem = None
+        if stored is None:
+            return None
+        test = self.runner.get(str(event.data.get("test")))
+        status = event.data.get("status")
+        if event.kind != "test_result" or test is None or status not in ("pass", "fail", "error"):
+            return stored
+        await self.alarm_keeper.judge_test(
+            TestResult(
+                test=test.name,
+                sensor=test.sensor,
+                kind=test.kind,
+                status=status,
+                detail=str(event.data.get("detail", "")),
+                measured={},
+                limits={},
+                duration_s=0.0,
+                trigger="cli",
+                alarm=test.alarm,
+            )
+        )
+        return stored
 
     async def _calibration_changed(self, records: list[CalibrationRecord]) -> None:
         for r in records:
-            data = {
+            data: CalibrationChanged = {
                 "event": "calibration_changed",
                 "quantity": r.quantity,
                 "action": r.action,
@@ -150,5 +221,6 @@ class SensorTrust:
                 "offset": r.offset,
                 "calibrated_at": r.calibrated_at,
                 "expires_at": r.expires_at,
+                "uncertainty": r.uncertainty if r.applies else None,
             }
-            await self._submit(self._event("status", r.sensor, data))
+            await self._submit(self._event("status", r.sensor, dict(data)))

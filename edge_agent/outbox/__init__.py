@@ -2,11 +2,13 @@
 
 * :class:`Outbox` (store.py): append / fetch / delete, seqs, caps, stats, export; built from
   opening.py (lock, connection), transactions.py (state row, write transactions),
-  insert.py (an append's rows), eviction.py (caps, gap events), disk_full.py (SQLITE_FULL).
-* :class:`OutboxWriter` (writer.py): group commit for concurrent producers.
+  insert.py (an append's rows), eviction.py (caps, gap events), disk_full.py (SQLITE_FULL),
+  deletes.py (acknowledged deletes carried by the next append).
+* :class:`OutboxWriter` (writer.py): group commit for concurrent producers, with a commit window.
 * :func:`read_stats`, :func:`export_pending` (stats.py): read-only, from another process.
 * :func:`salvage` (salvage.py): recover a quarantined file; quarantine itself is in recovery.py.
-* schema.py: versioned migrations; codec.py: the stored form; runtime.py: the age clock.
+* schema.py: versioned migrations; page_size.py: the page size and the rebuild of older
+  files; codec.py: the stored form; runtime.py: the age clock.
 
 See docs/DURABILITY.md for the durability choices and their measurements.
 """

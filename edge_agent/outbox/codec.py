@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.events import PRIORITY, NewEvent, StoredEvent
+from edge_agent.outbox.schema import PRIORITY_LANE
 from edge_protocol.wire import EventKind
 
-LANE_CODE = {"priority": 0, "readings": 1}
-"""How a lane is stored (an integer keeps the ``(lane, seq)`` index small)."""
+LANE_CODE = {"priority": PRIORITY_LANE, "readings": 1}
+"""How a lane is stored (an integer: the partial index ``events_priority`` is on ``lane = 0``)."""
 
 _TEXT_MAX = 64
 """Longest boot id and sensor name the envelope accepts."""

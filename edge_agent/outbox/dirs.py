@@ -10,6 +10,7 @@ outbox that way on a cut shortly after the first start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -43,3 +44,21 @@ def make_durable_dir(directory: Path) -> None:
             log.warning(
                 "could not fsync the directory %s (a power cut may lose its new entries): %s", here, exc
             )
+
+
+def write_durably(final: Path, body: bytes) -> None:
+    """Write ``body`` to ``final`` so that a power cut leaves the old file or the whole new
+    one: written beside it, fsynced, renamed into place, the directory fsynced.  Raises
+    :class:`OSError` (the partial file removed)."""
+    partial = final.with_name(f".{final.name}.partial")
+    try:
+        with partial.open("wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        partial.rename(final)
+        fsync_dir(final.parent)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise

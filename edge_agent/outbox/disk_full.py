@@ -55,12 +55,15 @@ def failed_for_room(exc: OutboxError) -> bool:
 class DiskFull:
     """What an outbox does about a full disk: retries, room made by eviction, the reserve, tight mode."""
 
-    def __init__(self, tx: Transactions, caps: Caps, reserve: Reserve) -> None:
+    def __init__(self, tx: Transactions, caps: Caps, reserve: Reserve, page_size: int = PAGE_SIZE) -> None:
         self._tx = tx
         self._caps = caps
         self._reserve = reserve
-        self._autocheckpoint = autocheckpoint_pages(reserve.size)
+        self._page_size = page_size
+        self._autocheckpoint = autocheckpoint_pages(reserve.size, page_size)
         self.tight = False
+        self.episodes = 0
+        """Times the disk became full (entered tight mode) in this process."""
         """The disk was full: the WAL is kept small so it does not need room to grow."""
 
     async def append_when_full(
@@ -207,6 +210,7 @@ class DiskFull:
                 error.__cause__,
             )
             self.tight = True
+            self.episodes += 1
             await self._tx.set_pragma("wal_autocheckpoint", MIN_AUTOCHECKPOINT_PAGES)
         await asyncio.to_thread(self._reserve.release)
 
@@ -216,7 +220,7 @@ class DiskFull:
             if not await asyncio.to_thread(self._reserve.restore):
                 return
             stat = await asyncio.to_thread(os.statvfs, self._tx.path.parent)
-            if stat.f_bavail * stat.f_frsize >= self._autocheckpoint * PAGE_SIZE + TIGHT_SLACK:
+            if stat.f_bavail * stat.f_frsize >= self._autocheckpoint * self._page_size + TIGHT_SLACK:
                 await self._tx.conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
                 self.tight = False
                 log.info("outbox %s: the disk has room again", self._tx.path)

@@ -24,7 +24,7 @@ import aiosqlite
 
 from edge_agent.outbox.dirs import make_durable_dir
 from edge_agent.outbox.errors import OutboxError, OutboxLockedError
-from edge_agent.outbox.recovery import BUSY_TIMEOUT_MS, Prepared, prepare
+from edge_agent.outbox.recovery import BUSY_TIMEOUT_MS, Prepared, is_full, prepare
 from edge_agent.outbox.reserve import Reserve, autocheckpoint_pages
 from edge_agent.outbox.transactions import Synchronous, Tally, read_tally
 
@@ -34,6 +34,14 @@ T = TypeVar("T")
 
 JOURNAL_SIZE_LIMIT = 32 * 2**20
 """After a checkpoint the WAL file is truncated to this: a big transaction does not leave a big file."""
+TEMP_STORE = "MEMORY"
+"""Where SQLite keeps its statement journals (and transient indices).  On disk they are
+``etilqs_*`` files in ``/var/tmp`` (on the card): a statement that may have to be undone
+alone inside a larger transaction journals the pages it changes there, ~115 KB per commit at
+10 × 10 Hz, nearly half of the daemon's ``write_bytes`` (traced; docs/DURABILITY.md,
+"Flash wear").  They are deleted before the kernel writes them back, so the device saw
+little of it, but a slow card or a busy kernel writes them; in memory they are a few
+pages for the length of one statement."""
 CACHE_SIZE_KIB = 512
 """SQLite page cache (default 2 MiB, all of it resident once a backlog builds up).  Appends touch
 the right edge of the B-trees and fetches/deletes the left edge, a few pages each: append and
@@ -51,6 +59,7 @@ class OpenFile:
     tally: Tally
     reserve: Reserve
     synchronous: Synchronous
+    page_size: int
 
 
 async def open_file(
@@ -71,22 +80,19 @@ async def open_file(
     lock_fd = lock(path)
     conn: aiosqlite.Connection | None = None
     try:
-        prepared = await asyncio.to_thread(prepare, path, wall())
         reserve = Reserve(path.with_name(path.name + ".reserve"), reserve_bytes)
+        prepared = await _with_room(reserve, path, lambda: asyncio.to_thread(prepare, path, wall()))
+        connected, page_size, tally = await _with_room(
+            reserve, path, lambda: _connect(path, synchronous, reserve_bytes, pragmas)
+        )
+        conn = connected
+        # Only now, once the connection has made its -shm and -wal: on a nearly full disk
+        # those come first (without them nothing opens), the reserve after.
         if not await asyncio.to_thread(reserve.restore):
             log.warning("no room for the outbox reserve (%d bytes) on a nearly full disk", reserve_bytes)
-        conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
-        for name, value in {
-            "busy_timeout": BUSY_TIMEOUT_MS,
-            "synchronous": synchronous,
-            "journal_size_limit": JOURNAL_SIZE_LIMIT,
-            "cache_size": -CACHE_SIZE_KIB,  # negative: KiB, whatever the page size
-            "wal_autocheckpoint": autocheckpoint_pages(reserve_bytes),
-            **(pragmas or {}),
-        }.items():
-            await conn.execute(f"PRAGMA {name} = {value}")
-        tally = await read_tally(conn)
-        return await start(OpenFile(path, lock_fd, conn, prepared, tally, reserve, synchronous))
+        return await start(
+            OpenFile(path, lock_fd, connected, prepared, tally, reserve, synchronous, page_size)
+        )
     except BaseException as exc:
         if conn is not None:
             await conn.close()
@@ -94,6 +100,43 @@ async def open_file(
         if isinstance(exc, sqlite3.Error):
             raise OutboxError(f"cannot open the outbox {path}: {exc}") from exc
         raise
+
+
+async def _with_room(reserve: Reserve, path: Path, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt``; if it fails for lack of room (a migration on a full disk, or no room to
+    make ``-shm``), once more with the reserve released: the reserve is kept for this."""
+    try:
+        return await attempt()
+    except (OutboxError, sqlite3.Error) as exc:
+        if not is_full(exc.__cause__ or exc) or not await asyncio.to_thread(reserve.release):
+            raise
+        log.warning("no room to open the outbox %s (%s): retrying with its reserve released", path, exc)
+    return await attempt()
+
+
+async def _connect(
+    path: Path, synchronous: Synchronous, reserve_bytes: int, pragmas: Mapping[str, str | int] | None
+) -> tuple[aiosqlite.Connection, int, Tally]:
+    """The connection with the outbox's pragmas, its page size and the state row."""
+    conn = await aiosqlite.connect(path, isolation_level="IMMEDIATE")
+    try:
+        # 4 KiB once migrated; 1 KiB when there was no room to migrate (the WAL budget is in bytes).
+        page_size = int(next(iter(await conn.execute_fetchall("PRAGMA page_size")))[0])
+        for name, value in {
+            "busy_timeout": BUSY_TIMEOUT_MS,
+            "synchronous": synchronous,
+            "journal_size_limit": JOURNAL_SIZE_LIMIT,
+            "cache_size": -CACHE_SIZE_KIB,  # negative: KiB, whatever the page size
+            "temp_store": TEMP_STORE,
+            "wal_autocheckpoint": autocheckpoint_pages(reserve_bytes, page_size),
+            **(pragmas or {}),
+        }.items():
+            await conn.execute(f"PRAGMA {name} = {value}")
+        tally = await read_tally(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, page_size, tally
 
 
 def lock(path: Path) -> int:

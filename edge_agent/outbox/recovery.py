@@ -23,6 +23,8 @@ from pathlib import Path
 
 from edge_agent.outbox.dirs import fsync_dir
 from edge_agent.outbox.errors import OutboxError
+from edge_agent.outbox.page_size import rebuild
+from edge_agent.outbox.reserve import PAGE_SIZE
 from edge_agent.outbox.schema import SCHEMA_VERSION, SchemaError, check, migrate, version_of
 
 log = logging.getLogger("edge_agent.outbox")
@@ -31,8 +33,11 @@ SIDE_FILES = ("-wal", "-shm", "-journal")
 _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 # Extended IOERR codes of a failed read: a bad sector, or a file shorter than its header says.
 _READ_ERRORS = frozenset({sqlite3.SQLITE_IOERR_READ, sqlite3.SQLITE_IOERR_SHORT_READ})
+_NO_ROOM_FOR_SHM = sqlite3.SQLITE_IOERR_SHMSIZE
+"""The ``-shm`` file could not be grown (SQLite writes a byte to each of its pages): on a
+full disk, the first open after a clean stop (which removed ``-shm``) gets this."""
 _NOT_THE_FILES_FAULT = frozenset(
-    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM}
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, _NO_ROOM_FOR_SHM}
 )
 """Errors that say nothing about the file: raised, never a reason to quarantine."""
 BUSY_TIMEOUT_MS = 5000
@@ -44,9 +49,9 @@ def error_code(exc: BaseException) -> int | None:
 
 
 def is_full(exc: BaseException) -> bool:
-    """SQLITE_FULL: the disk is full, or ``max_page_count`` is reached."""
+    """SQLITE_FULL: the disk is full, or ``max_page_count`` is reached (or no room to grow ``-shm``)."""
     code = error_code(exc)
-    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+    return code is not None and (code & 0xFF == sqlite3.SQLITE_FULL or code == _NO_ROOM_FOR_SHM)
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -185,6 +190,8 @@ def prepare(path: Path, wall: float) -> Prepared:
         if health.problem is not None:
             problem, old_epoch = health.problem, health.epoch
             quarantined = quarantine(path, problem, wall)
+        else:
+            rebuild(path)  # to the page size of edge_agent.outbox.page_size, once
     try:
         epoch = _create_or_migrate(path)
     except (SchemaError, sqlite3.DatabaseError) as exc:
@@ -204,6 +211,7 @@ def _create_or_migrate(path: Path) -> str:
         if version_of(conn) == 0:
             # Only possible before the first table: lets a full disk get space back
             # (PRAGMA incremental_vacuum) after evictions.  Files from v1 lack it.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # first: edge_agent.outbox.page_size
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":

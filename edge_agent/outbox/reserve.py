@@ -20,13 +20,14 @@ log = logging.getLogger("edge_agent.outbox")
 DEFAULT_RESERVE = 8 * 2**20
 """Bytes kept back unless ``Outbox.open(reserve_bytes=…)`` says otherwise."""
 PAGE_SIZE = 4096
+"""The outbox's page size (:mod:`edge_agent.outbox.page_size`); a file of issue 15's release not yet migrated has 1024."""
 MIN_AUTOCHECKPOINT_PAGES = 16
 
 
-def autocheckpoint_pages(reserve_bytes: int) -> int:
+def autocheckpoint_pages(reserve_bytes: int, page_size: int = PAGE_SIZE) -> int:
     """WAL pages before a checkpoint: half the disk-full reserve, so one reserve always
     leaves room to checkpoint it."""
-    return max(MIN_AUTOCHECKPOINT_PAGES, reserve_bytes // (2 * PAGE_SIZE))
+    return max(MIN_AUTOCHECKPOINT_PAGES, reserve_bytes // (2 * page_size))
 
 
 class Reserve:

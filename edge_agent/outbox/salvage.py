@@ -8,6 +8,12 @@ a time up to the damage, and the damage is stepped over by probing for the next 
 can be read (exponential, then binary search), so one bad page costs the rows on it and
 not the rest of the file.  The skipped old-seq ranges are reported.
 
+When SQLite cannot read the file at all (the first sector or the first pages lost: the
+schema and the tables' roots are there), or a read stepped over damage, the rows are read
+from the b-tree leaf pages themselves (:mod:`edge_agent.outbox.page_walk`): all of them in
+the first case, those of the skipped ranges in the second.  A rebuilt header takes the
+page size those pages are laid out with.
+
 Each recovered event keeps its original ``id`` (the cloud removes duplicates by id) and
 gets a new seq in the live outbox's epoch.  A recovered ``gap`` event gets
 ``data["epoch"]`` = its old epoch, since its ranges are seqs of that epoch.  Progress is
@@ -27,12 +33,12 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
 from edge_agent.events import NewEvent
-from edge_agent.outbox import codec
+from edge_agent.outbox import codec, page_walk
 from edge_agent.outbox.codec import EncodedEvent
 from edge_agent.outbox.store import Outbox
 from edge_protocol.wire import Envelope
@@ -55,8 +61,9 @@ class SalvageReport:
     resumed_after: int = 0
     invalid: int = 0
     """Rows that could be read but were not valid envelopes (damaged content)."""
-    unreadable: list[tuple[int, int]] = field(default_factory=list)
-    """Old seq ranges that sat on damaged pages (an upper bound: some may never have existed)."""
+    unreadable: list[tuple[int, int | None]] = field(default_factory=list)
+    """Old seq ranges that sat on damaged pages (an upper bound: some may never have existed);
+    a last of None: from there to the end of the file (nothing after it could be read)."""
     error: str | None = None
     """Why reading stopped before the end of the file, if it did."""
     repairs: list[str] = field(default_factory=list)
@@ -73,7 +80,7 @@ class _Reader:
     def __init__(self, conn: sqlite3.Connection, after: int) -> None:
         self.conn = conn
         self.after = after
-        self.unreadable: list[tuple[int, int]] = []
+        self.unreadable: list[tuple[int, int | None]] = []
         self.finished = False
 
     def epoch(self) -> str | None:
@@ -110,7 +117,8 @@ class _Reader:
                 row = self._first_after(after, 1)
             except sqlite3.DatabaseError:
                 resume = self._readable_from(after)
-                self.unreadable.append((after + 1, resume if resume is not None else _MAX_KEY))
+                # resume is None: nothing further reads, and where the file ended is unknown.
+                self.unreadable.append((after + 1, resume))
                 if resume is None:
                     self.finished = True
                     break
@@ -183,8 +191,32 @@ def _open_source(source: Path, scratch: Path) -> tuple[sqlite3.Connection, list[
 
 
 _MAGIC = b"SQLite format 3\0"
-_PAGE_SIZE = 4096
-"""The outbox never changes SQLite's default page size."""
+_BTREE_PAGE_TYPES = frozenset({2, 5, 10, 13})
+SMALL_PAGE = 1024
+
+
+def _guess_page_size(f: BinaryIO, has_wal: bool) -> int:
+    """The page size of a file whose header is lost: the WAL's header says it; else 1 KiB
+    (the release of issue 15 made such files) if a B-tree page starts at page 3 of that
+    size, else 4 KiB (edge_agent.outbox.page_size, and every other release)."""
+    if has_wal:
+        with open(f"{f.name}-wal", "rb") as wal:
+            head = wal.read(12)
+        if len(head) == 12 and (size := struct.unpack(">I", head[8:12])[0]) in (1024, 4096):
+            return int(size)
+    # Page 2 is a pointer map (auto_vacuum); page 3 is the first table's root.
+    # Page 3 of a 4 KiB file is at 8 KiB; 2 KiB into one is inside page 1, whose cells
+    # sit at its end: zeros in a small schema, so the 1 KiB check does not take it.
+    f.seek(2 * SMALL_PAGE)
+    return SMALL_PAGE if _looks_like_a_btree_page(f.read(12), SMALL_PAGE) else 4096
+
+
+def _looks_like_a_btree_page(head: bytes, page_size: int) -> bool:
+    if len(head) < 8 or head[0] not in _BTREE_PAGE_TYPES:
+        return False
+    cells, content = struct.unpack(">HH", head[3:7])
+    content = content or 65536
+    return bool(8 + 2 * cells <= content <= page_size)
 
 
 def _repair_header(path: Path, *, has_wal: bool) -> list[str]:
@@ -196,9 +228,13 @@ def _repair_header(path: Path, *, has_wal: bool) -> list[str]:
         header = bytearray(f.read(100).ljust(100, b"\0"))
         if header[:16] != _MAGIC:
             version = 2 if has_wal else 1
+            # The page size the leaf pages are laid out with (not assumed: it is a setting).
+            page_size = page_walk.walk(path).page_size or _guess_page_size(f, has_wal)
             header[:] = (
                 _MAGIC
-                + struct.pack(">HBBBBBB", _PAGE_SIZE, version, version, 0, 64, 32, 32)
+                + struct.pack(
+                    ">HBBBBBB", 1 if page_size == 65536 else page_size, version, version, 0, 64, 32, 32
+                )
                 + struct.pack(">IIII", 1, 0, 0, 0)  # change counter, size (set below), freelist
                 + struct.pack(">III", 1, 4, 0)  # schema cookie, schema format 4, cache size
                 + struct.pack(">IIIII", 0, 1, 0, 0, 0)  # largest root, UTF-8, user version, …
@@ -251,6 +287,73 @@ def _events(rows: list[tuple[int, str]], into: Outbox, report: SalvageReport) ->
         yield encoded
 
 
+def describe_ranges(seq_ranges: list[tuple[int, int | None]]) -> str:
+    """``[(3, 9), (619, None)]`` → ``3–9, 619–end of file`` (for the log and the CLI)."""
+    return ", ".join(f"{a}–{'end of file' if b is None else b}" for a, b in seq_ranges) or "none"
+
+
+_PROGRESS = (
+    "INSERT INTO salvaged (source, path, last_old_seq, recovered, wall) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (source) DO UPDATE SET path = excluded.path,"
+    " last_old_seq = excluded.last_old_seq, recovered = recovered + excluded.recovered,"
+    " wall = excluded.wall"
+)
+
+
+async def _append(
+    into: Outbox, source: Path, key: str, rows: list[tuple[int, str]], report: SalvageReport
+) -> None:
+    """Append a batch of old rows (in old-seq order) with the progress of ``key``, in one transaction."""
+    report.rows_read += len(rows)
+    encoded = list(_events(rows, into, report))
+    progress = (_PROGRESS, (key, str(source), rows[-1][0], len(encoded), into.wall()))
+    await into.append_encoded(encoded, also=[progress])
+    report.recovered += len(encoded)
+
+
+def _covered(seq: int, spans: list[tuple[int, int | None]]) -> bool:
+    return any(first <= seq and (last is None or seq <= last) for first, last in spans)
+
+
+class _PageRows:
+    """The rows :mod:`edge_agent.outbox.page_walk` finds in the file (walked once, on first use)."""
+
+    def __init__(self, source: Path, report: SalvageReport) -> None:
+        self._source = source
+        self._report = report
+        self._found: page_walk.WalkResult | None = None
+
+    async def within(self, spans: list[tuple[int, int | None]] | None, why: str) -> list[tuple[int, str]]:
+        """Rows in ``spans`` (None: all), in seq order."""
+        if self._found is None:
+            self._found = found = await asyncio.to_thread(page_walk.walk, self._source)
+            self._report.repairs.append(
+                f"read {len(found.rows)} events straight from its {found.page_size}-byte pages ({why})"
+            )
+        rows = sorted(self._found.rows.items())
+        return rows if spans is None else [row for row in rows if _covered(row[0], spans)]
+
+
+async def _all_from_pages(source: Path, into: Outbox, report: SalvageReport, *, batch: int, why: str) -> None:
+    """SQLite could not read the file at all: every row comes from the leaf pages."""
+    rows = await _PageRows(source, report).within(None, why)
+    if not rows:
+        report.error = f"no readable events table: {why}; no events found in its pages either"
+        return
+    report.old_epoch = _epoch_of(rows[0][1])
+    key = f"epoch:{report.old_epoch}" if report.old_epoch else f"file:{source.name}"
+    report.resumed_after = await into.salvage_progress(key)
+    report.already_salvaged = report.resumed_after > 0
+    rows = [row for row in rows if row[0] > report.resumed_after]
+    for start in range(0, len(rows), batch):
+        await _append(into, source, key, rows[start : start + batch], report)
+
+
+def _epoch_of(body: str) -> str | None:
+    epoch = codec.decode(body, 0).envelope.get("epoch")
+    return str(epoch) if epoch else None
+
+
 async def salvage(quarantined_file: Path, into: Outbox, *, batch: int = BATCH) -> SalvageReport:
     """Recover the readable events of ``quarantined_file`` into ``into``; see the module docstring."""
     source = Path(quarantined_file)
@@ -263,14 +366,22 @@ async def salvage(quarantined_file: Path, into: Outbox, *, batch: int = BATCH) -
         try:
             conn, report.repairs = await asyncio.to_thread(_open_source, source, Path(scratch))
         except (OSError, sqlite3.Error) as exc:
-            report.error = f"no readable events table: {exc}"
+            # SQLite cannot read it at all (schema or roots lost): the leaf pages still hold the rows.
+            try:
+                await _all_from_pages(source, into, report, batch=batch, why=f"SQLite: {exc}")
+            except OSError as walk_exc:
+                report.error = f"no readable events table: {exc}; {walk_exc}"
+            _log(report, into)
             return report
+        pages = _PageRows(source, report)
+        why = "for the pages SQLite could not read"
         try:
             reader = _Reader(conn, 0)
             report.old_epoch = await asyncio.to_thread(reader.epoch)
             key = f"epoch:{report.old_epoch}" if report.old_epoch else f"file:{source.name}"
             reader.after = report.resumed_after = await into.salvage_progress(key)
             report.already_salvaged = reader.after > 0
+            spans_done = 0
             while True:
                 try:
                     rows = await asyncio.to_thread(reader.next_rows, batch)
@@ -279,28 +390,32 @@ async def salvage(quarantined_file: Path, into: Outbox, *, batch: int = BATCH) -
                     break
                 if not rows:
                     break
-                report.rows_read += len(rows)
-                encoded = list(_events(rows, into, report))
-                progress = (
-                    "INSERT INTO salvaged (source, path, last_old_seq, recovered, wall) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (source) DO UPDATE SET path = excluded.path,"
-                    " last_old_seq = excluded.last_old_seq, recovered = recovered + excluded.recovered,"
-                    " wall = excluded.wall",
-                    (key, str(source), rows[-1][0], len(encoded), into.wall()),
-                )
-                await into.append_encoded(encoded, also=[progress])
-                report.recovered += len(encoded)
+                if len(reader.unreadable) > spans_done:
+                    # Stepped over damage: what the pages hold there goes in its old-seq place.
+                    rows = sorted(rows + await pages.within(reader.unreadable[spans_done:], why))
+                    spans_done = len(reader.unreadable)
+                await _append(into, source, key, rows, report)
         finally:
             await asyncio.to_thread(conn.close)
+        if report.error is not None:
+            reader.unreadable.append((reader.after + 1, None))
         report.unreadable = reader.unreadable
+        if len(reader.unreadable) > spans_done:  # damage up to the end: after everything read
+            rest = await pages.within(reader.unreadable[spans_done:], why)
+            for start in range(0, len(rest), batch):
+                await _append(into, source, key, rest[start : start + batch], report)
+    _log(report, into)
+    return report
+
+
+def _log(report: SalvageReport, into: Outbox) -> None:
     log.warning(
         "salvage of %s: %d events recovered into epoch %s, %d rows read, %d invalid, unreadable old seqs %s%s",
-        source,
+        report.source,
         report.recovered,
         into.epoch,
         report.rows_read,
         report.invalid,
-        report.unreadable,
+        describe_ranges(report.unreadable),
         f", stopped: {report.error}" if report.error else "",
     )
-    return report

@@ -6,19 +6,22 @@ ones in order, each in its own transaction together with the new ``schema_versio
 power cut leaves the file at a version it can resume from.  Never edit a released
 migration: add the next one.
 
-Version 2 (current)::
+Version 4 (current)::
 
     meta(key, value)                schema_version, epoch, created_at
     state                           one row, rewritten by every transaction: last_seq (the seq
                                     counter; seqs are never reused), runtime (outbox runtime
                                     clock), pending_bytes / pending_count (sum of ``size`` and
                                     number of pending events), commits, eviction counters per
-                                    reason, disk_full_count, last_publish
+                                    reason, disk_full_count, last_publish, exported (events
+                                    carried out by ``buffer export --mark-exported``: not lost)
     events(seq, lane, kind, size, runtime, unsynced, body)
-                                    body = compact JSON of the wire envelope; index (lane, seq)
-                                    for the uplink, partial index on unsynced events
+                                    body = compact JSON of the wire envelope; a partial index
+                                    on the priority lane's seqs (``events_priority``: readings,
+                                    the bulk, touch no index), partial index on unsynced events
     evictions(reason, first, last, gap_seq, wall)
-                                    recent evicted seq ranges (the last EVICTION_LOG_ROWS)
+                                    recent evicted (or exported) seq ranges (the last
+                                    EVICTION_LOG_ROWS)
     salvaged(source, …, last_old_seq)
                                     how far each quarantined file has been salvaged (resumable)
 """
@@ -32,8 +35,11 @@ from collections.abc import Callable
 from edge_agent.outbox.errors import OutboxError
 from edge_protocol.wire import uuid7
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 EVICTION_LOG_ROWS = 1000
+PRIORITY_LANE = 0
+"""``codec.LANE_CODE["priority"]``, as the partial index ``events_priority`` names it (a
+query uses that index only when its ``lane = 0`` is the same literal)."""
 
 
 class SchemaError(OutboxError):
@@ -95,7 +101,22 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    """A counter of events exported and removed (``buffer export --mark-exported``), apart
+    from the evictions: they were carried out, not lost."""
+    conn.execute("ALTER TABLE state ADD COLUMN exported INTEGER NOT NULL DEFAULT 0")
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """The lane index becomes a partial index of the priority lane.  ``(lane, seq)`` was
+    rewritten by every commit (one page in three at 5 × 1 Hz, docs/DURABILITY.md "Flash
+    wear"); readings are fetched and evicted along the rowid, skipping the few priority
+    rows, and priority events (alarms, gaps: few, fetched first) through this index."""
+    conn.execute("DROP INDEX IF EXISTS events_by_lane")  # a file someone dropped it from by hand opens too
+    conn.execute(f"CREATE INDEX events_priority ON events (seq) WHERE lane = {PRIORITY_LANE}")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 """``MIGRATIONS[n]`` takes the file from version n to n + 1."""
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.outbox import ranges
 from edge_agent.outbox.errors import OutboxError
 from edge_agent.outbox.schema import SCHEMA_VERSION, SchemaError, version_of
 
@@ -55,6 +56,10 @@ class OutboxStats:
     evicted_total: int
     evicted_by_reason: dict[str, int]
     evicted_recent: list[EvictedRange]
+    """The last ``RECENT_EVICTIONS`` evicted (or exported) ranges, oldest first (the newest is last)."""
+    exported: int
+    """Events exported and removed (``buffer export --mark-exported``): carried out, not lost,
+    so not in ``evicted_total``."""
     disk_full_count: int
     last_publish: float | None
     """Wall-clock time of the last successful publish (None: never)."""
@@ -110,24 +115,30 @@ def read_stats(path: Path, *, runtime_now: float | None = None) -> OutboxStats:
             ev_disk,
             disk_full_count,
             last_publish,
+            exported,
         ) = conn.execute(
             "SELECT last_seq, runtime, pending_bytes, commits, evicted_size_cap, evicted_age_cap,"
-            " evicted_disk_full, disk_full_count, last_publish FROM state WHERE id = 1"
+            " evicted_disk_full, disk_full_count, last_publish, exported FROM state WHERE id = 1"
         ).fetchone()
-        by_kind = dict(
-            conn.execute("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind").fetchall()
-        )
-        by_lane_code = dict(conn.execute("SELECT lane, count(*) FROM events GROUP BY lane").fetchall())
+        # One scan for both (no index covers the lane of every row any more).
+        by_kind: dict[str, int] = {}
+        by_lane_code: dict[int, int] = {}
+        for kind, lane, n in conn.execute(
+            "SELECT kind, lane, count(*) FROM events GROUP BY kind, lane ORDER BY kind"
+        ).fetchall():
+            by_kind[kind] = by_kind.get(kind, 0) + n
+            by_lane_code[lane] = by_lane_code.get(lane, 0) + n
         oldest = conn.execute(
             "SELECT seq, runtime, json_extract(body, '$.ts') FROM events ORDER BY seq LIMIT 1"
         ).fetchone()
+        # Fetched newest first (only the last few are wanted), handed back oldest first.
         recent = [
             EvictedRange(*row)
             for row in conn.execute(
                 "SELECT reason, first, last, gap_seq, wall FROM evictions ORDER BY id DESC LIMIT ?",
                 (RECENT_EVICTIONS,),
             )
-        ]
+        ][::-1]
         salvaged = [
             {"source": s, "path": p, "last_old_seq": n, "recovered": r, "wall": w}
             for s, p, n, r, w in conn.execute(
@@ -162,6 +173,7 @@ def read_stats(path: Path, *, runtime_now: float | None = None) -> OutboxStats:
         evicted_total=ev_size + ev_age + ev_disk,
         evicted_by_reason={"size_cap": ev_size, "age_cap": ev_age, "disk_full": ev_disk},
         evicted_recent=recent,
+        exported=exported,
         disk_full_count=disk_full_count,
         last_publish=last_publish,
         commits=commits,
@@ -178,23 +190,39 @@ def _size(path: Path) -> int:
 
 
 def export_pending(path: Path, out: Path) -> int:
-    """Write the pending envelopes as JSON lines, in seq order; returns how many.
+    """Write the pending envelopes as JSON lines, in seq order; returns how many (with
+    none pending, no file is written).
 
     Read-only and safe while the daemon runs (one statement = one consistent snapshot).
     The file appears complete or not at all: written beside ``out``, fsynced, renamed.
+    An existing ``out`` is never replaced (:class:`OutboxError`): it may be an earlier
+    ``--mark-exported`` file, the only copy of its events.
     """
-    path, out = Path(path), Path(out)
-    conn = connect_read_only(path)
+    return ranges.count(export_ranges(connect_read_only(Path(path)), Path(path), Path(out)))
+
+
+def export_ranges(conn: sqlite3.Connection, path: Path, out: Path) -> list[ranges.Range]:
+    """:func:`export_pending` through ``conn`` (closed here); returns the seq ranges written,
+    so that exactly those can be marked exported (``Outbox.mark_exported``)."""
     partial = out.with_name(out.name + ".part")
-    n = 0
+    written: list[ranges.Range] = []
     try:
+        _refuse_existing(out)
         with partial.open("w", encoding="utf-8") as f:
-            for (body,) in conn.execute("SELECT body FROM events ORDER BY seq"):
+            for seq, body in conn.execute("SELECT seq, body FROM events ORDER BY seq"):
                 f.write(body)
                 f.write("\n")
-                n += 1
+                if written and written[-1][1] == seq - 1:
+                    written[-1] = (written[-1][0], seq)
+                else:
+                    written.append((seq, seq))
             f.flush()
             os.fsync(f.fileno())
+        if not written:
+            # No file for nothing: an empty one would only block the name (it is never replaced).
+            partial.unlink()
+            return written
+        _refuse_existing(out)  # again: it may have appeared while writing
         os.replace(partial, out)
     except sqlite3.Error as exc:
         partial.unlink(missing_ok=True)
@@ -209,4 +237,13 @@ def export_pending(path: Path, out: Path) -> int:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return n
+    return written
+
+
+def _refuse_existing(out: Path) -> None:
+    # Checked, not linked into place (os.link): USB sticks are mostly FAT, which has no links.
+    if out.exists() or out.is_symlink():
+        raise OutboxError(
+            f"{out} already exists: it may hold the only copy of events exported with "
+            "--mark-exported; export under another name, or move that file away once it is imported"
+        )

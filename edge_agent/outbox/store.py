@@ -9,9 +9,12 @@ Guarantees:
   FULL and not NORMAL.
 * ``fetch`` sees committed events only; ``delete`` is idempotent.  ``claim`` marks
   events as being sent: no eviction takes them until they are deleted, so an event is
-  never both delivered and announced evicted.  Deletes commit with
-  ``synchronous=NORMAL``: one lost on a power cut only brings an acknowledged event back,
-  to be sent again (a duplicate, which the cloud removes by id), never a loss.
+  never both delivered and announced evicted.  ``delete`` returns once the delete is
+  committed: with ``delete_window`` it rides on the next append's transaction, or is
+  committed on its own (``synchronous=NORMAL``) when no append comes within the window
+  (:mod:`edge_agent.outbox.deletes`).  A delete lost on a power cut only brings an
+  acknowledged event back, to be sent again (a duplicate, which the cloud removes by id),
+  never a loss.
 * Caps, enforced in the transaction that appends, never on the events being appended:
 
   - size: ``max_bytes`` bounds the sum of the stored events' ``size`` (the UTF-8 bytes
@@ -58,6 +61,7 @@ from typing import Any, Literal
 from edge_agent.events import Lane, NewEvent, StoredEvent
 from edge_agent.outbox import codec
 from edge_agent.outbox.codec import EncodedEvent
+from edge_agent.outbox.deletes import PendingDeletes, Waiting, delete_rows, fail, resolve, seqs_of
 from edge_agent.outbox.disk_full import DiskFull, failed_for_room
 from edge_agent.outbox.errors import OutboxClosedError, OutboxError
 from edge_agent.outbox.eviction import SCAN_CHUNK, Caps
@@ -66,11 +70,16 @@ from edge_agent.outbox.opening import OpenFile, open_file
 from edge_agent.outbox.recovery import Prepared
 from edge_agent.outbox.reserve import DEFAULT_RESERVE
 from edge_agent.outbox.runtime import RuntimeClock
-from edge_agent.outbox.stats import OutboxStats, export_pending, read_stats
+from edge_agent.outbox.stats import OutboxStats, connect_read_only, export_pending, export_ranges, read_stats
 from edge_agent.outbox.transactions import EvictionReason, Synchronous, Tally, Transactions, nothing
 from edge_protocol.wire import ClockState, rfc3339_ms
 
 log = logging.getLogger("edge_agent.outbox")
+
+FETCH_SQL = "SELECT seq, kind, body, size FROM events WHERE lane = {lane:d} AND seq > ? AND seq < ? ORDER BY seq LIMIT ?"
+"""A lane's pending events.  The lane is a literal: the priority lane's partial index
+(``events_priority``) serves only ``lane = 0``; readings are read along the rowid,
+skipping the few priority rows (docs/DURABILITY.md, "Flash wear")."""
 
 PUBLISH_PERSIST_INTERVAL = 5.0
 """``record_publish`` writes at most this often on its own; otherwise it rides on the next transaction."""
@@ -94,6 +103,7 @@ class Outbox:
         monotonic: Callable[[], float],
         wall: Callable[[], float],
         clock_state: Callable[[], ClockState],
+        delete_window: float = 0.0,
     ) -> None:
         self.path = file.path
         self.epoch = file.prepared.epoch
@@ -120,10 +130,20 @@ class Outbox:
             self._runtime,
             synchronous=file.synchronous,
             # Late-bound: the disk-full handling is itself built on these transactions.
-            after_commit=lambda tally: self._disk_full.after_commit(tally),
-            after_rollback=self._caps.recheck_soon,
+            after_commit=self._after_commit,
+            after_rollback=self._rolled_back,
         )
-        self._disk_full = DiskFull(self._tx, self._caps, file.reserve)
+        self._disk_full = DiskFull(self._tx, self._caps, file.reserve, file.page_size)
+        self._deletes = PendingDeletes(delete_window, self._delete_alone)
+        self.gap_events = 0
+        """Gap events this process committed (evictions announced), for the metrics."""
+        self.gap_observers: list[Callable[[int], None]] = []
+        """Called with the number of gap events each commit appended (when it appended some)."""
+        self.salvaged_events = 0
+        """Events salvaged into this file from quarantined ones (as of the open)."""
+        self.priority_mark = 0
+        """Changes whenever a transaction commits priority events (gap events included)."""
+        self._priority_uncommitted = False
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -141,6 +161,7 @@ class Outbox:
         pragmas: Mapping[str, str | int] | None = None,
         synchronous: Synchronous = "FULL",
         reserve_bytes: int = DEFAULT_RESERVE,
+        delete_window: float = 0.0,
     ) -> Outbox:
         """Open (creating, migrating or quarantining as needed) the outbox at ``path``.
 
@@ -150,10 +171,13 @@ class Outbox:
         ``synchronous="NORMAL"`` exists for the benchmark only: it can lose committed
         events on a power cut (docs/DURABILITY.md).  ``reserve_bytes`` is the disk space
         kept back to recover from a full disk (:mod:`edge_agent.outbox.reserve`); the WAL
-        is checkpointed before it outgrows half of it.
+        is checkpointed before it outgrows half of it.  ``delete_window`` (seconds, 0: none)
+        is how long a delete may wait for an append's transaction to carry it.
         """
         if max_bytes <= 0 or max_age_s <= 0:
             raise ValueError("max_bytes and max_age_s must be positive")
+        if delete_window < 0:
+            raise ValueError("delete_window must not be negative")
 
         async def start(file: OpenFile) -> Outbox:
             outbox = cls(
@@ -164,6 +188,7 @@ class Outbox:
                 monotonic=monotonic,
                 wall=wall,
                 clock_state=clock_state,
+                delete_window=delete_window,
             )
             await outbox._after_open(file.prepared)
             return outbox
@@ -177,8 +202,25 @@ class Outbox:
             start=start,
         )
 
+    async def _after_commit(self, tally: Tally) -> None:
+        gaps = self._caps.committed()
+        if gaps or self._priority_uncommitted:
+            self.priority_mark += 1
+        self._priority_uncommitted = False
+        if gaps:
+            self.gap_events += gaps
+            for observer in self.gap_observers:
+                observer(gaps)
+        await self._disk_full.after_commit(tally)
+
+    def _rolled_back(self) -> None:
+        self._priority_uncommitted = False
+        self._caps.rolled_back()
+
     async def _after_open(self, prepared: Prepared) -> None:
         await self._caps.load_deadline()
+        rows = await self._tx.read("SELECT coalesce(sum(recovered), 0) FROM salvaged", ())
+        self.salvaged_events = int(rows[0][0])
         if prepared.quarantined is not None:
             await self.append(
                 [
@@ -197,11 +239,18 @@ class Outbox:
             # The caps may have been lowered in the configuration since the last run.
             await self._tx.write(lambda t: self._caps.enforce(t, protect_from=t.last_seq + 1))
 
+    async def appends_done(self) -> None:
+        """Nothing more will be appended (the writer has stopped): acknowledged deletes stop
+        waiting for an append to carry them.  Else a clean stop, publishing what is committed,
+        would see them pending for up to their window and wait it out."""
+        await self._deletes.stop_waiting()
+
     async def close(self) -> None:
         """Persist the runtime clock and counters, checkpoint, close.  Idempotent."""
         if self._tx.closed:
             return
         try:
+            await self._deletes.drain()
             await self._tx.write(nothing)
         except OutboxError as exc:
             log.warning("could not persist the outbox state at close: %s", exc)
@@ -248,6 +297,21 @@ class Outbox:
             "disk_full": t.evicted_disk_full,
         }
 
+    @property
+    def exported(self) -> int:
+        """Events removed by ``buffer export --mark-exported`` over the file's life (not lost)."""
+        return self._tx.tally.exported
+
+    @property
+    def disk_full_episodes(self) -> int:
+        """Times the disk became full while this process ran (each one evicts until it has room)."""
+        return self._disk_full.episodes
+
+    @property
+    def disk_full_errors(self) -> int:
+        """``SQLITE_FULL`` errors over the file's life (several per episode)."""
+        return self._tx.tally.disk_full_count + self._tx.disk_full_unsaved
+
     def runtime(self) -> float:
         """The outbox runtime clock now (seconds)."""
         return self._runtime.now()
@@ -280,14 +344,30 @@ class Outbox:
         """:meth:`append` for events already encoded; ``also`` = statements for the same transaction."""
         if not encoded and not also:
             return []
+        # Acknowledged deletes waiting for a transaction ride on this one.
+        carried = self._deletes.take() if encoded else []
+        to_delete = seqs_of(carried)
+        deleted: set[int] = set()
+
+        async def body(tally: Tally) -> list[StoredEvent]:
+            nonlocal deleted
+            if to_delete:
+                deleted = await delete_rows(self._conn, tally, to_delete)
+            return await self._insert_batch(tally, encoded, also)
+
         try:
-            stored = await self._tx.write(lambda t: self._insert_batch(t, encoded, also))
-        except OutboxError as exc:
-            if not failed_for_room(exc):
-                raise
-            stored = await self._disk_full.append_when_full(
-                encoded, lambda t: self._insert_batch(t, encoded, also), exc
-            )
+            try:
+                stored = await self._tx.write(body)
+            except OutboxError as exc:
+                if not failed_for_room(exc):
+                    raise
+                stored = await self._disk_full.append_when_full(encoded, body, exc)
+        except BaseException:
+            self._deletes.put_back(carried)
+            raise
+        if carried:
+            self._caps.claimed.difference_update(to_delete)
+            resolve(carried, deleted)
         return stored
 
     async def fetch(
@@ -295,10 +375,7 @@ class Outbox:
     ) -> list[StoredEvent]:
         """Pending events of ``lane`` with ``after_seq < seq < before_seq``, in seq order."""
         upper = 2**63 - 1 if before_seq is None else before_seq
-        rows = await self._tx.read(
-            "SELECT seq, kind, body, size FROM events WHERE lane = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
-            (codec.LANE_CODE[lane], after_seq, upper, limit),
-        )
+        rows = await self._tx.read(FETCH_SQL.format(lane=codec.LANE_CODE[lane]), (after_seq, upper, limit))
         # No decoding here: the uplink sends the stored text as it is.
         return [codec.stored(seq, kind, body, size) for seq, kind, body, size in rows]
 
@@ -368,20 +445,30 @@ class Outbox:
         wanted = sorted(set(seqs))
         if not wanted:
             return 0
-
-        async def body(tally: Tally) -> int:
-            rows = await self._conn.execute_fetchall(
-                "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) RETURNING size",
-                (codec.dumps(wanted),),
-            )
-            sizes = [size for (size,) in rows]
-            tally.pending_bytes -= sum(sizes)
-            tally.pending_count -= len(sizes)
-            return len(sizes)
-
-        deleted = await self._disk_full.write_making_room(body, synchronous="NORMAL")
+        if self._deletes.window > 0:
+            self._tx.check_open()
+            # Shielded: a cancelled caller leaves its delete to be committed all the same.
+            return await asyncio.shield(self._deletes.add(wanted))
+        deleted = await self._disk_full.write_making_room(
+            lambda tally: delete_rows(self._conn, tally, wanted), synchronous="NORMAL"
+        )
         self._caps.claimed.difference_update(wanted)
-        return deleted
+        return len(deleted)
+
+    async def _delete_alone(self, waiting: Waiting) -> None:
+        """Deletes that no append carried within the window: their own transaction."""
+        wanted = seqs_of(waiting)
+        try:
+            deleted = await self._disk_full.write_making_room(
+                lambda tally: delete_rows(self._conn, tally, wanted), synchronous="NORMAL"
+            )
+        except BaseException as exc:
+            fail(waiting, exc if isinstance(exc, Exception) else OutboxClosedError("the outbox is closing"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._caps.claimed.difference_update(wanted)
+        resolve(waiting, deleted)
 
     async def record_publish(self, wall_time: float) -> None:
         """Remember the last successful publish (for stats); written at most every few seconds."""
@@ -444,6 +531,20 @@ class Outbox:
         self._tx.check_open()
         return await asyncio.to_thread(export_pending, self.path, out)
 
+    async def mark_exported(self, out: Path) -> int:
+        """Write the pending envelopes to ``out`` as :meth:`export` does, then remove exactly
+        those from the outbox as exported (:meth:`Caps.remove_exported`); returns how many.
+
+        For when the cloud imports the file (``POST /v1/import`` stores each event once):
+        the file is complete and fsynced before the removal commits, so a crash between
+        the two leaves the events in both places (sent twice, stored once), never in neither.
+        """
+        self._tx.check_open()
+        written = await asyncio.to_thread(export_ranges, connect_read_only(self.path), self.path, out)
+        if not written:
+            return 0
+        return await self._tx.write(lambda tally: self._caps.remove_exported(tally, written))
+
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (frees disk space)."""
         await self._tx.checkpoint()
@@ -456,6 +557,8 @@ class Outbox:
         protect_from = tally.last_seq + 1
         runtime = self._runtime.now()
         stored = await insert(self._conn, tally, encoded, runtime)
+        if any(e.lane == codec.LANE_CODE["priority"] for e in encoded):
+            self._priority_uncommitted = True
         self._caps.inserted(runtime)
         for sql, params in also:
             await self._conn.execute(sql, params)

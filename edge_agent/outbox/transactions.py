@@ -34,11 +34,11 @@ EvictionReason = Literal["size_cap", "age_cap", "disk_full"]
 _UPDATE_STATE = (
     "UPDATE state SET last_seq = ?, runtime = ?, pending_bytes = ?, pending_count = ?, commits = ?,"
     " evicted_size_cap = ?, evicted_age_cap = ?, evicted_disk_full = ?, disk_full_count = ?,"
-    " last_publish = ? WHERE id = 1"
+    " last_publish = ?, exported = ? WHERE id = 1"
 )
 _SELECT_STATE = (
     "SELECT last_seq, runtime, pending_bytes, pending_count, commits, evicted_size_cap, evicted_age_cap,"
-    " evicted_disk_full, disk_full_count, last_publish FROM state WHERE id = 1"
+    " evicted_disk_full, disk_full_count, last_publish, exported FROM state WHERE id = 1"
 )
 
 
@@ -56,6 +56,9 @@ class Tally:
     evicted_disk_full: int
     disk_full_count: int
     last_publish: float | None
+    exported: int
+    """Events written to a file by ``buffer export --mark-exported`` and removed: carried
+    out, not lost (the cloud's import stores them)."""
 
     def row(self) -> tuple[Any, ...]:
         return dataclasses.astuple(self)

@@ -30,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,8 +87,15 @@ class GetCalibrationArgs(_Args):
     sensor: str | None = None
 
 
+OUTCOMES = ("ok", "busy", "bad_request", "unknown_command", "response_topic_rejected", "internal")
+"""How a request ended: answered ``ok``, or the error code of its reply."""
+
+
 @dataclass
 class CommandStats:
+    """Counts since the daemon started (kept across reconnects and reloads); ``status`` and
+    the metrics (``edge_agent_remote_commands{outcome}``) show them."""
+
     received: int = 0
     answered: int = 0
     errors: int = 0
@@ -95,6 +103,20 @@ class CommandStats:
     rejected_response_topics: int = 0
     replies_lost: int = 0
     """Replies that could not be handed to MQTT (connection down)."""
+    by_outcome: Counter[str] = field(default_factory=Counter)
+    """Replies by outcome (:data:`OUTCOMES`), whether or not they could be sent."""
+    busy_streak: int = 0
+    """Requests refused as busy since the last one accepted (for the log line)."""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "received": self.received,
+            "answered": self.answered,
+            "errors": self.errors,
+            "rejected_response_topics": self.rejected_response_topics,
+            "replies_lost": self.replies_lost,
+            "by_outcome": {outcome: self.by_outcome[outcome] for outcome in OUTCOMES},
+        }
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,7 @@ class CommandDispatcher:
         publish: Publish,
         boot: str,
         sensors: Collection[str] | None = None,
+        stats: CommandStats | None = None,
     ) -> None:
         self.device_id = device_id
         self._sensors = None if sensors is None else sorted(sensors)
@@ -130,7 +153,7 @@ class CommandDispatcher:
         self._publish = publish
         self._boot = boot
         self._tasks: set[asyncio.Task[None]] = set()
-        self.stats = CommandStats()
+        self.stats = stats if stats is not None else CommandStats()
 
     def matches(self, topic: str) -> bool:
         return command_name(self.device_id, topic) is not None
@@ -139,12 +162,23 @@ class CommandDispatcher:
         """Called on the event loop for each message on the commands topic."""
         self.stats.received += 1
         if len(self._tasks) >= MAX_PENDING:
+            if not self.stats.busy_streak:
+                log.warning(
+                    "remote commands: %d already pending; refusing more as busy until one finishes",
+                    MAX_PENDING,
+                )
+            self.stats.busy_streak += 1
             self._send(
                 self._error(
                     message, CommandError("busy", f"{MAX_PENDING} commands already pending; try again later")
                 )
             )
             return
+        if self.stats.busy_streak:
+            log.warning(
+                "remote commands: %d requests were refused as busy; accepting again", self.stats.busy_streak
+            )
+            self.stats.busy_streak = 0
         task = asyncio.get_running_loop().create_task(self._serve(message), name="remote-command")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -236,8 +270,11 @@ class CommandDispatcher:
         return Reply(topic or responses_topic(self.device_id), payload, message.correlation_data)
 
     def _send(self, reply: Reply) -> None:
-        if not reply.payload["ok"]:
+        if reply.payload["ok"]:
+            self.stats.by_outcome["ok"] += 1
+        else:
             self.stats.errors += 1
+            self.stats.by_outcome[reply.payload["error"]["code"]] += 1
         try:
             self._publish(reply.topic, reply.encode(), reply.correlation)
         except Exception as exc:  # not connected (any more): the cloud asks again

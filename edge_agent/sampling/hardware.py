@@ -24,7 +24,16 @@ from smbus2 import i2c_msg
 from edge_agent.errors import HardwareOpenError
 from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.settings import SIM, SIM_PORT_SCHEME, SensorSettings
-from edge_drivers.api import SYSTEM_CLOCK, Clock, DriverSpec, Sensor, SerialLike, SMBusLike
+from edge_drivers.api import (
+    SYSTEM_CLOCK,
+    Clock,
+    DriverSpec,
+    ModbusLinks,
+    Quantity,
+    Sensor,
+    SerialLike,
+    SMBusLike,
+)
 from edge_drivers.sim.api import (
     Environment,
     SerialDeviceModel,
@@ -224,6 +233,9 @@ class Hardware:
         self._i2c: dict[int | str, LockedBus] = {}
         self._ports: dict[str, SerialLike] = {}
         self._closables: list[Any] = []
+        self.modbus_links = ModbusLinks(clock=clock)
+        """Each Modbus line opened once and shared by the slaves on it."""
+        self._modbus_sims: dict[str, Any] = {}
 
     def i2c(self, bus: int | str) -> LockedBus:
         if bus not in self._i2c:
@@ -276,6 +288,24 @@ class Hardware:
                 close()
             self._closables.remove(previous)
 
+    def modbus_port(self, driver: str, port: str) -> str:
+        """The line to open for ``port``: itself, or for ``sim://…`` the port of a simulated line
+        (one per distinct name, started on first use, shared by the sensors that name it)."""
+        if not port.startswith(SIM_PORT_SCHEME):
+            return port
+        if port not in self._modbus_sims:
+            factory = self.registry.simulator(driver)
+            if factory is None:
+                raise HardwareOpenError(f"{port}: driver {driver!r} {self.registry.no_simulator(driver)}")
+            line = _call_simulator(driver, lambda: factory(clock=self.clock, seed=self.seed))
+            if not isinstance(getattr(line, "port", None), str):
+                raise HardwareOpenError(
+                    f"the simulator of {driver!r} made a {type(line).__name__}, not a line"
+                )
+            self._modbus_sims[port] = line
+            self._closables.append(line)
+        return str(self._modbus_sims[port].port)
+
     def open_sensor(self, sensor: SensorSettings) -> Sensor:
         """Build the configured driver on its bus or port (the chip is probed now)."""
         found = self.registry.get(sensor.driver)
@@ -288,15 +318,30 @@ class Hardware:
                 self.simulated_device(spec, sensor.address)
             return spec.factory(self.i2c(sensor.bus), sensor.address, clock=self.clock, **sensor.options)
         assert sensor.port is not None
+        if spec.bus == "modbus":
+            line = self.modbus_port(spec.name, sensor.port)
+            return spec.factory(self.modbus_links, line, sensor.baudrate, clock=self.clock, **sensor.options)
         baudrate = sensor.baudrate or spec.default_baudrate or 9600
         return spec.factory(self.serial(spec, sensor.port, baudrate), clock=self.clock, **sensor.options)
 
+    def quantities(self, sensor: SensorSettings) -> tuple[Quantity, ...]:
+        """The quantities ``sensor``'s driver declares (none when it is not installed)."""
+        found = self.registry.get(sensor.driver)
+        if found is None:
+            return ()
+        try:
+            return found.spec.quantities_of(sensor.options)
+        except ValueError:  # invalid options: reported when the sensor opens
+            return found.spec.quantities
+
     def close(self) -> None:
+        self.modbus_links.close()
         for item in reversed(self._closables):
             close = getattr(item, "close", None)
             if close is not None:
                 close()
         self._closables.clear()
+        self._modbus_sims.clear()
         self._i2c.clear()
         self._ports.clear()
 

@@ -19,6 +19,11 @@ States, and what moves a sensor between them::
 - ``recovering``: a probe (the half-open read) succeeded; readings flow again, and
   ``close_after`` good reads in a row make it ``ok``; one error opens the breaker again.
 
+A read that ends in :class:`~edge_drivers.api.NotReadyError` (a PMS5003 warming up, a
+BME280 that was reset and has just been configured again) is no reading and no error:
+the state does not change, for up to ``not_ready_max`` seconds in a row.  After that each
+further one counts as an error, so a sensor that never gets ready does fail.
+
 On I2C, before the breaker opens and before every probe, the driver is rebuilt
 (:data:`Rebuild`): the chip is probed again and its configuration rewritten, which
 brings back a sensor that was reset by a brown-out or lost its settings.  A real bus
@@ -65,6 +70,8 @@ class BreakerPolicy:
     probe_max: float = 600.0
     close_after: int = 3
     """Good reads in a row, after a probe, before the sensor is ``ok`` again."""
+    not_ready_max: float = 120.0
+    """Seconds of "not ready" in a row tolerated before each counts as an error."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class SensorHealth:
         self.probe_at: float | None = None
         self.reason: str | None = None
         self.since = clock()
+        self.not_ready_since: float | None = None
+        """When the current run of "not ready" answers began (None: the last read was not one)."""
 
     def probe_due(self) -> bool:
         """True when a read may be attempted: always, except while the breaker is open."""
@@ -98,7 +107,18 @@ class SensorHealth:
         """One more error would open the breaker (the moment for a recovery attempt)."""
         return self.state in ("ok", "degraded") and self.consecutive_errors + 1 >= self.policy.open_after
 
+    def not_ready(self, reason: str) -> Change | None:
+        """The sensor answered but has no valid value yet: tolerated for ``not_ready_max``."""
+        now = self._clock()
+        if self.not_ready_since is None:
+            self.not_ready_since = now
+        waited = now - self.not_ready_since
+        if waited < self.policy.not_ready_max:
+            return None
+        return self.failed(f"not ready for {waited:.0f} s: {reason}")
+
     def succeeded(self) -> Change | None:
+        self.not_ready_since = None
         self.consecutive_errors = 0
         self.consecutive_ok += 1
         if self.state == "degraded":
@@ -187,6 +207,9 @@ class HealthGuard:
     async def succeeded(self) -> None:
         self._rebuilt_in_series = False
         await self._changed(self.health.succeeded())
+
+    async def not_ready(self, message: str) -> None:
+        await self._changed(self.health.not_ready(message))
 
     async def failed(self, kind: str, message: str, loop: SensorLoop | None = None) -> None:
         """Count an error of ``kind``; on I2C the breaker opens only after a rebuild was tried."""

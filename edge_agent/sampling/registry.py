@@ -79,6 +79,15 @@ class DriverRegistry:
     def get(self, name: str) -> RegisteredDriver | None:
         return self.drivers.get(name)
 
+    def unit(self, driver: str, quantity: str) -> str:
+        """The unit ``driver`` declares for ``quantity``; else the name's last part (names end
+        with their unit: a scaled ``water_level_m`` is in m)."""
+        found = self.drivers.get(driver)
+        for q in found.spec.quantities if found is not None else ():
+            if q.name == quantity:
+                return q.unit
+        return quantity.rsplit("_", 1)[-1]
+
     def simulator(self, driver: str) -> SimulatorFactory | None:
         """The factory of ``driver``'s simulator, if one is registered and loaded."""
         found = self.simulators.get(driver)
@@ -270,8 +279,9 @@ def _check_simulator(
             used_instead=driver.provider,
         )
     # A class can be checked now; what a function returns is checked when it is called.
-    wanted = SimulatedI2CDevice if driver.spec.bus == "i2c" else SerialDeviceModel
-    if isinstance(factory, type) and not issubclass(factory, wanted):
+    # A Modbus simulator is a line object of its own kind (``port``, ``close``): checked when used.
+    wanted = {"i2c": SimulatedI2CDevice, "serial": SerialDeviceModel}.get(driver.spec.bus)
+    if wanted is not None and isinstance(factory, type) and not issubclass(factory, wanted):
         return _Problem(
             f"{ep.value} is not a {wanted.__name__}, which the {driver.spec.bus} driver {ep.name!r} needs"
         )

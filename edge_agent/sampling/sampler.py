@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from edge_agent.events import NewEvent
 from edge_agent.sampling.clock_sync import ClockWatch
 from edge_agent.sampling.worker import SensorAccess
-from edge_drivers.api import DriverError, Sensor
+from edge_drivers.api import DriverError, NotReadyError, Sensor
 
 T = TypeVar("T")
 
@@ -40,6 +40,8 @@ class SensorCounters:
     skipped_busy: int = 0
     skipped_open: int = 0
     """Ticks not read because the sensor's circuit breaker is open."""
+    not_ready: int = 0
+    """Reads answered "not ready" (warming up, recovering from a chip reset): no reading, no error."""
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     """Failed reads by kind: the driver error's class name, ``timeout``, ``busy``, ``driver_bug``."""
     last_ok_mono: float | None = None
@@ -54,6 +56,8 @@ class ReadGuard(Protocol):
     async def succeeded(self) -> None: ...
 
     async def failed(self, kind: str, message: str, loop: SensorLoop | None = None) -> None: ...
+
+    async def not_ready(self, message: str) -> None: ...
 
 
 class SensorLoop:
@@ -135,6 +139,10 @@ class SensorLoop:
             c.timeouts += 1
             await self._failed("timeout", f"read took longer than {self.timeout:g} s (driver hung?)")
             return None
+        except NotReadyError as exc:
+            c.not_ready += 1
+            await self._failed(type(exc).__name__, f"{type(exc).__name__}: {exc}", not_ready=True)
+            return None
         except DriverError as exc:
             c.errors += 1
             await self._failed(type(exc).__name__, f"{type(exc).__name__}: {exc}")
@@ -164,11 +172,15 @@ class SensorLoop:
             mono=self._monotonic(),
         )
 
-    async def _failed(self, kind: str, message: str) -> None:
+    async def _failed(self, kind: str, message: str, *, not_ready: bool = False) -> None:
         # Log the first failure and changes of reason, not every repetition.
         if message != self.counters.last_error:
-            log.warning("sensor %s: %s", self.name, message)
+            log.log(logging.INFO if not_ready else logging.WARNING, "sensor %s: %s", self.name, message)
         self.counters.last_error = message
         self.counters.errors_by_kind[kind] += 1
-        if self.guard is not None:
+        if self.guard is None:
+            return
+        if not_ready:
+            await self.guard.not_ready(message)
+        else:
             await self.guard.failed(kind, message, self)

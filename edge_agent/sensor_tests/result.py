@@ -41,7 +41,7 @@ class TestResult:
     duration_s: float
     trigger: Trigger
     alarm: bool = False
-    """The test asks for an alarm event when it fails."""
+    """The test raises an alarm while it fails (edge_agent.alarms)."""
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -63,20 +63,17 @@ class TestResult:
             "trigger": self.trigger,
         }
 
-    def alarm_data(self) -> dict[str, Any]:
-        return {
-            "code": "sensor_test_failed",
-            "test": self.test,
-            "sensor": self.sensor,
-            "kind": self.kind,
-            "detail": self.detail,
-        }
+
+EX_UNAVAILABLE = 69
+"""sysexits.h: what the test needs (a sensor, a bus) is unavailable."""
 
 
 def exit_status(results: list[TestResult]) -> int:
-    """``edge-agent test run``: 2 if any errored, else 1 if any failed, else 0."""
+    """``edge-agent test run``: 69 (EX_UNAVAILABLE) if any could not run, else 1 if any failed, else 0.
+
+    Not 2: that is every command's usage mistake (an unknown test name)."""
     if any(r.status == "error" for r in results):
-        return 2
+        return EX_UNAVAILABLE
     if any(r.status == "fail" for r in results):
         return 1
     return 0

@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import platform
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -77,7 +77,9 @@ class _DaemonCollector(Collector):
         try:
             snap = self._snapshot()
         except (concurrent.futures.TimeoutError, RuntimeError) as exc:
-            log.warning("metrics: the event loop did not answer the scrape: %s", exc or "timeout")
+            # A TimeoutError's text is empty: name what happened instead.
+            reason = str(exc) or f"no answer within {LOOP_ANSWER_S:g} s"
+            log.warning("metrics: the event loop did not answer the scrape: %s", reason)
             responsive.add_metric([], 0)
             yield responsive
             return
@@ -110,6 +112,13 @@ PLAIN: tuple[tuple[str, str, str, str, str], ...] = (
         "Bytes of the pending events (what max_bytes caps)",
     ),
     ("outbox", "max_bytes", "gauge", "edge_agent_outbox_max_bytes", "The outbox size cap"),
+    (
+        "outbox",
+        "exported_events",
+        "counter",
+        "edge_agent_outbox_exported_events",
+        "Events removed by buffer export --mark-exported: carried out in a file, not lost (file lifetime)",
+    ),
     (
         "uplink",
         "published_events",
@@ -191,6 +200,28 @@ def _pipeline_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
         for reason, n in sorted(outbox["evicted_events"].items()):
             evicted.add_metric([reason], n)
         yield evicted
+        yield from _loss_metrics(outbox)
+    if (commands := snap.get("commands")) is not None:
+        outcomes = CounterMetricFamily(
+            "edge_agent_remote_commands",
+            "Remote command requests answered, by outcome (ok or the error code)",
+            labels=["outcome"],
+        )
+        for outcome, n in commands["by_outcome"].items():
+            outcomes.add_metric([outcome], n)
+        yield outcomes
+        yield _one(
+            "counter",
+            "edge_agent_remote_command_rejected_response_topics",
+            "Requests not executed: their response topic lay outside the device's tree",
+            commands["rejected_response_topics"],
+        )
+        yield _one(
+            "counter",
+            "edge_agent_remote_command_replies_lost",
+            "Replies not handed to MQTT (connection down)",
+            commands["replies_lost"],
+        )
     if (uplink := snap.get("uplink")) is not None:
         connected = int(uplink["state"] == "connected")
         yield _one("gauge", "edge_agent_uplink_connected", "1 while connected to the MQTT broker", connected)
@@ -200,11 +231,65 @@ def _pipeline_metrics(snap: dict[str, Any]) -> Iterator[Metric]:
     yield _one(
         "gauge", "edge_agent_watchdog_stalled_stages", "Pipeline stages past their progress budget", stalled
     )
+    alarms = GaugeMetricFamily(
+        "edge_agent_open_alarms", "Alarms raised and not yet cleared", labels=["code", "sensor"]
+    )
+    open_counts: dict[tuple[str, str], int] = {}
+    for a in snap.get("alarms", []):
+        which = (a["code"], a["sensor"] or "")
+        open_counts[which] = open_counts.get(which, 0) + 1
+    for (code, sensor), n in sorted(open_counts.items()):
+        alarms.add_metric([code, sensor], n)
+    yield alarms
     reloads = CounterMetricFamily("edge_agent_config_reloads", "SIGHUP reloads by result", labels=["result"])
     r = snap["reloads"]
     reloads.add_metric(["applied"], r["count"] - r["rejected"])
     reloads.add_metric(["rejected"], r["rejected"])
     yield reloads
+
+
+def _loss_metrics(outbox: dict[str, Any]) -> Iterator[Metric]:
+    """Everything the outbox did not keep or had to recover, beside the evictions."""
+    if "dropped_events" in outbox:
+        dropped = CounterMetricFamily(
+            "edge_agent_outbox_dropped_events",
+            "Events made and never committed (no seq), by reason; a gap event announces them",
+            labels=["reason"],
+        )
+        for reason, n in sorted(outbox["dropped_events"].items()):
+            dropped.add_metric([reason], n)
+        yield dropped
+        yield _one(
+            "gauge",
+            "edge_agent_outbox_dropped_unannounced_events",
+            "Dropped events whose gap event is not committed yet",
+            outbox["dropped_unannounced"],
+        )
+    yield _one(
+        "counter",
+        "edge_agent_outbox_quarantines",
+        "Corrupt outbox files moved aside (and a fresh outbox started) at this start",
+        outbox["quarantines"],
+    )
+    yield _one(
+        "counter",
+        "edge_agent_outbox_disk_full_episodes",
+        "Times the disk became full while this process ran",
+        outbox["disk_full_episodes"],
+    )
+    yield _one(
+        "counter",
+        "edge_agent_outbox_salvaged_events",
+        "Events recovered into this outbox from quarantined files (edge-agent buffer salvage)",
+        outbox["salvaged_events"],
+    )
+
+
+class GapSource(Protocol):
+    """What :meth:`Metrics.follow_gap_events` needs of an outbox."""
+
+    gap_events: int
+    gap_observers: list[Callable[[int], None]]
 
 
 class Metrics:
@@ -248,6 +333,15 @@ class Metrics:
             if not isinstance(status, str):
                 status = "pass" if event.data.get("passed") else "fail"
             self.test_results.labels(event.sensor or "", status).inc()
+
+    def count_gap_events(self, n: int) -> None:
+        """Gap events the outbox committed itself (evictions): they never pass :meth:`counting`."""
+        self.events.labels("gap").inc(n)
+
+    def follow_gap_events(self, outbox: GapSource) -> None:
+        """Count the gap events ``outbox`` committed (at its open) and will commit."""
+        self.count_gap_events(outbox.gap_events)
+        outbox.gap_observers.append(self.count_gap_events)
 
     def counting(self, emit: Callable[[NewEvent], Awaitable[T]]) -> Callable[[NewEvent], Awaitable[T]]:
         """``emit`` that counts each event once it is committed."""

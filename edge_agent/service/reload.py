@@ -39,7 +39,7 @@ from edge_agent.settings import MQTTSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-RESTART_SECTIONS = ("device", "storage", "metrics", "tests")
+RESTART_SECTIONS = ("device", "storage", "metrics", "tests", "alarms")
 """Sections a running daemon keeps until it is restarted."""
 
 ReloadHook = Callable[[Settings, Settings], Awaitable[None]]

@@ -58,9 +58,11 @@ def sensors_snapshot(settings: Settings, state: DaemonState, now: float) -> list
             timeouts=c.timeouts,
             skipped_busy=c.skipped_busy,
             skipped_open=c.skipped_open,
+            not_ready=c.not_ready,
             errors_by_kind=dict(c.errors_by_kind),
             last_reading_age_s=_age(c.last_ok_mono, now),
             last_error=c.last_error,
+            dropped=state.writer.drops.by_sensor.get(sensor.name, 0) if state.writer else 0,
         )
         out.append(entry)
     return out
@@ -88,6 +90,7 @@ def daemon_snapshot(
         "clock": {"check": clock.check, "state": clock.state},
         "watchdog": {"stalled": [str(s) for s in state.stalls]},
         "metrics": state.metrics_url,
+        "alarms": state.alarms.summaries() if state.alarms is not None else [],
         "reloads": {
             "count": state.reloads.count,
             "rejected": state.reloads.rejected,
@@ -106,8 +109,24 @@ def daemon_snapshot(
             "max_bytes": outbox.max_bytes,
             "next_seq": outbox.next_seq,
             "evicted_events": dict(outbox.evicted),
+            "exported_events": outbox.exported,
             "queued_for_commit": state.writer.queued if state.writer else 0,
+            "gap_events": outbox.gap_events,
+            "disk_full_episodes": outbox.disk_full_episodes,
+            "disk_full_errors": outbox.disk_full_errors,
+            "quarantined": str(outbox.quarantined) if outbox.quarantined else None,
+            "quarantines": int(outbox.quarantined is not None),
+            "salvaged_events": outbox.salvaged_events,
         }
+        if state.writer is not None:
+            drops = state.writer.drops
+            snap["outbox"] |= {
+                "dropped_events": dict(drops.by_reason),
+                "dropped_announced": drops.announced,
+                "dropped_unannounced": drops.unannounced,
+            }
+    if state.commands is not None:
+        snap["commands"] = state.commands.as_json()
     forwarder = state.forwarder
     if forwarder is not None:
         st = forwarder.stats

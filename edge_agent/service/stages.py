@@ -20,10 +20,15 @@ from edge_agent.sampling.sampler import SensorLoop
 from edge_agent.service.watchdog import ProgressMonitor
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
-from edge_agent.uplink.client import CONNECT_TIMEOUT
+from edge_agent.uplink.params import CONNECT_TIMEOUT
 
-MARGIN_S = 30.0
-WRITER_BUDGET_S = 120.0
+MARGIN_S = 10.0
+"""Scheduling slack on a loaded 2-core device (a tick, a commit, a PUBACK late by seconds)."""
+WRITER_BUDGET_S = 60.0
+"""A healthy commit takes well under a second on an SD card; a failing one gives up after
+``storage.commit_timeout`` and the writer goes on with the next batch.  60 s without a
+commit while events wait covers a disk-full recovery (checkpoint, evict, retry) several
+times over; beyond that the writer is wedged and a restart is the remedy."""
 REBUILD_ALLOWANCE_S = 10.0
 
 

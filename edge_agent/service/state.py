@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from edge_agent.alarms import AlarmBook
     from edge_agent.outbox.store import Outbox
     from edge_agent.outbox.writer import OutboxWriter
+    from edge_agent.remote import CommandStats
     from edge_agent.sampling.health import HealthGuard
     from edge_agent.sampling.sampler import SensorLoop
     from edge_agent.service.watchdog import Stall
@@ -48,3 +50,6 @@ class DaemonState:
     stalls: list[Stall] = field(default_factory=list)
     reloads: ReloadRecord = field(default_factory=ReloadRecord)
     metrics_url: str | None = None
+    alarms: AlarmBook | None = None
+    commands: CommandStats | None = None
+    """Remote commands answered (None: the uplink has not started)."""

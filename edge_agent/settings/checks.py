@@ -69,7 +69,13 @@ def check_drivers(
             for name in ("bus", "address"):
                 if getattr(sensor, name) is not None:
                     problem(name, f"not used by the serial driver {spec.name!r} (use port); remove it")
-            if sensor.port and sensor.port.startswith(SIM_PORT_SCHEME):
+            if sensor.port and sensor.port.startswith(SIM_PORT_SCHEME) and spec.bus == "modbus":
+                # sim://NAME: a simulated line of the driver's own simulator, NAME telling lines apart.
+                if registry.simulator(spec.name) is None:
+                    problem(
+                        "port", f"driver {spec.name!r} {registry.no_simulator(spec.name)}; use a real port"
+                    )
+            elif sensor.port and sensor.port.startswith(SIM_PORT_SCHEME):
                 target = sensor.port.removeprefix(SIM_PORT_SCHEME) or spec.name
                 other = registry.get(target)
                 if other is None or registry.simulator(target) is None or other.spec.bus != "serial":
@@ -101,7 +107,12 @@ def sensor_quantities(sensor: SensorSettings, registry: DriverRegistry) -> set[s
     found = registry.get(sensor.driver)
     if found is None:
         return None
-    names = {q.name for q in found.spec.quantities}
+    try:
+        names = {q.name for q in found.spec.quantities_of(sensor.options)}
+    except ValueError:  # invalid options: reported on their own
+        return None
+    if found.spec.quantities_for is not None:  # the register map names them all
+        return names
     # Drivers that rename inputs (the ADS1115's scaling) declare the new names in options.
     # Options that failed their driver's validation reach here as the file wrote them
     # (``scaling = 3``): what they rename is unknown, and the options problem is reported

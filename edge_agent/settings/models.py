@@ -7,6 +7,7 @@ variables) is :mod:`edge_agent.settings.loading`'s business, not these models'.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,18 @@ SIM_PORT_SCHEME = "sim://"
 # Device ids end up in MQTT topics and certificate CNs: no '/', '+', '#', spaces.
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 SensorName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-I2CAddress = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0x03, le=0x77)]
+
+
+def _seven_bit(address: int) -> int:
+    # Field(ge=, le=) would say "less than or equal to 119" of an address written 0x99:
+    # TOML has already turned it into 153, so the message gives both bases.
+    if not 0x03 <= address <= 0x77:
+        written = f"{address} (0x{address:02X})" if address >= 0 else str(address)
+        raise ValueError(f"{written} is not a 7-bit I2C address; use 0x03 to 0x77")
+    return address
+
+
+I2CAddress = Annotated[int, BeforeValidator(parse_int_literal), AfterValidator(_seven_bit)]
 BusNumber = Annotated[int, BeforeValidator(parse_int_literal), Field(ge=0)]
 
 
@@ -65,6 +77,20 @@ class StorageSettings(_Section):
     outbox_file: str = Field("outbox.db", pattern=r"^[^/\x00]+$", description="Outbox file name in state_dir")
     max_bytes: ByteSize = Field(256 * 1024**2, gt=0, description="Outbox size cap")
     max_age: Duration = Field(30 * 86400.0, gt=0, description="Oldest event kept, in seconds")
+    commit_timeout: Duration = Field(
+        5.0,
+        ge=0.05,
+        le=60,
+        description="A commit waiting this long for the outbox (locked by another process) gives up:"
+        " its events are dropped, counted and announced by a gap event",
+    )
+    commit_interval: Duration = Field(
+        1.5,
+        ge=0,
+        le=2,
+        description="Longest an event waits in memory for its transaction (0: at once); fewer, fuller commits"
+        " wear the card less (docs/DURABILITY.md, 'Flash wear': why 1.5 s)",
+    )
 
 
 class TLSSettings(_Section):
@@ -100,6 +126,14 @@ class MQTTSettings(_Section):
     session_expiry: Duration = Field(7 * 86400.0, ge=0, description="Broker keeps our session this long")
     reconnect_min: Duration = Field(1.0, gt=0)
     reconnect_max: Duration = Field(120.0, gt=0)
+    latest: bool = Field(
+        False,
+        description="Also publish each sensor's latest reading, retained and uncompressed, to "
+        "devices/{id}/sensors/{sensor}/state (a view for other subscribers, not the record)",
+    )
+    latest_interval: Duration = Field(
+        10.0, ge=0, description="At most one latest-value message per sensor in this many seconds"
+    )
 
 
 def _host_port(value: str) -> str:
@@ -138,6 +172,21 @@ class HealthSettings(_Section):
     probe_after: Duration = Field(30.0, gt=0, description="First probe of a failed sensor; doubles each time")
     probe_max: Duration = Field(600.0, gt=0, description="Longest wait between probes")
     close_after: int = Field(3, ge=1, description="Good reads after a probe before the sensor is ok again")
+    not_ready_max: Duration = Field(
+        120.0,
+        ge=0,
+        description="How long a sensor may answer 'not ready' (warming up, recovering from a chip reset) "
+        "before that counts as errors",
+    )
+
+
+class AlarmSettings(_Section):
+    """Alarm life cycle (see edge_agent/alarms.py): raised once, reminded, cleared."""
+
+    remind_every: Duration = Field(3600.0, ge=0, description="Repeat an open alarm this often; 0 never")
+    sensor_failed_after: Duration = Field(
+        600.0, gt=0, description="A sensor failed (or not openable) this long raises a sensor_failed alarm"
+    )
 
 
 class SensorSettings(_Section):
@@ -159,6 +208,17 @@ class SensorSettings(_Section):
         return self.bus == SIM or (self.port or "").startswith(SIM_PORT_SCHEME)
 
 
+class HomeAssistantSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="Retained Home Assistant MQTT discovery configs, one per sensor quantity "
+        "(their state comes from the latest-value topic, published whatever mqtt.latest says)",
+    )
+    discovery_prefix: str = Field(
+        "homeassistant", pattern=r"^[A-Za-z0-9_-]+$", description="Home Assistant's discovery prefix"
+    )
+
+
 class Settings(BaseModel):
     """The whole agent configuration.
 
@@ -173,8 +233,20 @@ class Settings(BaseModel):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     health: HealthSettings = HealthSettings()
+    alarms: AlarmSettings = AlarmSettings()
     sensors: list[SensorSettings] = Field(default_factory=list)
     tests: list[TestSettings] = Field(default_factory=list, description="Sensor tests ([[tests]])")
+    homeassistant: HomeAssistantSettings = HomeAssistantSettings()
+
+    @model_validator(mode="after")
+    def _homeassistant_node_id(self) -> Settings:
+        # Home Assistant's node ids are [a-zA-Z0-9_-]: the device id is the node id (and
+        # the broker's ACL grants homeassistant/sensor/<device id>/+/config).
+        if self.homeassistant.enabled and not re.fullmatch(r"[A-Za-z0-9_-]+", self.device.id):
+            raise ValueError(
+                f"homeassistant.enabled needs a device.id of letters, digits, _ and - only, not {self.device.id!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_sensor_names(self) -> Settings:

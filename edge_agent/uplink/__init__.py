@@ -24,7 +24,7 @@
 The wire contract is :mod:`edge_protocol.wire`, in prose in ``docs/PROTOCOL.md``.
 """
 
-from edge_agent.uplink.client import Connection, ConnectParams, Message, Will
+from edge_agent.uplink.client import Connection, Message
 from edge_agent.uplink.errors import (
     BrokerRefused,
     BrokerUnreachable,
@@ -40,6 +40,7 @@ from edge_agent.uplink.errors import (
 )
 from edge_agent.uplink.forwarder import Forwarder
 from edge_agent.uplink.outbox_api import OutboxAPI
+from edge_agent.uplink.params import ConnectParams, Will
 from edge_agent.uplink.stats import UplinkStats
 
 __all__ = [

@@ -22,7 +22,7 @@ def parse_ack(payload: bytes) -> Ack:
         ack = Ack.model_validate_json(payload)
     except ValidationError as exc:
         raise ValueError(
-            f"not an ack: {exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+            f"not an ack: {exc.error_count()} problem{'' if exc.error_count() == 1 else 's'}, first: {exc.errors()[0]['msg']}"
         ) from exc
     if len(ack.seqs) > MAX_RANGES:
         raise ValueError(f"ack with {len(ack.seqs)} ranges exceeds {MAX_RANGES}")

@@ -17,8 +17,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink.backoff import FullJitter
-from edge_agent.uplink.client import Connection, ConnectParams, MessageHandler
+from edge_agent.uplink.client import Connection, MessageHandler
 from edge_agent.uplink.errors import BrokerUnreachable, ConnectFailed, ConnectionLost
+from edge_agent.uplink.params import ConnectParams
 from edge_agent.uplink.problems import ProblemSeries
 from edge_agent.uplink.stats import UplinkStats
 from edge_agent.uplink.stopping import Stopped, StopSignal

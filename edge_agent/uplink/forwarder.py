@@ -53,13 +53,14 @@ from typing import Literal
 from edge_agent.events import StoredEvent
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink.backoff import FullJitter
-from edge_agent.uplink.client import Connection, ConnectParams, Message, Will
+from edge_agent.uplink.client import Connection, Message
 from edge_agent.uplink.command_channel import CommandRouter, send_reply, subscribe_commands
 from edge_agent.uplink.confirmations import Confirmations
 from edge_agent.uplink.connecting import Connector, Opener, open_connection
 from edge_agent.uplink.deletions import Deletions
 from edge_agent.uplink.errors import ConnectionLost
 from edge_agent.uplink.outbox_api import OutboxAPI
+from edge_agent.uplink.params import ConnectParams, Will
 from edge_agent.uplink.payload import BatchEncoder
 from edge_agent.uplink.problems import ProblemSeries
 from edge_agent.uplink.pump import Pump
@@ -225,6 +226,13 @@ class Forwarder:
                 await self._finished.wait()
         except TimeoutError:
             log.warning("MQTT uplink did not stop within %.0f s", limit)
+
+    @property
+    def connection(self) -> Connection | None:
+        """The open connection, for messages that are not the record (the latest-value
+        view, Home Assistant discovery); None while disconnected."""
+        conn = self._session.conn
+        return conn if conn is not None and conn.is_open else None
 
     def publish_reply(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         """Publish a command reply (QoS 1, not stored) now; raises when not connected."""

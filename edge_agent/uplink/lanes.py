@@ -12,7 +12,11 @@ that has something:
 
 A :class:`LaneReader` fetches a few batches' worth at a time (one outbox round trip per
 several messages) and remembers when its lane was found empty, so an idle lane costs no
-query until the outbox has committed something new.  Each batch it hands out is claimed
+query until something that may belong to it is committed: the pump hands the priority
+lane the outbox's ``priority_mark`` (moved by priority commits only) and the live lane
+its ``next_seq``; the backlog, bounded by the seq at connect, once found empty never
+looks again.  A device committing one reading a second so costs one lane query per
+reading, not three.  Each batch it hands out is claimed
 first (``OutboxAPI.claim``): events evicted since they were fetched are left out, and the
 others can no longer be evicted until they are deleted.
 """
@@ -114,6 +118,9 @@ class LaneReader:
         self._buffer: list[StoredEvent] = []
         self._pos = 0
         self._empty_at: int | None = None
+        self._done = False
+        """Bounded, and found empty once every seq below its bound was committed: no later
+        commit can add to it (new seqs only grow), so it never needs a query again."""
         self._ahead: asyncio.Task[tuple[list[StoredEvent], int]] | None = None
         self._read_at = 0
         """The outbox's ``eviction_mark`` before the oldest fetch still in the buffer."""
@@ -121,7 +128,9 @@ class LaneReader:
 
     def exhausted(self, mark: int) -> bool:
         """Known to hold nothing more, given that the outbox's ``next_seq`` is still ``mark``."""
-        return self._pos >= len(self._buffer) and self._ahead is None and self._empty_at == mark
+        return (
+            self._pos >= len(self._buffer) and self._ahead is None and (self._done or self._empty_at == mark)
+        )
 
     def forget_empty(self) -> None:
         self._empty_at = None
@@ -148,7 +157,7 @@ class LaneReader:
                 if self._ahead is not None:
                     ahead, self._ahead = self._ahead, None
                     (events, read_at), fetched_at = await ahead, self._ahead_mark
-                elif self._empty_at == mark:
+                elif self._done or self._empty_at == mark:
                     return []
                 else:
                     (events, read_at), fetched_at = await self._fetch(), mark
@@ -188,6 +197,8 @@ class LaneReader:
         """Append what a query returned; False when it returned nothing."""
         if len(events) < self._prefetch:
             self._empty_at = fetched_at
+            # The backlog at 1 Hz per device would otherwise cost a query per commit.
+            self._done = self.before_seq is not None and fetched_at >= self.before_seq
         if not events:
             return False
         self.cursor = events[-1].seq

@@ -29,6 +29,12 @@ class OutboxAPI(Protocol):
     def next_seq(self) -> int: ...
 
     @property
+    def priority_mark(self) -> int:
+        """Changes whenever priority events are committed: the priority lane, found empty,
+        stays empty until it moves (readings, the most of what is committed, do not move it)."""
+        ...
+
+    @property
     def pending_count(self) -> int:
         """Events committed and not yet confirmed (reported in the birth message)."""
         ...

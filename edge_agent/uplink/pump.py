@@ -127,8 +127,9 @@ class Pump:
         """The next batch by lane preference, or None and how long the token bucket needs."""
         assert self._priority and self._live and self._backlog and self._bucket
         max_events = self._settings.batch_max_events
-        for reader in (self._priority, self._live):
-            batch = await self._read(reader, mark, max_events)
+        # Each lane with its own mark: a reading committed does not make the priority lane look again.
+        for reader, lane_mark in ((self._priority, self._outbox.priority_mark), (self._live, mark)):
+            batch = await self._read(reader, lane_mark, max_events)
             if batch:
                 return InFlight(batch, reader.name), None
         if self._backlog.exhausted(mark):

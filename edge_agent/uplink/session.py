@@ -156,6 +156,8 @@ class Session:
             offline = conn.publish(self._status_topic, self._status("offline", now()), retain=True)
             async with asyncio.timeout(1.0):
                 await offline
-        except (UplinkError, TimeoutError) as exc:
-            log.warning("MQTT: offline status not confirmed: %s", exc or "timeout")
+        except TimeoutError:
+            log.warning("MQTT: offline status not confirmed: no PUBACK within 1 s")
+        except UplinkError as exc:
+            log.warning("MQTT: offline status not confirmed: %s", str(exc) or type(exc).__name__)
         await conn.close(1.0)

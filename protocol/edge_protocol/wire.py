@@ -42,6 +42,12 @@ CONTENT_ENCODING_PROPERTY = "content-encoding"
 ZLIB = "zlib"
 
 EventKind = Literal["reading", "test_result", "alarm", "status", "gap"]
+AlarmState = Literal["raised", "reminder", "cleared"]
+"""An alarm's life cycle: raised once, reminded while it lasts, cleared when it is over."""
+ALARM_STATES: tuple[AlarmState, ...] = ("raised", "reminder", "cleared")
+ALARM_CODES = ("sensor_test_failed", "sensor_failed")
+"""Codes the device sends: a failing sensor test (with ``alarm = true``); a sensor whose
+circuit breaker stays open (or that cannot be opened) longer than ``[alarms] sensor_failed_after``."""
 ClockState = Literal["synced", "unsynced"]
 Compression = Literal["none", "zlib"]
 
@@ -181,6 +187,42 @@ class BatchDict(TypedDict):
     schema: NotRequired[Literal[1]]
     device_id: DeviceId
     events: Annotated[list[EnvelopeDict], Field(min_length=1)]
+
+
+class AlarmData(TypedDict):
+    """``data`` of an ``alarm`` event.  Every event of one alarm carries its ``alarm_id``;
+    ``cleared`` is ``true`` exactly when ``state`` is ``cleared`` (what a subscriber that
+    predates ``state`` looks at).  Events of devices older than the life cycle have only
+    ``code`` (and ``test``, ``kind``, ``detail``)."""
+
+    code: str
+    alarm_id: str
+    state: AlarmState
+    cleared: bool
+    raised_at: str
+    """RFC 3339 UTC, when the condition started (the same in every event of the alarm)."""
+    reminders: int
+    """Reminders sent before this event."""
+    detail: str
+    test: NotRequired[str]
+    kind: NotRequired[str]
+
+
+class CalibrationChanged(TypedDict):
+    """``data`` of a ``status`` event (``sensor`` set) when a device starts applying a new
+    correction to one quantity: ``corrected = gain · raw + offset`` for readings whose
+    ``cal`` names this id.  ``uncertainty`` is the calibrated reading's expanded uncertainty
+    (k = 2) in the quantity's unit; absent from older devices, null when not determined."""
+
+    event: Literal["calibration_changed"]
+    quantity: str
+    action: Literal["calibrate", "reset", "rollback"]
+    cal: int | None
+    gain: float
+    offset: float
+    calibrated_at: float | None
+    expires_at: float | None
+    uncertainty: NotRequired[float | None]
 
 
 ENVELOPE_DICT: TypeAdapter[EnvelopeDict] = TypeAdapter(EnvelopeDict)

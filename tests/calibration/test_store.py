@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from edge_agent.calibration import (
     Point,
     fit,
 )
-from edge_agent.calibration.schema import SCHEMA_VERSION
+from edge_agent.calibration.schema import MIGRATIONS, SCHEMA_VERSION
 from edge_agent.calibration.watch import watch_calibrations
 
 
@@ -62,10 +63,10 @@ def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
         a = store.save(new(19.5))
         b = store.save(new(19.0))
         assert [r.id for r in store.active()] == [b.id]
-        back = store.rollback("climate")
+        (back,) = store.rollback("climate")
         assert back.action == "rollback" and back.restores == a.id and back.offset == a.offset
         assert store.active()[0].id == back.id  # the rollback row is what readings carry
-        gone = store.rollback("climate")
+        (gone,) = store.rollback("climate")
         assert not gone.applies and store.active() == []
         with pytest.raises(CalibrationInputError, match="no earlier calibration"):
             store.rollback("climate")  # nothing further back: refused, not a no-op history row
@@ -75,7 +76,7 @@ def test_rollback_and_reset_are_recorded_as_history(tmp_path: Path) -> None:
         c = store.save(new(21.0))
         (reset,) = store.reset("climate", "temperature_c", technician="bo")
         assert reset.previous == c.id and store.active() == []
-        undo = store.rollback("climate", "temperature_c")
+        (undo,) = store.rollback("climate", "temperature_c")
         assert undo.applies and undo.restores == c.id
         history = store.history("climate")
         assert [r.action for r in history] == [
@@ -99,6 +100,27 @@ def test_reset_without_quantity_resets_every_quantity(tmp_path: Path) -> None:
         store.save(new(1.0, sensor="cabinet"))
         assert len(store.reset("climate")) == 2
         assert [r.sensor for r in store.active()] == ["cabinet"]
+
+
+def test_rollback_undoes_a_sensor_wide_reset_whole(tmp_path: Path) -> None:
+    """Issue 18 defect 2: only temperature came back, humidity needed ``-q``."""
+    with CalibrationStore.open(tmp_path / "c.db") as store:
+        t = store.save(new(19.5))
+        h = store.save(new(45.0, quantity="relative_humidity_pct"))
+        store.save(new(1.0, sensor="cabinet"))
+        assert len(store.reset("climate")) == 2 and store.active("climate") == []
+        back = store.rollback("climate")
+        assert sorted((r.quantity, r.restores) for r in back) == [
+            ("relative_humidity_pct", h.id),
+            ("temperature_c", t.id),
+        ]
+        assert {r.id for r in store.active("climate")} == {r.id for r in back}
+        # Undo again: each quantity the command touched goes one step further back.
+        again = store.rollback("climate")
+        assert len(again) == 2 and not any(r.applies for r in again)
+        assert [r.sensor for r in store.active()] == ["cabinet"]
+        with pytest.raises(CalibrationInputError, match="no earlier calibration"):
+            store.rollback("climate")
 
 
 def test_corrupt_or_newer_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -213,3 +235,65 @@ def test_watcher_reports_nothing_when_the_database_matches_what_is_in_effect(tmp
     changes, corrected = asyncio.run(scenario())
     assert changes == []
     assert corrected == {"temperature_c": 20.0, "relative_humidity_pct": 20.5}
+
+
+def test_uncertainty_certificate_and_as_left_checks_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.db"
+    with CalibrationStore.open(path, wall=lambda: 1_700_000_000.0) as store:
+        saved = store.save(
+            dataclasses.replace(
+                new(19.5),
+                uncertainty=0.12,
+                reference_uncertainty=0.1,
+                reference_certificate="DKD-K-12345 2026-03",
+                spreads=[0.02],
+                conditions="21 °C, 40 %RH",
+            )
+        )
+        check = store.record_as_left(saved.id, reference=19.6, reading=20.08, reported=19.58, spread=0.01)
+    with CalibrationStore.open(path) as store:
+        (r,) = store.active("climate")
+        assert store.as_left_checks(r.id) == [check]
+        assert store.as_left_checks(r.id + 1) == []
+    assert (r.uncertainty, r.reference_uncertainty, r.reference_certificate, r.spreads, r.conditions) == (
+        0.12,
+        0.1,
+        "DKD-K-12345 2026-03",
+        [0.02],
+        "21 °C, 40 %RH",
+    )
+    assert r.as_json()["uncertainty"] == 0.12 and check.as_json()["reported"] == 19.58
+
+
+def test_a_version_1_database_is_migrated_keeping_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO calibrations (sensor, quantity, action, applies, method, gain, offset, created_at) "
+        "VALUES ('climate', 'temperature_c', 'calibrate', 1, 'offset', 1.0, -0.5, 1.0)"
+    )
+    db.close()
+    with CalibrationStore.open(path) as store:
+        (r,) = store.active()
+        assert r.offset == -0.5 and r.uncertainty is None and r.spreads == []
+        store.record_as_left(r.id, reference=1.0, reading=1.5, reported=1.0, spread=None)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+
+
+def test_a_rollback_restores_the_uncertainty_and_certificate_details(tmp_path: Path) -> None:
+    with CalibrationStore.open(tmp_path / "c.db") as store:
+        first = store.save(
+            dataclasses.replace(
+                new(19.5), uncertainty=0.12, reference_certificate="C-1", spreads=[0.02], conditions="lab"
+            )
+        )
+        store.save(new(19.0))
+        (back,) = store.rollback("climate")
+    assert back.restores == first.id
+    assert (back.uncertainty, back.reference_certificate, back.spreads, back.conditions) == (
+        0.12,
+        "C-1",
+        [0.02],
+        "lab",
+    )

@@ -11,17 +11,18 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import DEFAULT_CONFIG, REPO
+from edge_agent.calibration import CALIBRATION_FILE, CalibrationStore
+from edge_agent.calibration.store import AsLeftCheck
+from tests.cli.bath import SPAN, ZERO
+from tests.cli.configs import config_in
+from tests.conftest import REPO
 
 EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    text = DEFAULT_CONFIG.read_text().replace('state_dir = "../state"', f'state_dir = "{tmp_path / "state"}"')
-    path = tmp_path / "edge-agent.toml"
-    path.write_text(text)
-    return path
+    return config_in(tmp_path)
 
 
 ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"
@@ -34,7 +35,8 @@ class Terminal:
         self.child = child
 
     def expect(self, text: str) -> None:
-        self.child.expect(ANSI.join(re.escape(ch) for ch in text))
+        # A space may be where the 80-column terminal wrapped the line.
+        self.child.expect(ANSI.join(r"\s+" if ch == " " else re.escape(ch) for ch in text))
 
     def sendline(self, line: str) -> None:
         self.child.sendline(line)
@@ -48,16 +50,29 @@ class Terminal:
         return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
 
 
-def spawn(config: Path, *args: str) -> Terminal:
+def spawn(config: Path, *args: str, bath: Path | None = None) -> Terminal:
+    # 80 columns, as a technician's laptop terminal; USER is who the wizard proposes.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TERM": "xterm",
+        "HOME": str(config.parent),
+        "USER": "ana",
+        "LOGNAME": "ana",
+    }
+    command = [EDGE_AGENT]
+    if bath is not None:  # the simulated chip in a bath the test sets (tests/cli/bath.py)
+        command = [sys.executable, "-m", "tests.cli.bath"]
+        env["SIM_BATH_FILE"] = str(bath)
     child = pexpect.spawn(
-        EDGE_AGENT,
-        ["calibrate", *args, "--config", str(config)],
+        command[0],
+        [*command[1:], "calibrate", *args, "--samples", "3", "--config", str(config)],
         cwd=str(REPO),
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120", "TERM": "xterm", "HOME": str(config.parent)},
+        env=env,
         encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 120),
+        timeout=30,
+        dimensions=(40, 80),
     )
+    child.delaybeforesend = None  # no 50 ms pause before each answer: the wizard reads input when it is ready
     return Terminal(child)
 
 
@@ -71,99 +86,174 @@ def history(config: Path, sensor: str = "climate") -> list[dict[str, object]]:
     return list(json.loads(out.stdout))
 
 
-def test_two_point_wizard_end_to_end(config: Path) -> None:
-    child = spawn(config, "climate", "--technician", "ana")
-    child.expect("Quantity to calibrate")
-    child.sendline("temperature_c")
-    child.expect("Point 1")
-    child.expect("Enter when steady")  # live readings are on screen
+def as_left_checks(config: Path, calibration: int) -> list[AsLeftCheck]:
+    with CalibrationStore.open(config.parent / "state" / CALIBRATION_FILE) as store:
+        return store.as_left_checks(calibration)
+
+
+def saved_ids(config: Path) -> list[int]:
+    """The history's ids, read directly (a CLI process per check would cost 0.5 s each)."""
+    with CalibrationStore.open(config.parent / "state" / CALIBRATION_FILE) as store:
+        return [r.id for r in store.history("climate")]
+
+
+# The wizard's steps in order: (what it shows, what the technician answers).
+STEPS: list[tuple[str, str | None]] = [
+    ("Quantity to calibrate (temperature_c)", ""),  # the calibration_due test's quantity by default
+    ("Who is calibrating (ana)", ""),  # the login user by default
+    ("Valid for (climate-calibration-due requires 180d) (180d)", ""),
+    ("Reference instrument (model, serial)", "Fluke 1524 s/n 42"),
+    ("Its calibration certificate number", "DKD-K-06401 2026-03"),
+    ("Its stated uncertainty, ± °C at k = 2", "0.1"),
+    ("Conditions", "22 °C, 45 %RH"),
+    ("filling the window) — Enter when steady", ""),  # the live readings of point 1
+    ("Reference value at point 1 (°C)", "18.5"),
+    ("Add a second point", "n"),
+    ("Note (optional)", ""),
+    ("Save this calibration?", "y"),
+    ("As-left check", None),  # live again, with the new correction:
+    ("filling the window) — Enter when steady", ""),
+    ("Reference value now (°C) (18.5)", ""),
+]
+
+
+def test_wizard_in_a_bath_at_80_columns_two_points_then_a_third(config: Path, tmp_path: Path) -> None:
+    bath = tmp_path / "bath"
+    bath.write_text("5.0")
+    child = spawn(config, "climate", bath=bath)
+    child.expect("Calibrating climate (bme280)")
+    child.expect("Quantities: temperature_c (°C), pressure_pa (Pa), relative_humidity_pct (%RH)")
+    for shown, answer in STEPS[:8]:  # defaults taken by Enter, up to the live readings of point 1
+        child.expect(shown)
+        child.sendline(answer or "")
+    child.expect("taking it")
+    child.expect("Reference value at point 1 (°C)")
+    child.sendline("5.0")
+    child.expect("Point 1: reading")
+    child.expect("Add a second point")
+    child.sendline("y")
+    # Point 2 says how different the condition must be: √2 · σ / 1 % with σ 0.1 from climate-noise.
+    child.expect("at least 14 °C away from point 1")
+    child.expect("press Enter to take this point")  # still in the 5 °C bath: steady
+    # No echo while the readings are redrawn in place (an echoed Enter drew the header twice).
+    assert not child.child.getecho()
+    bath.write_text("35.0")  # the technician moves the sensor to the warm bath
+    child.expect("settling (spread")  # the window still holds 5 °C readings
+    child.sendline("")
+    # Enter while settling is remembered; the point is taken only once the window is steady.
+    child.expect("Enter pressed: taken once steady")
+    child.expect("taking it")
+    child.expect("Reference value at point 2 (°C)")
+    assert child.child.getecho()  # and back for the prompts
+    child.sendline("5.0")
+    child.expect("must differ from point 1")
+    child.sendline("35.0")
+    child.expect("Add point 3")
+    child.sendline("y")  # a third point, between the two: least squares
+    child.expect("Point 3: move the sensor and the reference to another condition, between or beyond")
+    child.expect("press Enter to take this point")  # still steady in the 35 °C bath
+    bath.write_text("20.0")
+    child.expect("settling (spread")
+    child.sendline("")
+    child.expect("taking it")
+    child.expect("Reference value at point 3 (°C)")
+    child.sendline("20.0")
+    child.expect("Add point 4")
+    child.sendline("n")
+    child.expect("Note (optional)")
+    child.sendline("")
+    # The fit with units and uncertainty, each point's residual; no float noise, no "-4.44e-16".
+    child.expect("gain and offset, least squares through 3 points")
+    child.expect("expanded uncertainty ±")
+    child.expect("reference °C")
+    child.expect("Save this calibration?")
+    child.sendline("y")
+    child.expect("Saved calibration #1")
+    child.expect("As-left check")
+    child.expect("press Enter to take this point")
+    child.sendline("")
+    child.expect("Reference value now (°C) (20.0)")
+    child.sendline("")
+    child.expect("As left: reference 20 °C, the device reports")
+    child.expect("(kept with #1).")
+    assert child.finish() == 0
+    (record,) = history(config)
+    # The chip reads 1.02 · T + 0.3: the fit finds the inverse (within its noise).
+    assert record["method"] == "linear" and len(record["points"]) == 3  # type: ignore[arg-type]
+    assert record["gain"] == pytest.approx(1 / SPAN, abs=0.002)
+    assert record["offset"] == pytest.approx(-ZERO / SPAN, abs=0.05)
+    assert record["technician"] == "ana" and record["reference_instrument"] == "Fluke 1524 s/n 42"
+    assert (
+        record["reference_certificate"] == "DKD-K-06401 2026-03" and record["conditions"] == "22 °C, 45 %RH"
+    )
+    assert record["expires_at"] == pytest.approx(record["calibrated_at"] + 180 * 86400)  # type: ignore[operator]
+    assert record["reference_uncertainty"] == 0.1 and 0.1 <= record["uncertainty"] < 0.2  # type: ignore[operator]
+    assert [p["reference"] for p in record["points"]] == [5.0, 35.0, 20.0]  # type: ignore[attr-defined]
+    assert all(len(repr(v)) <= 12 for v in record["as_found"])  # type: ignore[attr-defined]  # no float noise
+    (check,) = as_left_checks(config, 1)
+    # Measured after saving: a fresh reading with the saved correction (it may happen to equal
+    # the fit's value: the chip resolves 0.01 °C).
+    assert check.reference == 20.0 and check.measured_at >= record["calibrated_at"]  # type: ignore[operator]
+    assert check.reported == pytest.approx(record["gain"] * check.reading + record["offset"])  # type: ignore[operator]
+    assert check.reported == pytest.approx(20.0, abs=0.1) and check.spread is not None
+
+
+def test_two_points_in_the_same_air_are_refused(config: Path) -> None:
+    child = spawn(
+        config, "climate", "-q", "temperature_c", "--technician", "ana", "--valid-for", "90d",
+        "--instrument", "Fluke", "--reference-certificate", "C-1", "--reference-uncertainty", "0.1",
+        "--conditions", "lab",
+    )  # fmt: skip
+    child.expect("Enter when steady")  # the live readings are up: Enter is not dropped
     child.sendline("")
     child.expect("Reference value at point 1")
     child.sendline("not-a-number")
     child.expect("enter a number")  # rich re-asks
     child.sendline("20.0")
-    child.expect("second point")
+    child.expect("Add a second point")
     child.sendline("y")
-    child.expect("Point 2")
-    child.expect("Enter when steady")
+    # Point 2 says how different the condition must be (from the noise seen at point 1).
+    child.expect("Point 2: move the sensor and the reference to a different condition at least")
+    child.expect("Enter when steady")  # the live readings are up: Enter is not dropped
     child.sendline("")
-    child.expect("Reference value at point 2")
+    child.expect("Reference value at point 2 (°C)")
     child.sendline("20.0")
     child.expect("must differ from point 1")
     child.sendline("25.0")
-    child.expect("Reference instrument")
-    child.sendline("Fluke 1524 s/n 42")
+    child.expect("Add point 3")
+    child.sendline("n")
     child.expect("Note")
-    child.sendline("demo")
+    child.sendline("")
     # Both points read the same (simulated) air: no sane gain, nothing is saved.
     child.expect("Cannot calibrate")
-    assert child.finish() == 1
-    assert history(config) == []
-
-
-def test_one_point_wizard_saves_and_shows_corrected_readings(config: Path) -> None:
-    child = spawn(config, "climate", "--quantity", "temperature_c", "--technician", "ana")
-    child.expect("Enter when steady")
-    child.sendline("")
-    child.expect("Reference value at point 1")
-    child.sendline("18.5")
-    child.expect("second point")
-    child.sendline("n")
-    child.expect("Reference instrument")
-    child.sendline("Fluke 1524 s/n 42")
-    child.expect("Note")
-    child.sendline("")
-    child.expect("offset correction")
-    child.expect("as found")
-    child.expect("Save this calibration")
-    child.sendline("y")
-    child.expect("Saved calibration #1")
-    child.expect("corrected")
-    assert child.finish() == 0
-    (record,) = history(config)
-    assert record["method"] == "offset" and record["gain"] == 1.0
-    assert record["technician"] == "ana" and record["reference_instrument"] == "Fluke 1524 s/n 42"
-    (point,) = record["points"]  # type: ignore[misc]
-    assert point["reference"] == 18.5
-    assert record["as_left"] == [pytest.approx(18.5)]
-
-
-@pytest.mark.parametrize("where", ["live", "reference", "confirm"])
-def test_ctrl_c_at_any_point_changes_nothing(config: Path, where: str) -> None:
-    child = spawn(config, "climate", "--quantity", "temperature_c")
-    child.expect("Enter when steady")
-    if where != "live":
-        child.sendline("")
-        child.expect("Reference value at point 1")
-        if where == "confirm":
-            child.sendline("18.5")
-            child.expect("second point")
-            child.sendline("n")
-            child.expect("Reference instrument")
-            child.sendline("")
-            child.expect("Note")
-            child.sendline("")
-            child.expect("Save this calibration")
-    child.sendintr()
-    child.expect("Cancelled: nothing was saved")
-    assert child.finish() == 130
-    assert history(config) == []
-
-
-def test_declining_saves_nothing(config: Path) -> None:
-    child = spawn(config, "climate", "--quantity", "temperature_c")
-    child.expect("Enter when steady")
-    child.sendline("")
-    child.expect("Reference value at point 1")
-    child.sendline("18.5")
-    child.expect("second point")
-    child.sendline("n")
-    child.expect("Reference instrument")
-    child.sendline("")
-    child.expect("Note")
-    child.sendline("")
-    child.expect("Save this calibration")
-    child.sendline("n")
     child.expect("Not saved")
     assert child.finish() == 1
     assert history(config) == []
+
+
+def test_ctrl_c_at_each_step_writes_nothing(tmp_path: Path) -> None:
+    # One wizard per step, driven side by side (each waits on its sensor most of the time),
+    # each interrupted at its own step.
+    configs = [config_in(tmp_path / f"step{i}") for i in range(len(STEPS))]
+    children = [spawn(c, "climate") for c in configs]
+    for k, (shown, answer) in enumerate(STEPS):
+        for i in range(k, len(children)):
+            children[i].expect(shown)
+            if i == k:
+                children[i].sendintr()
+            elif answer is not None:
+                children[i].sendline(answer)
+        if shown.endswith("Enter when steady"):
+            for child in children[k + 1 :]:
+                child.expect("taking it")
+    saving = STEPS.index(("Save this calibration?", "y"))
+    for k, ((shown, _), child, config) in enumerate(zip(STEPS, children, configs, strict=True)):
+        if k > saving:
+            # Confirmed and saved before: it stays; the as-left check is not recorded.
+            child.expect("Cancelled: calibration #1 stays saved; no as-left check was recorded")
+            assert child.finish() == 130
+            assert saved_ids(config) == [1] and as_left_checks(config, 1) == [], shown
+        else:
+            child.expect("Cancelled: nothing was saved")
+            assert child.finish() == 130
+            assert saved_ids(config) == [], shown

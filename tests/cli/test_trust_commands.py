@@ -63,7 +63,7 @@ def test_test_run_exit_status_follows_the_worst_result(config: Path) -> None:
     assert [(r["test"], r["status"]) for r in results] == [("ok-range", "pass"), ("impossible-range", "fail")]
     assert results[1]["limits"] == {"temperature_c": [100, 200]} and "outside" in results[1]["detail"]
     errored = cli("test", "run", "impossible-range", "ghost-range", "--json", "--config", str(config))
-    assert errored.returncode == 2
+    assert errored.returncode == 69
     assert [r["status"] for r in json.loads(errored.stdout)] == ["fail", "error"]
 
 
@@ -82,7 +82,7 @@ def test_test_run_all_skips_disabled_tests(config: Path) -> None:
 )
 def test_test_run_bad_usage(config: Path, args: list[str], words: str) -> None:
     result = cli("test", "run", *args, "--config", str(config))
-    assert result.returncode == 64
+    assert result.returncode == 2
     assert words in result.stderr
 
 
@@ -126,9 +126,9 @@ def test_scripted_calibration_then_show_history_rollback(config: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "words"),
     [
-        (["nope", "-q", "temperature_c", "--reference", "1"], 64, "unknown sensor 'nope'"),
+        (["nope", "-q", "temperature_c", "--reference", "1"], 2, "unknown sensor 'nope'"),
         (["climate", "-q", "temperature_c", "--reference", "abc"], 2, "--reference"),
-        (["climate", "-q", "temperature_c", "--reference", "20", "--reference2", "20"], 64, "identical"),
+        (["climate", "-q", "temperature_c", "--reference", "20", "--reference2", "20"], 2, "identical"),
         (
             [
                 "climate",
@@ -147,15 +147,15 @@ def test_scripted_calibration_then_show_history_rollback(config: Path) -> None:
             1,
             "outside the sane range",
         ),
-        (["climate", "-q", "nonsense_c", "--reference", "1", "--yes"], 64, "does not report 'nonsense_c'"),
-        (["climate", "--reference", "1", "--yes"], 64, "--quantity is required"),
+        (["climate", "-q", "nonsense_c", "--reference", "1", "--yes"], 2, "does not report 'nonsense_c'"),
+        (["climate", "--reference", "1", "--yes"], 2, "--quantity is required"),
         (["climate", "-q", "temperature_c", "--reference", "nan", "--yes"], 1, "finite"),
         (
             ["climate", "-q", "temperature_c", "--reading2", "3", "--reference", "1"],
-            64,
+            2,
             "--reading2 needs --reference2",
         ),
-        (["climate"], 64, "the wizard needs a terminal"),
+        (["climate"], 2, "the wizard needs a terminal"),
     ],
 )
 def test_bad_calibration_input_changes_nothing(config: Path, args: list[str], code: int, words: str) -> None:
@@ -168,8 +168,8 @@ def test_bad_calibration_input_changes_nothing(config: Path, args: list[str], co
 
 def test_calibration_commands_bad_input(config: Path) -> None:
     c = ["--config", str(config)]
-    assert cli("calibration", "history", "nope", *c).returncode == 64
-    assert cli("calibration", "reset", "climate", "-q", "bogus_c", *c).returncode == 64
+    assert cli("calibration", "history", "nope", *c).returncode == 2
+    assert cli("calibration", "reset", "climate", "-q", "bogus_c", *c).returncode == 2
     nothing = cli("calibration", "rollback", "climate", *c)
     assert nothing.returncode == 1 and "nothing to roll back" in nothing.stderr
     assert cli("calibration", "reset", "climate", *c).returncode == 1

@@ -114,11 +114,13 @@ def test_admin_device_and_broker_files_from_the_shell(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [
-        "acl", "ca.pem", "crl.pem", "edge-devices.conf", "passwd", "server.key", "server.pem", "service-ca.pem"
+        "acl", "ca.pem", "crl.pem", "edge-devices.conf", "passwd", "server.key", "server.pem", "service-ca.pem",
+        "service-crl.pem",
     ]  # fmt: skip
     conf = (tmp_path / "out" / "edge-devices.conf").read_text()
     for line in ("require_certificate true", "use_identity_as_username true", "use_username_as_clientid true",
-                 "allow_anonymous false", "listener 18883 0.0.0.0", f"crlfile {tmp_path / 'out' / 'crl.pem'}"):  # fmt: skip
+                 "allow_anonymous false", "listener 18883 0.0.0.0", f"crlfile {tmp_path / 'out' / 'crl.pem'}",
+                 f"crlfile {tmp_path / 'out' / 'service-crl.pem'}"):  # fmt: skip
         assert line in conf
     assert (tmp_path / "out" / "server.key").stat().st_mode & 0o077 == 0o040  # group (the broker) may read it
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
@@ -240,3 +242,15 @@ def test_serve_runs_migrates_and_serves_the_spec(tmp_path: Path) -> None:
         server.wait(timeout=20)
         if server.stdout:
             server.stdout.close()
+
+
+def test_version_help_and_create_admin_without_a_terminal(tmp_path: Path) -> None:
+    runner = CliRunner()
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("edge-auth ")
+    revoke = runner.invoke(app, ["revoke-device", "--help"], env={"COLUMNS": "80"})
+    assert "The device to revoke" in revoke.stdout
+    # No terminal and no --password-stdin: a one-line error, not getpass's GetPassWarning.
+    admin = runner.invoke(app, ["create-admin", "--config", str(write_config(tmp_path))], input="")
+    assert admin.exit_code == 2 and "--password-stdin" in admin.stderr
+    assert "GetPassWarning" not in admin.output and "Traceback" not in admin.output

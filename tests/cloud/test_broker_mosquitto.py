@@ -96,6 +96,27 @@ def test_a_device_cannot_publish_for_another_and_nobody_receives_it(tmp_path: Pa
             assert pa.received("devices/dev-b/commands/reboot") == []
 
 
+def test_a_device_writes_exactly_its_own_latest_value_and_discovery_topics(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with auth_with_broker(tmp_path, sqlite_url) as env, env.peer(env.enroll("dev-a")) as pa:
+        assert pa.connect(), env.broker.log
+        for allowed in (
+            "devices/dev-a/sensors/climate/state",
+            "homeassistant/sensor/dev-a/climate_t/config",
+        ):
+            assert pa.publish(allowed, b"{}") in ACCEPTED, allowed
+        for refused in (
+            "devices/dev-b/sensors/climate/state",
+            "devices/dev-a/sensors/climate/other",
+            "devices/dev-a/sensors/a/b/state",
+            "homeassistant/sensor/dev-b/climate_t/config",
+            "homeassistant/binary_sensor/dev-a/x/config",
+            "homeassistant/status",
+        ):
+            assert pa.publish(refused, b"{}") == NOT_AUTHORIZED, refused
+
+
 def test_a_device_cannot_take_over_another_devices_client_id(tmp_path: Path, sqlite_url: str) -> None:
     with auth_with_broker(tmp_path, sqlite_url) as env:
         a, b = env.enroll("dev-a"), env.enroll("dev-b")

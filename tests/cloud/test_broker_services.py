@@ -215,3 +215,24 @@ def test_the_service_listener_leaves_the_client_id_to_the_client_across_all_list
             assert pb.connect() and impostor.connect()
             wait_for(lambda: bool(pb.disconnects), what="dev-b's session to be taken over")
             assert impostor.connected
+
+
+def test_the_ingest_away_gets_a_burst_beyond_mosquittos_default_queue(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Mosquitto queues 1,000 QoS 1 messages per client by default and drops the rest: a
+    fleet's connect burst while the ingest was behind lost its share until the devices'
+    ack timeout (bench/fleet.py).  The rendered files raise it (broker.max_queued_messages)."""
+    burst = 1500
+    with auth_with_broker(tmp_path, sqlite_url) as env:
+        ingest, b = env.ingest(), env.enroll("dev-b")
+        with env.peer(ingest, "ingest@1", session_expiry=3600) as away, env.peer(b) as pb:
+            assert away.connect() and pb.connect()
+            away.subscribe("devices/+/events")
+            away.close()  # a clean DISCONNECT; the session and its queue stay
+            for n in range(burst):
+                assert pb.publish("devices/dev-b/events", f"event-{n}".encode()) in ACCEPTED
+        with env.peer(ingest, "ingest@1", session_expiry=3600) as back:
+            assert back.connect()
+            wait_for(lambda: len(back.received()) >= burst, what=f"{burst} queued events")
+            assert len(back.received()) == burst

@@ -71,7 +71,7 @@ def test_enroll_writes_a_local_key_and_the_daemon_connects_with_it(tmp_path: Pat
             refused = runner.invoke(
                 app, ["enroll", "--auth-url", url, "--token", token, "--config", str(config)]
             )
-            assert refused.exit_code == 64, refused.output
+            assert refused.exit_code == 2, refused.output
             assert "--insecure" in refused.output and "Traceback" not in refused.output
             assert recorder.requests == []
             insecure = ["enroll", "--insecure", "--auth-url", url, "--token", token, "--config", str(config)]

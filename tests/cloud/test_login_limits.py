@@ -24,6 +24,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from edge_cloud.auth import operators, passwords
+from edge_cloud.auth.errors import RateLimited
+from edge_cloud.auth.ratelimit import FailureLimiter, address_key
 from edge_cloud.auth.service import AuthService
 from tests.cloud.conftest import Api
 from tests.cloud.helpers import ADMIN, ADMIN_PASSWORD
@@ -143,3 +145,22 @@ def test_an_api_key_the_database_would_refuse_is_a_counted_failure(api: Api) -> 
     ]
     codes.append(api.client.get("/v1/devices", headers={"Authorization": "Bearer eak_zz.secret"}).status_code)
     assert codes == [401] * limit + [429]
+
+
+def test_guesses_from_rotating_addresses_of_one_ipv6_64_share_one_limit() -> None:
+    # An IPv6 host picks any address of its /64: counted per address, every guess would
+    # come from a fresh one and the address limit would never be reached.
+    now = [0.0]
+    limiter = FailureLimiter(per_account=1000, per_address=3, window=60.0, clock=lambda: now[0])
+    for i in range(3):
+        limiter.failed(f"user{i}", f"2001:db8:1:2::{i + 1:x}")
+    with pytest.raises(RateLimited):
+        limiter.check("user9", "2001:db8:1:2:ffff:abcd:1234:5678")
+    limiter.check("user9", "2001:db8:1:3::1")  # the next /64 is someone else
+    # An IPv4-mapped address is its IPv4 address; an IPv4 address is itself.
+    for i in range(3):
+        limiter.failed(f"user{i}", "::ffff:192.0.2.7")
+    with pytest.raises(RateLimited):
+        limiter.check("user9", "192.0.2.7")
+    limiter.check("user9", "192.0.2.8")
+    assert address_key("unknown") == "unknown"

@@ -15,7 +15,7 @@ def test_migrated_schema_matches_the_tables_and_upgrade_is_idempotent(database_u
     try:
         migrate.upgrade(engine)
         migrate.upgrade(engine)  # every start runs it
-        assert migrate.current_revision(engine) == "0002"
+        assert migrate.current_revision(engine) == "0003"
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == []

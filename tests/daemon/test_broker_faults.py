@@ -13,6 +13,7 @@ from pathlib import Path
 from edge_agent.outbox import read_stats
 from tests.daemon.agent_process import (
     Subscriber,
+    left_pending_up_to,
     pending,
     start_agent,
     stop_agent,
@@ -35,7 +36,7 @@ def connect_warnings(log: str) -> list[str]:
 
 
 def drained(sub: Subscriber, db: Path, upto: int) -> bool:
-    return set(range(1, upto + 1)) <= sub.seqs() and pending(db) <= 4
+    return set(range(1, upto + 1)) <= sub.seqs() and left_pending_up_to(db, upto)
 
 
 def test_refused_credentials_log_once_keep_buffering_and_drain_after_the_fix(tmp_path: Path) -> None:

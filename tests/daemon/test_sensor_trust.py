@@ -57,14 +57,17 @@ def test_tests_on_schedule_calibration_live_and_remote_run_test(tmp_path: Path) 
             assert ok["status"] == "pass" and ok["trigger"] == "schedule" and ok["sensor"] == "climate"
             bad = results("impossible")[0]
             assert bad["data"]["status"] == "fail" and bad["sensor"] == "cabinet"
+            # The alarm is committed after its test result (up to one commit window later).
+            assert wait_until(lambda: any(e["kind"] == "alarm" for e in sub.events), 10)
             alarms = [e for e in sub.events if e["kind"] == "alarm"]
-            assert alarms and alarms[0]["data"]["test"] == "impossible"
+            assert alarms[0]["data"]["test"] == "impossible"
             assert not results("agree"), "a test without schedule runs only on demand"
 
             # A calibration saved by the CLI applies to the running daemon's readings.
             saved = subprocess.run(
                 [sys.executable, "-m", "edge_agent", "calibrate", "climate", "-q", "temperature_c",
-                 "--reference", "100", "--reading", "20", "--yes", "--config", str(config)],
+                 "--reference", "100", "--reading", "20", "--reference-uncertainty", "0.2", "--yes",
+                 "--config", str(config)],
                 capture_output=True, text=True, timeout=60,
             )  # fmt: skip
             assert saved.returncode == 0, saved.stderr
@@ -81,6 +84,7 @@ def test_tests_on_schedule_calibration_live_and_remote_run_test(tmp_path: Path) 
                 if e["kind"] == "status" and e["data"].get("event") == "calibration_changed"
             ]
             assert changes and changes[0]["data"]["cal"] == 1 and changes[0]["data"]["offset"] == 80.0
+            assert changes[0]["data"]["uncertainty"] == 0.2  # the reference's alone: no spread given
 
             # The calibrated BME280 now disagrees with the SHT31: the agreement test, run remotely, says so.
             cloud = Requester(broker)

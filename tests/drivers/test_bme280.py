@@ -30,7 +30,9 @@ from edge_drivers.clock import ManualClock
 from edge_drivers.errors import (
     BusError,
     ChipNotFoundError,
+    ChipResetError,
     MalformedDataError,
+    NotReadyError,
     SensorTimeoutError,
     WrongChipError,
 )
@@ -152,7 +154,7 @@ def test_bmp280_datasheet_example_through_the_driver() -> None:
     # A BMP280: no ctrl_hum write, no humidity calibration or data read.
     assert bus.writes == [(0xE0, 0xB6), (0xF4, 0x24), (0xF5, 0x00), (0xF4, 0x25)]
     assert (Reg.CALIB_H, 7) not in bus.reads
-    assert bus.reads[-1] == (Reg.DATA, 6)
+    assert bus.reads[-1] == (Reg.STATUS, 10)  # status, ctrl_meas, config + T/P data in one burst
 
 
 def test_bme280_real_calibration_example_through_the_driver() -> None:
@@ -382,7 +384,8 @@ def test_wire_sequence_at_start_up_and_per_read() -> None:
     bus.log.clear()
     before = clock.monotonic()
     sensor.read()
-    assert bus.log == [(b"\xf4\x25", 0), (b"\xf3", 1), (b"\xf7", 8)]  # forced, poll, one burst
+    # forced, poll, one burst: control registers (a reset shows there) and data
+    assert bus.log == [(b"\xf4\x25", 0), (b"\xf3", 1), (b"\xf2", 13)]
     assert clock.monotonic() - before == pytest.approx(0.0093)  # slept t_meas,max first
 
 
@@ -439,7 +442,7 @@ def test_bmp280_on_the_simulator() -> None:
     assert "relative_humidity_pct" not in sim.signals
     assert set(sensor.read()) == {"temperature_c", "pressure_pa"}
     assert not any(out[:1] in (b"\xf2", b"\xe1") for out, _ in bus.log)
-    assert bus.log[-1] == (b"\xf7", 6)
+    assert bus.log[-1] == (b"\xf3", 10)  # status … config, then the T/P data
     assert sensor.self_test().passed
 
 
@@ -606,7 +609,7 @@ def test_short_block_read_is_malformed_data() -> None:
     bus = RegisterArrayBus(regs)
     sensor = BME280(bus, clock=ManualClock())
     bus.read_i2c_block_data = lambda *args, **kwargs: [0x80, 0x00]  # type: ignore[method-assign]
-    with pytest.raises(MalformedDataError, match="got 2 bytes, expected 6"):
+    with pytest.raises(MalformedDataError, match="got 2 bytes, expected 10"):
         sensor.read()
 
 
@@ -705,3 +708,88 @@ def test_driver_spec_builds_the_simulator_and_the_agent_path_works() -> None:
     options = Options(**{"oversampling_pressure": 4, "iir_filter": 2})
     sensor = DRIVER.factory(bus, 0x77, clock=clock, **dataclasses.asdict(options))
     assert set(sensor.read()) == {"temperature_c", "pressure_pa", "relative_humidity_pct"}
+
+
+# -- skipped and reset values (issue 16 item 1) -----------------------------------------------
+
+POWER_ON_CONTROL = {Reg.CTRL_HUM: 0x00, Reg.CTRL_MEAS: 0x00, Reg.CONFIG: 0x00}
+POWER_ON_DATA = [0x80, 0x00, 0x00, 0x80, 0x00, 0x00, 0x80, 0x00]  # DS Table 18 reset values
+
+
+def started_real_chip() -> RegisterArrayBus:
+    regs: dict[int, int] = {Reg.CHIP_ID: 0x60}
+    load(regs, Reg.CALIB_TP, PIMORONI_TP)
+    load(regs, Reg.CALIB_H, PIMORONI_H)
+    load(regs, Reg.DATA, word20(PIMORONI_ADC["p"]) + word20(PIMORONI_ADC["t"]) + [30281 >> 8, 30281 & 0xFF])
+    return RegisterArrayBus(regs)
+
+
+def test_a_chip_reset_to_power_on_values_is_an_error_and_reconfigured() -> None:
+    bus = started_real_chip()
+    sensor = BME280(bus, clock=ManualClock())
+    # Brown-out after start-up: the register dump of a chip that just powered up.
+    for register, value in POWER_ON_CONTROL.items():
+        bus.regs[register] = value
+    bus.regs[Reg.DATA : Reg.DATA + 8] = bytes(POWER_ON_DATA)
+    bus.writes.clear()
+    with pytest.raises(ChipResetError, match=r"lost its settings \(ctrl_hum 0x00"):
+        sensor.read()  # the old driver returned 22.97 °C-like numbers from 0x80000
+    # The configuration is written again, ctrl_hum before ctrl_meas.
+    assert bus.writes == [(0xF4, 0x25), (0xF2, 0x01), (0xF4, 0x24), (0xF5, 0x00)]
+    load_real = word20(PIMORONI_ADC["p"]) + word20(PIMORONI_ADC["t"]) + [30281 >> 8, 30281 & 0xFF]
+    bus.regs[Reg.DATA : Reg.DATA + 8] = bytes(load_real)
+    assert sensor.read()["relative_humidity_pct"] == 70317 / 1024
+
+
+def test_lost_ctrl_hum_does_not_turn_0x8000_into_a_humidity() -> None:
+    bus = started_real_chip()
+    sensor = BME280(bus, clock=ManualClock())
+    # Reset before the trigger: our forced write restores ctrl_meas, but ctrl_hum stays
+    # 0x00, so humidity is skipped and reads 0x8000 while T and P are real.
+    bus.regs[Reg.CTRL_HUM] = 0x00
+    bus.regs[Reg.DATA + 6 : Reg.DATA + 8] = b"\x80\x00"
+    with pytest.raises(ChipResetError, match="ctrl_hum 0x00"):
+        sensor.read()
+    assert bus.regs[Reg.CTRL_HUM] == 0x01
+
+
+def test_skipped_codes_with_intact_settings_are_not_ready_not_numbers() -> None:
+    bus = started_real_chip()
+    sensor = BME280(bus, clock=ManualClock())
+    bus.regs[Reg.DATA : Reg.DATA + 8] = bytes(POWER_ON_DATA)
+    with pytest.raises(NotReadyError, match="temperature 0x80000, pressure 0x80000, humidity 0x8000") as info:
+        sensor.read()
+    assert not isinstance(info.value, ChipResetError)
+
+
+def test_simulated_brown_out_is_noticed_and_the_next_reading_is_true() -> None:
+    sensor, sim, _, clock = make()
+    quiet(sim)
+    sensor.read()
+    sim.brown_out()
+    with pytest.raises(ChipResetError):
+        sensor.read()
+    clock.advance(1)
+    values = sensor.read()
+    truth = sim.signals["relative_humidity_pct"].true_value()
+    assert values["relative_humidity_pct"] == pytest.approx(truth, abs=0.01)
+
+
+def test_simulated_brown_out_during_a_conversion_leaves_reset_data_that_is_refused() -> None:
+    sensor, sim, _, clock = make()
+    sim.brown_out(during_next_conversion=True)
+    with pytest.raises(ChipResetError, match="ctrl_meas 0x00"):
+        sensor.read()
+    assert sim.registers[0xF7:0xFF] == bytes(POWER_ON_DATA)  # what the old driver computed from
+    clock.advance(1)
+    assert set(sensor.read()) == {"temperature_c", "pressure_pa", "relative_humidity_pct"}
+
+
+def test_self_test_right_after_a_reset_cannot_judge_rather_than_fail() -> None:
+    sensor, sim, _, clock = make()
+    sim.brown_out()
+    clock.advance(0.01)  # the NVM copy after the reset is over
+    with pytest.raises(ChipResetError):
+        sensor.self_test()  # an `error` result (cannot judge), not a failed chip
+    clock.advance(1)
+    assert sensor.self_test().passed

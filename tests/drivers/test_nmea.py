@@ -205,7 +205,9 @@ def test_reader_skips_the_first_partial_line_without_counting_it() -> None:
     found = reader.feed(b",M,46.9,M,,*47\r\n" + CLASSIC_GGA.encode() + b"\r\n")
     assert [s.sentence_type for s in found] == ["GGA"]
     assert (reader.malformed, reader.checksum_errors, reader.sentences_ok) == (0, 0, 1)
-    reader.feed(b"garbage\r\n")
+    reader.feed(b"garbage\r\n")  # printable text: a vendor's, ignored
+    assert (reader.malformed, reader.ignored) == (0, 1)
+    reader.feed(b"\x8f\xfe\x13\x80\r\n")  # what a wrong baud rate looks like
     assert reader.malformed == 1
 
 
@@ -608,3 +610,176 @@ def test_simulator_rejects_bad_knobs() -> None:
         SimulatedNMEA(clock=ManualClock(), talker="gps")
     with pytest.raises(ValueError, match="not on Earth"):
         SimulatedNMEA(clock=ManualClock(), latitude_deg=91.0)
+
+
+# -- real receivers' habits (issue 16 items 2-4) -----------------------------------------------
+
+# MediaTek and SiRF put a placeholder where the position goes while there is no fix.
+MEDIATEK_NO_FIX_GGA = build_sentence(
+    "GPGGA,235947.000,8960.000000,N,00000.000000,E,0,0,,137.000,M,13.000,M,,"
+).decode()
+MEDIATEK_NO_FIX_RMC = build_sentence(
+    "GPRMC,235947.000,V,8960.000000,N,00000.000000,E,0.00,0.00,050180,,,N"
+).decode()
+SIRF_NO_FIX_GGA = build_sentence(
+    "GPGGA,000012.000,0000.0000,N,36000.0000,E,0,00,50.0,0.0,M,0.0,M,,0000"
+).decode()
+
+
+@pytest.mark.parametrize("gga", [MEDIATEK_NO_FIX_GGA, SIRF_NO_FIX_GGA])
+def test_no_fix_placeholder_position_is_quality_0_not_a_broken_receiver(gga: str) -> None:
+    sensor = NMEAGPS(FakePort(b"\r\n" + lines(gga, MEDIATEK_NO_FIX_RMC)), clock=ManualClock())
+    values = sensor.read()  # the old driver: "only RMC: enable GGA output"
+    assert values["fix_quality"] == 0.0 and "latitude_deg" not in values and "speed_mps" not in values
+    assert sensor.reader.malformed == 0
+
+
+def test_vendor_sentences_and_text_do_not_count_against_the_receiver() -> None:
+    pubx03 = "PUBX,03,18" + "".join(
+        f",{i + 1:03d},U,{(i * 37) % 360:03d},{(i * 7) % 90:02d},{30 + i % 20:02d},{'00064' if i == 0 else '000'}"
+        for i in range(18)
+    )
+    chatter = [
+        build_sentence(pubx03).decode(),
+        build_sentence("SNRSTAT,12,38,41").decode(),
+        build_sentence("GYOACC,0.12,-0.03,9.81").decode(),
+        build_sentence("LOG108,1,0,OK").decode(),
+        build_sentence("GPTXT,01,01,02,ANTSTATUS=OK u-blox ag - www.u-blox.com").decode(),
+        "MTK GNSS receiver firmware AXN_5.1.6 build 3333 ready",
+    ]
+    assert len(chatter[0]) == 378  # $ to LF, as captured
+    stream = b"\r\n" + lines(*chatter, CLASSIC_GGA, CLASSIC_RMC) * 3
+    sensor = NMEAGPS(FakePort(stream), clock=ManualClock())
+    result = sensor.self_test()
+    assert result.passed, result.detail  # the old driver: "…% of the lines were rejected"
+    assert sensor.reader.error_rate == 0.0 and sensor.reader.ignored >= 1
+    # What still counts: a bad checksum and a broken standard sentence.
+    reader = NMEAReader()
+    reader.feed(
+        b"\r\n" + lines(CLASSIC_GGA[:-1] + "8", build_sentence("GPGGA,123519,4807.038,N,0113x,E,1").decode())
+    )
+    assert (reader.checksum_errors, reader.malformed) == (1, 1)
+
+
+@pytest.mark.parametrize(("quality", "mode"), [(6, "E"), (7, "M"), (8, "S")])
+def test_dead_reckoning_manual_and_simulator_fixes_are_no_position(quality: int, mode: str) -> None:
+    clock, _sim, port = rig(fix_quality=quality)
+    values = NMEAGPS(port, clock=clock).read()
+    assert values["fix_quality"] == float(quality)
+    assert "latitude_deg" not in values and "speed_mps" not in values
+    rmc = parse_sentence(build_sentence(CLASSIC_RMC[1:-3] + f",{mode}")).data
+    assert isinstance(rmc, RMC) and not rmc.valid
+
+
+def test_rmc_navigational_status_of_nmea_4_1() -> None:
+    for status, valid in (("S", True), ("C", True), ("U", True), ("V", False)):
+        rmc = parse_sentence(build_sentence(CLASSIC_RMC[1:-3] + f",A,{status}")).data
+        assert isinstance(rmc, RMC) and rmc.navigational_status == status and rmc.valid is valid
+
+
+@pytest.mark.parametrize("vendor", ["generic", "ublox", "mediatek", "sirf"])
+def test_back_to_back_reads_keep_speed_and_time_of_every_epoch(vendor: str) -> None:
+    clock, _sim, port = rig(vendor=vendor)
+    sensor = NMEAGPS(port, clock=clock)
+    times = []
+    for _ in range(27):
+        values = sensor.read()  # as the sampler does at 1 s: read after read
+        assert "speed_mps" in values, f"read {len(times)}: {values}"
+        times.append(values["gps_time_unix_s"])
+    assert times == sorted(times) and len(set(times)) == 27
+    assert sensor.reader.error_rate == 0.0
+
+
+def test_an_rmc_of_the_next_epoch_is_kept_for_the_next_read() -> None:
+    second_gga = build_sentence(CLASSIC_GGA[1:-3].replace("123519", "123520")).decode()
+    second_rmc = build_sentence(CLASSIC_RMC[1:-3].replace("123519", "123520")).decode()
+    # u-blox order: RMC before GGA; the first epoch's RMC was before the port opened.
+    port = FakePort(b"\r\n" + lines(CLASSIC_GGA, second_rmc, second_gga))
+    sensor = NMEAGPS(port, clock=ManualClock())
+    assert "speed_mps" not in sensor.read()  # its RMC never came: the next epoch began
+    values = sensor.read()
+    assert values["gps_time_unix_s"] == datetime(1994, 3, 23, 12, 35, 20, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("vendor", ["mediatek", "sirf"])
+def test_simulated_vendor_without_fix_is_quality_0(vendor: str) -> None:
+    clock, _sim, port = rig(vendor=vendor, no_fix_s=1e9)
+    sensor = NMEAGPS(port, clock=clock)
+    assert sensor.read()["fix_quality"] == 0.0
+    assert sensor.self_test().passed
+
+
+class CapturedPort:
+    """A capture replayed at the pace it was recorded: each line arrives, on the driver's
+    clock, when its last character did; ``readline`` waits for the next line (up to 1 s)."""
+
+    def __init__(self, timed: list[tuple[float, bytes]], clock: ManualClock) -> None:
+        self.timed = timed
+        self.clock = clock
+
+    @property
+    def in_waiting(self) -> int:
+        now = self.clock.monotonic()
+        return sum(len(line) for t, line in self.timed if t <= now)
+
+    def read(self, size: int = 1) -> bytes:
+        out = b""
+        while self.timed and self.timed[0][0] <= self.clock.monotonic() and len(out) < size:
+            out += self.timed.pop(0)[1]
+        return out
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        if not self.timed:
+            self.clock.advance(1.0)
+            return b""
+        wait = self.timed[0][0] - self.clock.monotonic()
+        if wait > 1.0:
+            self.clock.advance(1.0)
+            return b""
+        self.clock.advance(max(wait, 0.0))
+        return self.timed.pop(0)[1]
+
+    def write(self, data: bytes, /) -> int:
+        raise AssertionError("a GPS needs no commands")
+
+
+def saturated_capture(start: float, epochs: int) -> list[tuple[float, bytes]]:
+    """A GPS+GLONASS receiver at the standard's 4800 baud sending GGA, two GSA, six GSV and
+    RMC every second: 1.45 s of characters per second, so the line never rests and each
+    RMC comes ~1.3 s after its GGA (what a receiver configured for more than its baud rate
+    sends; its own buffer holds the rest)."""
+    char_s = 10 / 4800
+    timed, t = [], start
+    for k in range(epochs):
+        hhmmss = f"{12:02d}{35 + k // 60:02d}{k % 60:02d}.00"
+        gsv = [
+            f"{talker}GSV,3,{page},12," + ",".join(f"{prn:02d},45,{(prn * 29) % 360:03d},40" for prn in prns)
+            for talker, base in (("GP", 1), ("GL", 65))
+            for page, prns in enumerate((range(base + i * 4, base + i * 4 + 4) for i in range(3)), start=1)
+        ]
+        burst = [
+            f"GPGGA,{hhmmss},4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,",
+            "GPGSA,A,3,04,05,09,12,24,,,,,,,,2.5,1.3,2.1",
+            "GLGSA,A,3,65,66,72,,,,,,,,,,2.5,1.3,2.1",
+            *gsv,
+            f"GPRMC,{hhmmss},A,4807.038,N,01131.000,E,{k % 9}.5,084.4,230394,003.1,W",
+        ]
+        t = max(t, start + k)  # the burst starts at its second, or when the line is free
+        for body in burst:
+            line = build_sentence(body)
+            t += len(line) * char_s
+            timed.append((t, line))
+    return timed
+
+
+def test_reads_on_a_saturated_line_keep_the_rmc_of_every_fix() -> None:
+    clock = ManualClock()
+    sensor = NMEAGPS(CapturedPort(saturated_capture(clock.monotonic(), 30), clock), clock=clock)
+    readings = [sensor.read() for _ in range(27)]
+    lacking = [r for r in readings if "speed_mps" not in r or "gps_time_unix_s" not in r]
+    assert lacking == []  # the old driver: all 27 without speed and time (the issue's log: 26 of 27)
+    times = [r["gps_time_unix_s"] for r in readings]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    for r in readings:  # each speed is its own epoch's (k % 9 + 0.5 knots at second k)
+        k = round(r["gps_time_unix_s"] - datetime(1994, 3, 23, 12, 35, 0, tzinfo=UTC).timestamp())
+        assert r["speed_mps"] == pytest.approx((k % 9 + 0.5) * 1852 / 3600)

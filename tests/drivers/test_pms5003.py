@@ -19,6 +19,7 @@ from edge_drivers.errors import (
     ChipNotFoundError,
     DataIntegrityError,
     MalformedDataError,
+    NotReadyError,
     SensorTimeoutError,
 )
 from edge_drivers.pms5003 import (
@@ -563,3 +564,47 @@ def test_simulator_replies_to_mode_and_sleep_but_not_to_wake() -> None:
     assert replies == [CommandReply(0xE1, 0), CommandReply(0xE4, 0)]
     port.write(command(0xE2)[:-1] + b"\x00")  # bad checksum: ignored
     assert sim.commands == [(0xE1, 0), (0xE4, 0), (0xE4, 1)]
+
+
+# -- warm-up and frames that are not measurements yet (issue 16 item 5) -----------------------
+
+# What a PMS5003 sends in its first seconds after power-up: well-formed frames, all zero
+# (version byte 0x97 in word 13 as in captures), then one with a mass but no count.
+WARM_UP_ZERO = encode_frame(Frame(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, reserved=0x9700))
+MASS_WITHOUT_COUNTS = encode_frame(Frame(0, 0, 32, 0, 0, 32, 0, 0, 0, 0, 0, 0, reserved=0x9700))
+
+
+def test_warm_up_frames_are_not_ready_not_clean_air() -> None:
+    sensor = PMS5003(FakePort(WARM_UP_ZERO * 2 + MASS_WITHOUT_COUNTS + ENVIRO_URBAN), clock=ManualClock())
+    for _ in range(2):
+        with pytest.raises(NotReadyError, match="all-zero frame: the sensor is warming up"):
+            sensor.read()  # the old driver returned PM2.5 = 0
+    with pytest.raises(NotReadyError, match=r"PM10 32 µg/m³\) but no particle counted"):
+        sensor.read()  # the old driver returned PM10 = 32
+    assert sensor.read()["pm2_5_ugm3"] == 10.0
+    assert sensor.reader.frames_ok == 4 and sensor.reader.checksum_errors == 0
+
+
+def test_self_test_during_warm_up_cannot_judge() -> None:
+    sensor = PMS5003(FakePort(WARM_UP_ZERO), clock=ManualClock())
+    with pytest.raises(NotReadyError):
+        sensor.self_test()  # an error (cannot judge), not a failed sensor
+
+
+def test_simulated_power_up_sends_zero_frames_then_values() -> None:
+    clock, sim, port = rig(zero_frames=2)
+    sensor = PMS5003(port, clock=clock)
+    outcomes = []
+    for _ in range(4):
+        try:
+            sensor.read()
+            outcomes.append("value")
+        except NotReadyError:
+            outcomes.append("not ready")
+        clock.advance(2.3)
+    sensor.read()  # takes whatever was sent meanwhile
+    sim.massless_next = 1
+    clock.advance(2.3)
+    with pytest.raises(NotReadyError, match="no particle counted"):
+        sensor.read()
+    assert outcomes == ["not ready", "not ready", "value", "value"]

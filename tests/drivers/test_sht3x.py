@@ -482,6 +482,19 @@ def test_absent_chip() -> None:
     assert failure.value.__cause__.errno == errno.EREMOTEIO
 
 
+def test_a_crc_error_on_the_start_up_status_is_the_bus_not_a_wrong_chip() -> None:
+    clock = ManualClock()
+    bus = SimulatedSMBus()
+    bus.attach(SimulatedSHT3x(0x44, clock=clock, seed=2, corrupt_crc=1))
+    driver = SHT3x(bus, clock=clock)  # the noisy first status read is read again
+    assert 10 < driver.read()["temperature_c"] < 35
+    bus = SimulatedSMBus()
+    bus.attach(SimulatedSHT3x(0x44, clock=clock, seed=2, corrupt_crc=3))
+    with pytest.raises(ChecksumError, match="status register: CRC mismatch") as failure:
+        SHT3x(bus, clock=clock)  # noise every time: an integrity error, not another chip
+    assert not isinstance(failure.value, ChipNotFoundError)
+
+
 def test_wrong_chip() -> None:
     clock = ManualClock()
     bus = SimulatedSMBus()

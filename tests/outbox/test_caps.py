@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.events import StoredEvent
-from edge_agent.outbox import LOW_WATER, Outbox, read_stats
+from edge_agent.outbox import LOW_WATER, Outbox, OutboxError, read_stats
 
 from .helpers import FakeClock, alarm, check_wire, open_outbox, reading, seqs
 
@@ -202,6 +202,74 @@ def test_a_lowered_cap_is_applied_at_open(tmp_path: Path) -> None:
         outbox = await open_outbox(tmp_path / "o.db", max_bytes=outbox_bytes(stored) // 2)
         assert outbox.pending_bytes <= outbox.max_bytes
         assert len(await _gaps(outbox)) == 1
+        await outbox.close()
+
+    asyncio.run(main())
+
+
+def test_an_evicted_exported_gap_event_is_announced_again_as_exported_not_as_lost(tmp_path: Path) -> None:
+    """A site with no uplink: 30 events exported with --mark-exported, then the age cap evicts
+    the gap event announcing them.  Its ranges went into an ``age_cap`` gap (count 31): the
+    cloud would count the 30 exported events as lost."""
+    clock = FakeClock()
+
+    async def main() -> tuple[list[dict[str, object]], dict[str, int], int]:
+        outbox = await open_outbox(tmp_path / "o.db", max_age_s=100, monotonic=clock)
+        await outbox.append([reading(i) for i in range(30)])
+        assert await outbox.mark_exported(tmp_path / "events.jsonl") == 30
+        clock.advance(200)
+        await outbox.append([reading(99)])  # seq 32; the exported gap event (seq 31) is past the age cap
+        gaps = [e.envelope["data"] for e in await outbox.fetch("priority") if e.kind == "gap"]
+        gaps += [e.envelope["data"] for e in await outbox.fetch("readings") if e.kind == "gap"]
+        evicted, exported = dict(outbox.evicted), outbox.exported
+        await outbox.close()
+        return gaps, evicted, exported
+
+    gaps, evicted, exported = asyncio.run(main())
+    assert sorted(gaps, key=lambda g: str(g["reason"])) == [
+        {"reason": "age_cap", "evicted": [[31, 31]], "count": 1},
+        {"reason": "exported", "evicted": [[1, 30]], "count": 30},
+    ]
+    assert evicted["age_cap"] == 1 and exported == 30
+
+
+def test_priority_mark_moves_on_priority_commits_only(tmp_path: Path) -> None:
+    """The uplink's priority lane, found empty, looks again only when this mark moves:
+    readings do not move it; an alarm does, and so does a gap event an eviction appends."""
+
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db")
+        mark = outbox.priority_mark
+        await outbox.append([reading(i) for i in range(10)])
+        assert outbox.priority_mark == mark, "readings alone"
+        await outbox.delete([1, 2])
+        assert outbox.priority_mark == mark, "a delete"
+        await outbox.append([reading(10), alarm(11)])
+        assert outbox.priority_mark == mark + 1, "an alarm in the batch"
+        total = outbox.pending_bytes
+        await outbox.close()
+
+        outbox = await open_outbox(tmp_path / "o.db", max_bytes=total + 50)
+        mark = outbox.priority_mark
+        await outbox.append([reading(i) for i in range(20, 25)])  # over the cap: a gap event
+        assert [e.kind for e in await _gaps(outbox)] == ["gap"]
+        assert outbox.priority_mark == mark + 1, "the gap event of an eviction"
+        await outbox.close()
+
+    asyncio.run(main())
+
+
+def test_priority_mark_stays_when_the_transaction_rolls_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        outbox = await open_outbox(tmp_path / "o.db")
+        mark = outbox.priority_mark
+        with pytest.raises(OutboxError):
+            await outbox.append_encoded(
+                [outbox.encode(alarm(1))], also=[("INSERT INTO no_such_table VALUES (1)", ())]
+            )
+        assert seqs(await outbox.fetch("priority")) == []
+        await outbox.append([reading(2)])
+        assert outbox.priority_mark == mark, "the alarm was never committed"
         await outbox.close()
 
     asyncio.run(main())

@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from edge_agent.outbox import Outbox
+from edge_agent.outbox.reserve import PAGE_SIZE
 
 from .helpers import FakeClock, check_wire, open_outbox, reading, seqs
 
@@ -58,7 +59,7 @@ def test_nothing_but_claimed_events_left_the_cap_stays_soft(tmp_path: Path) -> N
 
 def test_a_full_disk_passes_over_claimed_events(tmp_path: Path) -> None:
     async def main() -> None:
-        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": 60})
+        outbox = await open_outbox(tmp_path / "o.db", pragmas={"max_page_count": 240 * 1024 // PAGE_SIZE})
         first = await outbox.append([reading(i) for i in range(50)])
         assert await outbox.claim(seqs(first[:20])) == set(range(1, 21))
         for r in range(1, 40):

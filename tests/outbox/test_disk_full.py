@@ -8,19 +8,24 @@ to mount: skipped with the reason otherwise, a failure under CI; see tests/tmpfs
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import Outbox, OutboxFullError, read_stats
+from edge_agent.events import lane_of
+from edge_agent.outbox import SCHEMA_VERSION, Outbox, OutboxFullError, read_stats
+from edge_agent.outbox.codec import LANE_CODE, encode
+from edge_agent.outbox.reserve import PAGE_SIZE, Reserve
+from edge_agent.outbox.schema import migrate, version_of
 from tests.tmpfs import fill, small_tmpfs
 
 from .helpers import alarm, check_wire, open_outbox, reading, seqs
 
 RESERVE = 256 * 1024
 """Disk space kept back on the small tmpfs (the default, 8 MiB, is for real cards)."""
-PAGES = 60
-"""max_page_count for the tests: 240 KB of 4 KB pages, about 700 readings."""
+PAGES = 240 * 1024 // PAGE_SIZE
+"""max_page_count for the tests: 240 KB, about 700 readings."""
 
 
 async def _fill_until_full(outbox: Outbox, batch: int = 50, rounds: int = 40) -> list[int]:
@@ -43,6 +48,9 @@ def test_max_page_count_full_evicts_oldest_readings_and_keeps_the_new_events(tmp
         stats = await outbox.stats()
         assert stats.disk_full_count >= 1
         assert stats.evicted_by_reason["disk_full"] > 0 and stats.evicted_by_reason["size_cap"] == 0
+        # One episode however many SQLITE_FULL errors it took; its gap event counted once committed.
+        assert outbox.disk_full_episodes == 1 and outbox.disk_full_errors == stats.disk_full_count
+        assert outbox.gap_events == 1
 
         gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
         assert len(gaps) == 1
@@ -156,7 +164,7 @@ def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
                     break
             assert not outbox.disk_tight
             pages = await outbox._conn.execute_fetchall("PRAGMA wal_autocheckpoint")
-            assert next(iter(pages))[0] == RESERVE // (2 * 4096)
+            assert next(iter(pages))[0] == RESERVE // (2 * PAGE_SIZE)
             await outbox.close()
 
         with caplog.at_level("DEBUG", logger="edge_agent.outbox"):
@@ -164,3 +172,54 @@ def test_tight_disk_keeps_the_wal_small_until_room_comes_back(
     errors = [r for r in caplog.records if r.levelname == "ERROR" and "the disk is full" in r.getMessage()]
     assert len(errors) == 1, [r.getMessage() for r in errors]
     assert any("has room again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_restart_on_a_really_full_filesystem_never_quarantines_a_healthy_outbox(tmp_path: Path) -> None:
+    """An outbox of schema 3 (the release before), cleanly closed (no ``-shm`` left), reopened
+    on a full card.  The open found no room to make ``-shm`` (SQLITE_IOERR_SHMSIZE), took
+    that for damage and moved the healthy file aside: a new epoch, its events left for a
+    manual salvage.  Now the open releases the reserve and retries: the migration runs and
+    the connection makes its -shm before the reserve is allocated again, so the outbox
+    opens on the full disk, as it was; once room comes back, likewise."""
+    with small_tmpfs(tmp_path / "mnt", "2m") as mnt:
+        path = mnt / "o.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrate(conn, target=3)
+        epoch = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+        for seq in range(1, 201):
+            event = alarm(seq) if seq % 10 == 0 else reading(seq)
+            body, size = encode(event, epoch).body(seq)
+            conn.execute(
+                "INSERT INTO events (seq, lane, kind, size, body) VALUES (?, ?, ?, ?, ?)",
+                (seq, LANE_CODE[lane_of(event.kind)], event.kind, size, body),
+            )
+        conn.execute("UPDATE state SET last_seq = 200, pending_count = 200")
+        conn.close()
+        assert Reserve(mnt / "o.db.reserve", RESERVE).restore()
+        filler = fill(mnt, leave=0)
+
+        async def full() -> None:
+            # It opens, migrated, on the reserve's room (-shm and -wal before the reserve).
+            outbox = await open_outbox(path, reserve_bytes=RESERVE)
+            assert outbox.epoch == epoch and outbox.quarantined is None
+            assert outbox.pending_count == 200
+            await outbox.close()
+
+        asyncio.run(full())
+        assert not list(mnt.glob("o.db.corrupt-*"))
+        filler.unlink()
+
+        async def room() -> None:
+            outbox = await open_outbox(path, reserve_bytes=RESERVE)
+            assert outbox.epoch == epoch and outbox.quarantined is None
+            assert seqs(await outbox.fetch("priority")) == list(range(10, 201, 10))
+            assert len(await outbox.fetch("readings", limit=1000)) == 180
+            await outbox.close()
+
+        asyncio.run(room())
+        check = sqlite3.connect(path)
+        assert version_of(check) == SCHEMA_VERSION
+        check.close()

@@ -11,7 +11,7 @@ from edge_agent.outbox import SCHEMA_VERSION, read_stats
 from edge_agent.outbox.codec import encode
 from edge_agent.outbox.schema import MIGRATIONS, migrate, version_of
 
-from .helpers import BOOT, check_wire, open_outbox, reading, seqs
+from .helpers import BOOT, alarm, check_wire, open_outbox, reading, seqs
 
 
 def _v1_file(path: Path) -> tuple[str, list[str]]:
@@ -70,3 +70,38 @@ def test_migrations_are_ordered_and_a_fresh_file_is_current(tmp_path: Path) -> N
     assert version_of(conn) == SCHEMA_VERSION
     assert migrate(conn) == SCHEMA_VERSION  # nothing left to do
     conn.close()
+
+
+def test_a_v3_file_gets_the_priority_index_and_keeps_both_lanes(tmp_path: Path) -> None:
+    """Version 4 replaces the ``(lane, seq)`` index by a partial one on the priority lane."""
+    path = tmp_path / "outbox.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    assert migrate(conn, target=3) == 0
+    epoch = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+    rows = [
+        (seq, 0 if seq % 3 == 0 else 1, alarm(seq) if seq % 3 == 0 else reading(seq)) for seq in range(1, 10)
+    ]
+    for seq, lane, event in rows:
+        body, size = encode(event, epoch).body(seq)
+        conn.execute(
+            "INSERT INTO events (seq, lane, kind, size, body) VALUES (?, ?, ?, ?, ?)",
+            (seq, lane, event.kind, size, body),
+        )
+    conn.execute("UPDATE state SET last_seq = 9, pending_count = 9, pending_bytes = 0")
+    conn.close()
+
+    async def main() -> None:
+        outbox = await open_outbox(path)
+        assert seqs(await outbox.fetch("priority")) == [3, 6, 9]
+        assert seqs(await outbox.fetch("readings", after_seq=1)) == [2, 4, 5, 7, 8]
+        await outbox.close()
+
+    asyncio.run(main())
+    conn = sqlite3.connect(path)
+    indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'events'")}
+    conn.close()
+    assert "events_by_lane" not in indexes and "events_priority" in indexes
+    stats = read_stats(path)
+    assert stats.pending_by_lane == {"priority": 3, "readings": 6}
+    assert stats.pending_by_kind == {"alarm": 3, "reading": 6}

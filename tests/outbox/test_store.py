@@ -12,6 +12,8 @@ import pytest
 
 from edge_agent.events import NewEvent
 from edge_agent.outbox import Outbox, OutboxClosedError, OutboxLockedError, read_stats
+from edge_agent.outbox.codec import LANE_CODE
+from edge_agent.outbox.store import FETCH_SQL
 from edge_protocol.wire import Envelope, EventKind, rfc3339_ms
 
 from .helpers import BOOT, alarm, check_wire, open_outbox, reading, seqs
@@ -112,19 +114,29 @@ def test_lanes_order_and_bounds(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_fetch_by_lane_uses_the_index(tmp_path: Path) -> None:
+def test_fetch_by_lane_uses_the_priority_index_or_the_rowid(tmp_path: Path) -> None:
     async def main() -> None:
         outbox = await open_outbox(tmp_path / "o.db")
         await outbox.close()
 
     asyncio.run(main())
     conn = sqlite3.connect(tmp_path / "o.db")
-    plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT body, size FROM events WHERE lane = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
-        (1, 0, 10, 10),
-    ).fetchall()
+    plans = {
+        lane: str(conn.execute("EXPLAIN QUERY PLAN " + FETCH_SQL.format(lane=code), (0, 10, 10)).fetchall())
+        for lane, code in LANE_CODE.items()
+    }
+    indexes = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+        )
+    }
     conn.close()
-    assert "USING INDEX events_by_lane" in str(plan) and "TEMP B-TREE" not in str(plan)
+    assert "USING INDEX events_priority" in plans["priority"]
+    assert "USING INTEGER PRIMARY KEY" in plans["readings"]
+    assert "TEMP B-TREE" not in str(plans)
+    # Readings, the bulk, touch no index: the two left are partial (priority lane, unsynced clock).
+    assert indexes == {"events_priority", "events_unsynced"}
 
 
 def test_delete_is_idempotent_and_counts_rows(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ stores and acknowledges; then, at a random moment, the power goes:
   writes only while checkpointing (the daemon's connection checkpoints every few pages here);
 * ``wal``        — at the n-th write to the WAL: inside a transaction or its commit;
 * ``stopped``    — after a clean stop (SIGTERM): SQLite's last checkpoint and its unlink of
-  the WAL, which no directory fsync follows.
+  the WAL, which no directory fsync follows;
+* ``rebuild``    — at the n-th write to the copy (``outbox.db.rebuild``) or to the main
+  file of an outbox turned into 1 KiB pages before the start (what the release of issue
+  15 made), which the daemon rebuilds with 4 KiB pages (:mod:`edge_agent.outbox.page_size`).
+
+Each round runs with a commit window (``storage.commit_interval``) drawn from
+``Settings.commit_intervals``, the shipped default among them: events wait in memory up to
+that long, and acknowledged deletes ride on the next append's transaction; with ``0`` each
+commits at once, as before issue 15.
 
 In a share of the rounds the outbox cap is tiny and the ingest stops acknowledging, so
 the outbox evicts in nearly every transaction: cuts land during evictions.  The daemon is
@@ -46,15 +54,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from tests.conftest import REPO
 from tests.mosquitto import Mosquitto
 from tests.powercut.ledger import Event, Ledger, RecordingIngest, read_commit_log
 from tests.powercut.mount import PowerCutMount
 
+T = TypeVar("T")
 DEVICE = "powercut"
 OUTBOX = "state/outbox.db"
-KINDS = ("timed", "early", "checkpoint", "wal", "stopped")
+OTHER_PAGE_SIZE = 1024
+"""The page size a ``rebuild`` round starts from (the outbox's own is 4 KiB)."""
+KINDS = ("timed", "early", "checkpoint", "wal", "stopped", "rebuild")
 
 SENSORS = """
 [[sensors]]
@@ -96,8 +108,10 @@ class Settings:
     """Longest run before a timed cut (seconds after the first commit)."""
     early_max: float = 1.0
     """Latest early cut (seconds after the process started)."""
-    weights: tuple[float, ...] = (0.3, 0.12, 0.24, 0.24, 0.1)
+    weights: tuple[float, ...] = (0.27, 0.1, 0.22, 0.24, 0.1, 0.07)
     """Of KINDS."""
+    commit_intervals: tuple[str | None, ...] = (None, None, "0", "250ms")
+    """``storage.commit_interval`` of a round; None = the shipped default."""
     eviction_share: float = 0.3
     prefix_share: float = 0.35
     small_cap: str = "6KiB"
@@ -131,6 +145,8 @@ class Counts:
     rounds: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     modes: Counter[str] = field(default_factory=Counter)
+    windows: Counter[str] = field(default_factory=Counter)
+    """Rounds by ``storage.commit_interval``."""
     checkpoint_writes: int = 0
     """Cuts at a write to the main database file: SQLite in WAL mode writes it only while
     checkpointing, so these cut a checkpoint."""
@@ -175,6 +191,7 @@ class Counts:
             f"  at a checkpoint's write to the main file: {self.checkpoint_writes}, "
             f"with earlier checkpoint writes not yet fsynced: {self.mid_checkpoint}",
             f"  inside a transaction (WAL written, not fsynced):      {self.mid_wal}",
+            "  by commit window: " + ", ".join(f"{k} {v}" for k, v in sorted(self.windows.items())),
             f"  rounds evicting (tiny cap, no acks): {self.eviction_rounds}, "
             f"cut inside a transaction there: {self.cuts_while_evicting}",
             f"events: {self.committed} reported committed, {self.seen} received by the ingest, "
@@ -190,6 +207,27 @@ class Counts:
         for problem in (self.quarantines + self.stop_hangs + self.failures)[:5]:
             lines.append(f"  ! {problem}")
         return "\n".join(lines)
+
+
+def _to_other_pages(path: Path) -> bool:
+    """Turn an outbox into 1 KiB pages, as the release of issue 15 made it (offline,
+    between rounds: no power cut here); False if there is no usable file."""
+    if not path.exists():
+        return False
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                return False
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute(f"PRAGMA page_size = {OTHER_PAGE_SIZE}")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA journal_mode = WAL")
+            return int(conn.execute("PRAGMA page_size").fetchone()[0]) == OTHER_PAGE_SIZE
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
 
 
 def inspect_outbox(state_dir: Path, scratch: Path) -> OutboxImage:
@@ -232,6 +270,18 @@ def _in_ranges(seq: int, ranges: list[tuple[int, int]]) -> bool:
     return any(a <= seq <= b for a, b in ranges)
 
 
+def spread(rounds: int, shares: dict[T, float], rng: random.Random) -> list[T]:
+    """One choice a round, each in its share's proportion, shuffled: drawn one by one, a
+    short campaign could miss a share by half and not exercise what it claims."""
+    total = sum(shares.values())
+    plan = [choice for choice, w in shares.items() for _ in range(round(rounds * w / total))]
+    while len(plan) < rounds:  # rounding: the rest drawn by weight
+        plan.append(rng.choices(list(shares), list(shares.values()))[0])
+    plan = plan[:rounds]
+    rng.shuffle(plan)
+    return plan
+
+
 class Campaign:
     def __init__(
         self,
@@ -245,6 +295,12 @@ class Campaign:
         self.broker = broker
         self.settings = settings
         self.rng = random.Random(settings.seed)
+        rounds, rng = max(1, settings.rounds), self.rng
+        self.kinds = spread(rounds, dict(zip(KINDS, settings.weights, strict=True)), rng)
+        self.small_caps = spread(
+            rounds, {True: settings.eviction_share, False: 1 - settings.eviction_share}, rng
+        )
+        self.prefixes = spread(rounds, {True: settings.prefix_share, False: 1 - settings.prefix_share}, rng)
         self.progress = progress
         self.backing = workdir / "disk"
         self.mnt = workdir / "mnt"
@@ -260,8 +316,10 @@ class Campaign:
 
     # -- the daemon --------------------------------------------------------------------
 
-    def _config(self, *, small_cap: bool) -> Path:
+    def _config(self, *, small_cap: bool, commit_interval: str | None = None) -> Path:
         path = self.dir / "edge-agent.toml"
+        window = "" if commit_interval is None else f'commit_interval = "{commit_interval}"\n'
+
         path.write_text(
             f"""
 [device]
@@ -271,7 +329,7 @@ clock_check = "none"
 [storage]
 state_dir = "{self.mnt / "state"}"
 max_bytes = "{self.settings.small_cap if small_cap else "64MiB"}"
-
+{window}
 [mqtt]
 host = "127.0.0.1"
 port = {self.broker.port}
@@ -317,22 +375,32 @@ reconnect_max = "1s"
 
     def round(self, n: int) -> None:
         s, rng, counts = self.settings, self.rng, self.counts
-        kind = rng.choices(KINDS, s.weights)[0]
-        small_cap = rng.random() < s.eviction_share
+        kind, small_cap, prefix = (
+            plan[n % len(plan)] for plan in (self.kinds, self.small_caps, self.prefixes)
+        )
         if small_cap and rng.random() < 0.6:
             kind = "wal"  # nearly every transaction evicts here: cut inside one
-        mode = "prefix" if rng.random() < s.prefix_share else "drop"
+        mode = "prefix" if prefix else "drop"
         torn = mode == "prefix" and rng.random() < 0.5
         autocheckpoint = rng.choice(s.autocheckpoints)
+        window = rng.choice(s.commit_intervals)
+        counts.windows["default" if window is None else window] += 1
         self.ingest.set_ack(not small_cap)
-        config = self._config(small_cap=small_cap)
+        config = self._config(small_cap=small_cap, commit_interval=window)
+        if kind == "rebuild" and not _to_other_pages(self.backing / OUTBOX):
+            kind = "early"  # no outbox yet (first round, or after a quarantine)
         mount = PowerCutMount(self.backing, self.mnt, log=self.dir / "fs.log")
         try:
             before = self._log_size()
             log_start = self.agent_log.stat().st_size if self.agent_log.exists() else 0
+            if kind == "rebuild":  # inside the copy, or at the writes to the file after it
+                mount.arm(rng.choice(("outbox.db.rebuild", "outbox.db")), rng.randint(1, 40))
             agent = self._start_agent(config, autocheckpoint)
             try:
-                if kind == "early":
+                if kind == "rebuild":
+                    if not self._wait(lambda: bool(mount.stats()["off"]), s.arm_timeout, agent):
+                        kind += " (not reached: timed)"
+                elif kind == "early":
                     time.sleep(rng.uniform(0, s.early_max))
                 else:
                     if not self._wait(lambda: self._log_size() > before, s.start_timeout, agent):

@@ -106,8 +106,12 @@ def read_commit_log(path: Path) -> list[Event]:
     """The ``<epoch> <seq> <id>`` lines the daemon wrote; a torn last line (SIGKILL) is skipped."""
     if not path.exists():
         return []
+    text = path.read_text()
+    # Only lines that reached their newline: SIGKILL can stop a long write() between pages,
+    # and a line cut inside its id ("… 638 0") still has three parts.
+    complete = text[: text.rfind("\n") + 1]
     events = []
-    for line in path.read_text().splitlines():
+    for line in complete.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1].isdigit():
             events.append((parts[0], int(parts[1]), parts[2]))

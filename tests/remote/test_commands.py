@@ -243,3 +243,42 @@ def test_run_test_round_trip_through_mosquitto(tmp_path: Path) -> None:
                 await task
 
         asyncio.run(scenario())
+
+
+def test_a_busy_flood_is_counted_by_outcome_logged_twice_and_exported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 18 defect 4: 956 of 1,000 refused as busy, and nothing told the operator."""
+    from prometheus_client import generate_latest
+
+    from edge_agent.cli.common import console
+    from edge_agent.cli.status_cmd import render
+    from edge_agent.service.metrics import Metrics
+    from tests.cli.test_status_render import snapshot
+
+    sent: list[tuple[str, bytes, bytes | None]] = []
+    d = dispatcher(None, sent)
+
+    async def flood() -> None:
+        for _ in range(20):  # nothing runs in between: 8 pending, then busy
+            d.receive(request("ping"))
+        await asyncio.sleep(0.05)  # the pending pings answer
+        d.receive(request("ping"))  # room again
+        await asyncio.sleep(0.05)
+        d.receive(request("nope"))
+        await asyncio.sleep(0.05)
+
+    with caplog.at_level("WARNING", logger="edge_agent.remote.commands"):
+        asyncio.run(flood())
+    assert d.stats.by_outcome == {"ok": 9, "busy": 12, "unknown_command": 1}
+    busy_lines = [r.getMessage() for r in caplog.records if "busy" in r.getMessage()]
+    assert len(busy_lines) == 2 and "12 requests were refused as busy" in busy_lines[1]
+
+    snap = {**snapshot("", ""), "commands": d.stats.as_json(), "sensors": [], "metrics": None}
+    with console.capture() as captured:
+        render(snap)
+    assert "22 commands received: 9 ok, 12 busy, 1 unknown_command" in captured.get()
+    metrics = Metrics(lambda: {k: v for k, v in snap.items() if k not in ("outbox", "uplink")})
+    text = generate_latest(metrics.registry).decode()
+    assert 'edge_agent_remote_commands_total{outcome="busy"} 12.0' in text
+    assert "edge_agent_remote_command_rejected_response_topics_total 0.0" in text

@@ -8,8 +8,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from edge_agent.daemon.main import Daemon
 from edge_agent.sampling.hardware import Hardware
 from edge_agent.sampling.registry import load_registry
@@ -18,17 +16,12 @@ from edge_drivers.sim.i2c_bus import BusFault
 from tests.daemon.agent_process import Subscriber, write_config
 from tests.daemon.test_crash_recovery import wait_until
 from tests.mosquitto import Mosquitto
-from tests.service.helpers import until
+from tests.service.helpers import samples_of, until
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+        return samples_of(response.read().decode())
 
 
 def test_failing_sensor_is_isolated(tmp_path: Path) -> None:

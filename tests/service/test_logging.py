@@ -160,3 +160,35 @@ def test_the_daemon_never_logs_the_mqtt_password(tmp_path: Path) -> None:
     assert PASSWORD not in text
     assert PASSWORD.encode() not in log.read_bytes()
     assert '"level": "debug"' in text, "debug lines (paho's included) were written and checked too"
+
+
+def test_exit_75_is_a_log_line_like_every_other(tmp_path: Path) -> None:
+    """Another process holds the outbox: the refusal is one structured line, exit 75."""
+    import fcntl
+
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "edge-agent.toml"
+    config.write_text(
+        f'[device]\nid = "locked"\nclock_check = "none"\n[storage]\nstate_dir = "{state}"\n'
+        '[metrics]\nenabled = false\n[logging]\nformat = "json"\n'
+    )
+    fd = os.open(state / "outbox.db.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "JOURNAL_STREAM"))}
+        result = subprocess.run(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    finally:
+        os.close(fd)
+    assert result.returncode == 75, result.stdout + result.stderr
+    assert result.stderr == "", "nothing bare on stderr"
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    last = lines[-1]
+    assert last["level"] == "critical" and last["logger"] == "edge_agent.daemon", last
+    assert "exiting 75" in last["msg"] and "in use by another process" in last["msg"], last

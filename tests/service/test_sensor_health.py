@@ -170,3 +170,110 @@ def test_a_hung_driver_opens_the_breaker_and_recovers_when_it_returns() -> None:
 
     asyncio.run(main())
     assert announced == ["degraded", "failed", "recovering", "ok"]
+
+
+def test_not_ready_is_tolerated_for_not_ready_max_then_counts_as_errors() -> None:
+    clock = Clock()
+    h = SensorHealth(BreakerPolicy(open_after=2, not_ready_max=30), clock=clock)
+    for t in (0, 10, 29):
+        clock.now = t
+        assert h.not_ready("warming up") is None and h.state == "ok" and h.consecutive_errors == 0
+    clock.now = 30
+    assert h.not_ready("warming up").state == "degraded"  # type: ignore[union-attr]
+    assert h.not_ready("warming up").state == "failed"  # type: ignore[union-attr]
+    assert h.reason == "not ready for 30 s: warming up"
+    h2 = SensorHealth(BreakerPolicy(not_ready_max=30), clock=clock)
+    h2.not_ready("warming up")
+    clock.now = 100
+    h2.succeeded()  # a good reading ends the run
+    assert h2.not_ready("reset") is None and h2.state == "ok"
+
+
+def sample(
+    name: str, driver: Any, times: int, *, between: Any = None
+) -> tuple[SensorLoop, list[str], list[NewEvent]]:
+    """``times`` samples of ``driver`` through a SensorLoop and a HealthGuard that opens at
+    the first error; ``between(i)`` runs before sample ``i``.  The health states announced
+    and the readings emitted."""
+    announced: list[str] = []
+    readings: list[NewEvent] = []
+
+    async def announce(sensor: str, data: dict[str, Any]) -> None:
+        announced.append(data["state"])
+
+    async def emit(event: NewEvent) -> None:
+        readings.append(event)
+
+    async def main() -> SensorLoop:
+        guard = HealthGuard(name, SensorHealth(BreakerPolicy(open_after=1)), announce=announce)
+        loop = SensorLoop(
+            name,
+            driver,
+            interval=0.01,
+            timeout=5.0,
+            emit=emit,
+            boot="b",
+            clock=ClockWatch("none"),
+            guard=guard,
+        )
+        for i in range(times):
+            if between is not None:
+                between(i)
+            await loop.sample_once()
+        return loop
+
+    return asyncio.run(main()), announced, readings
+
+
+def test_a_warming_up_pms5003_gives_no_readings_and_no_health_change() -> None:
+    from edge_drivers.clock import ManualClock
+    from edge_drivers.pms5003 import PMS5003
+    from edge_drivers.sim.pms5003 import SimulatedPMS5003
+    from edge_drivers.sim.serial_port import SimulatedSerial
+
+    manual = ManualClock()
+    port = SimulatedSerial(SimulatedPMS5003(clock=manual, seed=4, zero_frames=3), clock=manual, seed=4)
+    loop, announced, readings = sample("dust", PMS5003(port, clock=manual), 5)
+    # Three all-zero frames (the old driver: three readings of PM2.5 = 0), then values.
+    assert (loop.counters.not_ready, loop.counters.errors, len(readings)) == (3, 0, 2)
+    assert all(r.data["particles_0_3um_per_dl"] > 0 for r in readings)
+    assert announced == []  # a warm-up is not a fault: no degraded, no failed
+
+
+def test_a_bme280_reset_behind_the_daemons_back_gives_no_false_reading() -> None:
+    hardware = Hardware(load_registry(), seed=2)
+    driver = hardware.open_sensor(SensorSettings(name="climate", driver="bme280", bus="sim", address=0x76))
+    chip = hardware.sim_bus.devices[0x76]
+    resets = {
+        1: lambda: chip.brown_out(),  # ctrl_hum lost: the old driver read 0x8000 as a humidity
+        2: lambda: chip.brown_out(during_next_conversion=True),  # data left at their reset values
+    }
+    try:
+        loop, announced, readings = sample(
+            "climate", driver, 4, between=lambda i: resets.get(i, lambda: None)()
+        )
+        truth = chip.signals["relative_humidity_pct"].true_value()
+    finally:
+        hardware.close()
+    assert (len(readings), loop.counters.not_ready, loop.counters.errors) == (2, 2, 0)
+    assert loop.counters.errors_by_kind == {"ChipResetError": 2}
+    assert abs(readings[-1].data["relative_humidity_pct"] - truth) < 1.0
+    assert announced == []  # even with open_after = 1: a reset it recovered from is no failure
+
+
+def test_a_receiver_without_fix_that_talks_in_vendor_sentences_is_healthy() -> None:
+    from edge_drivers.clock import ManualClock
+    from edge_drivers.nmea import NMEAGPS
+    from edge_drivers.sim.nmea import SimulatedNMEA
+    from edge_drivers.sim.serial_port import SimulatedSerial
+
+    manual = ManualClock()
+    receiver = SimulatedNMEA(clock=manual, seed=5, vendor="mediatek", no_fix_s=3.0)
+    driver = NMEAGPS(SimulatedSerial(receiver, clock=manual, seed=5), clock=manual)
+    loop, announced, readings = sample("gps", driver, 6)
+    assert loop.counters.errors == 0 and announced == []
+    no_fix = [r.data for r in readings if r.data["fix_quality"] == 0]
+    fixed = [r.data for r in readings if r.data["fix_quality"] == 1]
+    assert no_fix and all("latitude_deg" not in d for d in no_fix)  # 8960.000000,N is no position
+    assert fixed and all("speed_mps" in d and "gps_time_unix_s" in d for d in fixed)
+    assert driver.self_test().passed  # $SNRSTAT / $GYOACC are not rejects

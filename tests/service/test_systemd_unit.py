@@ -35,7 +35,7 @@ def test_unit_has_the_service_contract() -> None:
     assert service["Type"] == "notify" and int(service["WatchdogSec"]) > 0
     assert service["Restart"] == "on-failure" and service["RestartPreventExitStatus"] == "78"
     assert service["StateDirectory"] == service["ConfigurationDirectory"] == "edge-agent"
-    assert service["User"] == "edge-agent" and service["SupplementaryGroups"] == "i2c dialout"
+    assert service["User"] == "edge-agent" and service["SupplementaryGroups"] == "dialout"
     for key, value in {
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
@@ -48,3 +48,32 @@ def test_unit_has_the_service_contract() -> None:
     devices = [line for line in UNIT.read_text().splitlines() if line.startswith("DeviceAllow=")]
     assert "DeviceAllow=char-i2c rw" in devices and "DeviceAllow=char-ttyAMA rw" in devices
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
+def _unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text())
+    return parser
+
+
+def test_an_offline_device_starts_without_waiting_for_the_network() -> None:
+    unit = _unit()["Unit"]
+    for key in ("After", "Wants", "Requires"):
+        assert "network-online.target" not in unit.get(key, ""), key
+    assert "network.target" in unit["After"]  # the clean disconnect happens before the network goes
+
+
+def test_no_supplementary_group_that_plain_debian_lacks() -> None:
+    # Debian's base-passwd always has dialout; i2c exists only where something created it.
+    assert set(_unit()["Service"]["SupplementaryGroups"].split()) <= {"dialout"}
+
+
+def test_a_wedged_writer_or_sensor_is_restarted_within_a_minute_and_a_half() -> None:
+    from edge_agent.service import stages
+
+    watchdog = int(_unit()["Service"]["WatchdogSec"])
+    assert stages.WRITER_BUDGET_S + watchdog <= 90
+    # A 10 s sensor with the default 5 s timeout.
+    sensor_budget = 2 * 10 + 5 + stages.REBUILD_ALLOWANCE_S + stages.MARGIN_S
+    assert sensor_budget + watchdog <= 90

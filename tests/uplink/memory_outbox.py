@@ -34,6 +34,7 @@ class MemoryOutbox:
         self.delete_calls = 0
         self.claimed: set[int] = set()
         """Seqs claimed for sending and not deleted yet."""
+        self.priority_mark = 0
 
     @property
     def next_seq(self) -> int:
@@ -71,6 +72,8 @@ class MemoryOutbox:
             self._events[seq] = s
             self._lanes[lane_of(e.kind)].append(seq)
             stored.append(s)
+        if any(lane_of(s.kind) == "priority" for s in stored):
+            self.priority_mark += 1
         if stored:
             self._committed.set()
             self._committed = asyncio.Event()

@@ -17,8 +17,9 @@ from typing import Any
 from edge_agent.outbox import Outbox
 from edge_agent.settings import MQTTSettings
 from edge_agent.uplink import Forwarder
-from edge_agent.uplink.client import ConnectParams, MessageHandler
+from edge_agent.uplink.client import MessageHandler
 from edge_agent.uplink.errors import ConnectionLost
+from edge_agent.uplink.params import ConnectParams
 from edge_protocol.wire import decode_batch
 from tests.uplink.conftest import running
 from tests.uplink.helpers import BOOT, readings, until

@@ -143,3 +143,39 @@ def test_a_device_that_vanishes_is_announced_offline_by_its_will(broker: Mosquit
         assert observer.wait_for(lambda o: o.statuses[-1]["state"] == "offline", 5)
     will = observer.statuses[-1]
     assert will == {"state": "offline", "boot": BOOT, "epoch": will["epoch"]}, "the will has no ts"
+
+
+def test_readings_one_at_a_time_cost_no_priority_or_backlog_query(
+    broker: Mosquitto, outbox_kind: str, tmp_path: Path
+) -> None:
+    """A device at 1 Hz commits one reading at a time: each must cost a query of the live
+    lane only (the priority lane looks again when priority events are committed, the
+    backlog never once found empty), and an alarm among them still leaves first."""
+    fetches: list[str] = []
+    with IngestStandIn(broker.port, ack=False) as observer:
+
+        async def main() -> None:
+            async with open_outbox(outbox_kind, tmp_path) as outbox:
+                real_fetch = outbox.fetch
+
+                async def counting_fetch(lane, **kw):  # type: ignore[no-untyped-def]
+                    fetches.append(lane if kw.get("before_seq") is None else "backlog")
+                    return await real_fetch(lane, **kw)
+
+                outbox.fetch = counting_fetch
+                await outbox.append(readings(3))  # a backlog at connect
+                fwd = Forwarder(outbox, settings_for(broker), device_id=DEVICE, boot=BOOT)
+                async with running(fwd):
+                    await until(lambda: outbox.pending_count == 0 and observer.has_seqs({1, 2, 3}))
+                    fetches.clear()
+                    for i in range(10):
+                        await outbox.append(readings(1, 100 + i))
+                        await until(lambda i=i: observer.has_seqs(set(range(4, 5 + i))))  # type: ignore[misc]
+                    await outbox.append([event("alarm", 1)])
+                    await until(lambda: observer.has_seqs({14}))
+
+        asyncio.run(main())
+
+    assert fetches.count("backlog") == 0
+    assert fetches.count("priority") <= 2, fetches  # the alarm's commit (and the idle recheck)
+    assert fetches.count("readings") >= 10

@@ -123,10 +123,19 @@ def test_lane_reader_reads_in_order_skips_and_knows_when_it_is_empty() -> None:
         assert await backlog.next_batch(mark, max_events=3, max_bytes=10_000, overhead=40) == []
         assert fetches == before, "a lane known empty costs no query"
         outbox.append_now(readings(1))
+        assert await backlog.next_batch(outbox.next_seq, max_events=3, max_bytes=9999, overhead=0) == []
+        assert backlog.exhausted(outbox.next_seq)
+        assert fetches == before, "a commit past before_seq costs a bounded lane no query"
+        backlog.forget_empty()
+        assert await backlog.next_batch(outbox.next_seq, max_events=3, max_bytes=9999, overhead=0) == []
+        assert fetches == before, "nor the idle recheck: nothing can ever come below its bound"
+        early = LaneReader(outbox, "backlog", before_seq=99, prefetch=100)
+        assert len(await early.next_batch(outbox.next_seq, max_events=99, max_bytes=99_999, overhead=0)) == 11
+        outbox.append_now(readings(1))
+        assert not early.exhausted(outbox.next_seq), "its bound was not yet committed: it looks again"
         assert [
-            e.seq for e in await backlog.next_batch(outbox.next_seq, max_events=3, max_bytes=9999, overhead=0)
-        ] == []
-        assert fetches == before + 1, "a commit makes it look again (the new one is past before_seq)"
+            e.seq for e in await early.next_batch(outbox.next_seq, max_events=9, max_bytes=9999, overhead=0)
+        ] == [13]
         priority = LaneReader(outbox, "priority")
         assert [e.seq for e in await priority.next_batch(mark, max_events=9, max_bytes=9999, overhead=0)] == [
             6

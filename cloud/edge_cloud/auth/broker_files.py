@@ -20,8 +20,17 @@ Mosquitto 2.0.11 facts these rules rest on (measured; re-checked by tests/cloud)
   so devices speak v5.  The listener cannot refuse 3.1.1 in 2.0; the ACL holds either way.
 * A CRL update plus SIGHUP stops new TLS handshakes but leaves a live session up;
   ``user X`` + ``topic deny #`` in the ACL (or removing X from the password file) plus
-  SIGHUP cuts it.  Revocation therefore does all of these.
+  SIGHUP cuts it.  Revocation therefore does all of these.  The service listener has a
+  CRL of its own (the service CA's): a revoked service certificate is refused at its next
+  handshake, but its live session is cut by nothing short of a broker restart (its
+  successor has the same CN, so the ACL cannot deny the old one alone).  A reload does
+  not add a ``crlfile`` to a listener already open: after the upgrade that brings it,
+  Mosquitto must restart once.
 * ``max_packet_size`` disconnects a client that sends a bigger packet.
+* ``max_queued_messages`` (default 1,000, per client) drops QoS 1 messages beyond it for
+  a client that is behind or offline: at 1,000 devices connecting at once the ingest's
+  queue overflowed (measured, bench/fleet.py); end to end nothing is lost, but a dropped
+  event waits for the device's ack timeout.
 * Refused TLS handshakes and passwords are logged at the error and notice levels, a
   refused publish ("Denied PUBLISH") at debug only, with every packet.
 """
@@ -36,7 +45,15 @@ HEADER = "# Written by edge-auth from its database; rewritten on every change: d
 LOG_TYPES = ("error", "warning", "notice", "information")
 """Mosquitto's default log types, named: setting any log_type replaces the default set."""
 
-DEVICE_WRITE = ("devices/%u/events", "devices/%u/status", "devices/%u/responses/#")
+DEVICE_WRITE = (
+    "devices/%u/events",
+    "devices/%u/status",
+    "devices/%u/responses/#",
+    # Third-party views (docs/PROTOCOL.md, "Latest values" and "Home Assistant"): one
+    # retained message per sensor, one discovery config per (sensor, quantity).
+    "devices/%u/sensors/+/state",
+    "homeassistant/sensor/%u/+/config",
+)
 DEVICE_READ = ("devices/%u/acks", "devices/%u/commands/#")
 # responses/# also matches devices/X/responses itself, where a device sends its refusals.
 INGEST_READ = ("devices/+/events", "devices/+/status", "devices/+/responses/#")
@@ -55,6 +72,7 @@ class BrokerLayout:
     service_port: int
     service_bind_address: str
     log_denials: bool = False
+    max_queued_messages: int = 1000
 
     @property
     def conf(self) -> Path:
@@ -71,6 +89,10 @@ class BrokerLayout:
     @property
     def crl(self) -> Path:
         return self.out_dir / "crl.pem"
+
+    @property
+    def service_crl(self) -> Path:
+        return self.out_dir / "service-crl.pem"
 
     @property
     def ca(self) -> Path:
@@ -99,6 +121,8 @@ def render_conf(layout: BrokerLayout) -> str:
         f"acl_file {layout.acl}",
         f"password_file {layout.passwd}",
         f"max_packet_size {layout.max_packet_size}",
+        "# Per client: the ingest's queue must hold a fleet's burst (broker.max_queued_messages).",
+        f"max_queued_messages {layout.max_queued_messages}",
         "",
         "# Logged (added to mosquitto.conf's own log_type lines, where log_dest sends them):",
         "# refused TLS handshakes (error), refused passwords and cut sessions (notice),",
@@ -146,6 +170,7 @@ def render_conf(layout: BrokerLayout) -> str:
         f"cafile {layout.service_ca}",
         f"certfile {layout.server_cert}",
         f"keyfile {layout.server_key}",
+        f"crlfile {layout.service_crl}",
         "tls_version tlsv1.2",
         "require_certificate true",
         "use_identity_as_username true",

@@ -66,6 +66,7 @@ class BrokerSync:
             b.service_port,
             b.service_bind_address,
             b.log_denials,
+            max_queued_messages=b.max_queued_messages,
         )
         self.settings = settings
         self.engine = engine
@@ -97,7 +98,8 @@ class BrokerSync:
         # Never more permissive than what is deployed: a database restored from an older
         # backup does not know the later revocations, the record beside the CRL does.
         deployed_dir = self.settings.broker.out_dir
-        record = in_database.union(revocation_record.read_deployed(deployed_dir, self.ca)).current(now)
+        deployed = revocation_record.read_deployed(deployed_dir, self.ca, self.service_ca)
+        record = in_database.union(deployed).current(now)
         denied = {r.id for r in device_rows if r.status in ("revoked", "disabled")} | record.devices
         passwords = [
             line(r.id, r.password_hash)
@@ -116,10 +118,18 @@ class BrokerSync:
             lifetime=self.settings.certificates.crl_lifetime,
             number=int(now * 1000),
         )
+        # The service listener's: the same nextUpdate, renewed by the same daily render.
+        service_crl = self.service_ca.crl(
+            record.service_crl_entries(),
+            now=now,
+            lifetime=self.settings.certificates.crl_lifetime,
+            number=int(now * 1000),
+        )
         for path, text, mode in (
             (layout.ca, self.ca.cert_pem, 0o644),
             (layout.service_ca, self.service_ca.cert_pem, 0o644),
             (layout.crl, crl, 0o644),
+            (layout.service_crl, service_crl, 0o644),
             (layout.passwd, render_passwd(passwords), 0o640),
             (
                 layout.acl,

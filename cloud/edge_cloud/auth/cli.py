@@ -23,12 +23,14 @@ from edge_cloud.auth import installation, operators, registry, revocation
 from edge_cloud.auth.broker_sync import BrokerSync
 from edge_cloud.auth.cli_operators import operators_app
 from edge_cloud.auth.cli_options import ConfigOption
+from edge_cloud.auth.cli_service_certs import add_commands as add_service_cert_commands
 from edge_cloud.auth.errors import AuthServiceError, BrokerSyncError, StateInvalid, StateUnavailable
 from edge_cloud.auth.registry import Actor
 from edge_cloud.auth.service import AuthService, open_service
 from edge_cloud.auth.settings import DEFAULT_CONFIG_PATH, AuthSettings, load_auth_settings
 from edge_cloud.common.errors import EX_CONFIG, ConfigError
 from edge_cloud.common.jwt_verify import SCOPES
+from edge_protocol import cli_help
 
 app = typer.Typer(
     name="edge-auth",
@@ -36,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings=cli_help.CONTEXT_SETTINGS,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -46,6 +49,7 @@ CLI_ACTOR = Actor("cli")
 
 
 EX_TEMPFAIL = 75  # sysexits.h: try again later (the database is not reachable yet)
+EX_USAGE = 2  # a usage mistake: the code Click gives a bad option, as edge-agent does
 # The broker's folder not writable or the broker not signallable: the setup, as the state.
 EXIT_STATUS: dict[type[AuthServiceError], int] = {
     StateInvalid: EX_CONFIG,
@@ -189,6 +193,16 @@ def create_admin(
     """Create an operator (an administrator unless --scope says otherwise)."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        # getpass would fall back to echoing the password, with a GetPassWarning.
+        err_console.print(
+            Text.assemble(
+                ("error: ", "bold red"),
+                "no terminal to ask for the password on; give it on standard input with --password-stdin",
+            ),
+            highlight=False,
+        )
+        raise typer.Exit(EX_USAGE)
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with _service(config) as service, service.transaction() as conn:
@@ -246,7 +260,10 @@ def claim_token(
 
 
 @app.command("revoke-device")
-def revoke_device(device_id: str, config: ConfigOption = None) -> None:
+def revoke_device(
+    device_id: Annotated[str, typer.Argument(help="The device to revoke (edge-auth devices lists them).")],
+    config: ConfigOption = None,
+) -> None:
     """Revoke a device for good: CRL, ACL deny, broker reload."""
     with _service(config) as service:
         with service.transaction() as conn:
@@ -331,39 +348,12 @@ def rotate_signing_key(config: ConfigOption = None) -> None:
     console.print(f"new signing key {kid}; restart edge-auth serve to sign with it")
 
 
-@app.command("service-cert")
-def service_cert(
-    out: Annotated[
-        Path, typer.Option("--out", help="Folder for <name>.key, <name>.pem, ca.pem and <name>.share-group")
-    ],
-    name: Annotated[str | None, typer.Option(help="Certificate CN [default: broker.ingest_identity]")] = None,
-    config: ConfigOption = None,
-) -> None:
-    """A client certificate (service CA) for a cloud service, the ingest: one for all its processes."""
-    from edge_cloud.auth.service_identity import service_client_id, share_group, write_service_identity
-
-    with _service(config) as service:
-        cn = name or service.settings.broker.ingest_identity
-        paths = write_service_identity(service, out, cn)
-        group = share_group(service, cn)
-        b = service.settings.broker
-    host = b.host if b.service_bind_address in ("0.0.0.0", "::") else b.service_bind_address
-    for path in paths:
-        console.print(f"wrote {path}", highlight=False)
-    # What every process needs, so that running N of them is a matter of N instance names.
-    # Plain print: a wrapped group name or id would be copied wrong.
-    print(
-        "every process of the service:\n"
-        f"  broker       {host}:{b.service_port} (the service listener), MQTT v5 over TLS; verify it with ca.pem\n"
-        f"  certificate  {cn}.pem and {cn}.key, the same for every process\n"
-        f"  client id    {service_client_id(cn, '1')}, {service_client_id(cn, '2')}, … (<CN>@<instance>): "
-        "unique among the running processes, the same across one process's restarts\n"
-        f"  share group  {group} ($share/{group}/devices/+/events; in {cn}.share-group: keep it from devices)\n"
-        "the rules: docs/CLOUD_AUTH.md"
-    )
-
-
+add_service_cert_commands(app, _service)
 app.add_typer(operators_app(_service), name="operators")
+
+
+cli_help.add_version_option(app, "edge-auth", "edge-cloud")
+cli_help.tidy(app)  # the help screens every edge-* command shares: no type labels, no {braces}
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ ConfigOption = Annotated[
         "--config",
         "-c",
         envvar="EDGE_AUTH_CONFIG",
-        help=f"TOML configuration file [default: {DEFAULT_CONFIG_PATH} if present]",
+        metavar="FILE",
+        # Parentheses: rich read "[default: …]" as markup and showed nothing of it.
+        help=f"TOML configuration file (default: {DEFAULT_CONFIG_PATH} if present)",
     ),
 ]

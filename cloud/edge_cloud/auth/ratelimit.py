@@ -19,6 +19,7 @@ one ``edge-auth serve`` per database, or a proxy in front, is the supported depl
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,6 +29,23 @@ from dataclasses import dataclass
 from edge_cloud.auth.errors import RateLimited
 
 MAX_KEYS = 100_000
+IPV6_PREFIX = 64
+"""An IPv6 client is limited by its /64: one subscriber, LAN or host gets a whole /64 and
+can pick any of its 2**64 addresses, so a limit per address would be none."""
+
+
+def address_key(address: str) -> str:
+    """What one client's failures are counted under: the address itself (IPv4, or anything
+    that is not an IP address), an IPv4-mapped IPv6 address as its IPv4, an IPv6 one as its /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
 
 
 @dataclass(eq=False)  # compared by identity: a deque removes exactly this one
@@ -109,7 +127,7 @@ class FailureLimiter:
                 raise RateLimited(f"too many failed logins; retry in {retry} s", retry)
 
     def _keys(self, account: str | None, address: str) -> list[tuple[str, int]]:
-        keys = [(f"address:{address}", self.per_address)]
+        keys = [(f"address:{address_key(address)}", self.per_address)]
         if account:
             keys.append((f"account:{account.lower()}", self.per_account))
         return keys

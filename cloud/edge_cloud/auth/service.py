@@ -164,7 +164,7 @@ def _open(
     )
     # Every command, not only serve: one that renders the files from a restored database
     # before serve ran would otherwise write that database's older view into the record.
-    deployed = revocation_record.read_deployed(settings.broker.out_dir, ca)
+    deployed = revocation_record.read_deployed(settings.broker.out_dir, ca, service_ca)
     with engine.begin() as conn:
         revocation_record.reapply(conn, deployed, now=now)
     if reconcile:

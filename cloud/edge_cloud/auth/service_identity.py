@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge_cloud.auth import service_certs
 from edge_cloud.auth.ca import pem
 from edge_cloud.auth.errors import BadRequest
 from edge_cloud.auth.service import AuthService
@@ -39,9 +40,9 @@ SERVICE_CERT_LIFETIME = 365 * 86400.0
 INSTANCE_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 
 
-def write_service_identity(service: AuthService, out: Path, name: str) -> list[Path]:
+def write_service_identity(service: AuthService, out: Path, name: str, *, actor: str = "cli") -> list[Path]:
     """``<name>.key`` (0600), ``<name>.pem``, ``ca.pem`` (the CA of the broker's certificate) and
-    ``<name>.share-group`` (0600) in ``out``."""
+    ``<name>.share-group`` (0600) in ``out``; the certificate is recorded (``service_certs``)."""
     # The CN is the user name the ACL knows the service by.  Any other name would get the
     # ACL's per-device patterns, i.e. the rights of a device by that name, from a listener
     # where it may also pick that device's client id.
@@ -55,7 +56,11 @@ def write_service_identity(service: AuthService, out: Path, name: str) -> list[P
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .sign(key, hashes.SHA256())
     )
-    cert = service.service_ca.sign_device(csr, name, now=service.now(), lifetime=SERVICE_CERT_LIFETIME)
+    now = service.now()
+    cert = service.service_ca.sign_device(csr, name, now=now, lifetime=SERVICE_CERT_LIFETIME)
+    # Recorded before the key leaves this process: a certificate nobody can list cannot be revoked.
+    with service.transaction() as conn:
+        service_certs.record_issued(conn, cert, name, now=now, actor=actor)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

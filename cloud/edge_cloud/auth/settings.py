@@ -121,12 +121,24 @@ class BrokerSettings(_Section):
     max_packet_size: int = Field(
         262144, ge=1024, le=268435455, description="Bigger publishes are disconnected"
     )
+    max_queued_messages: int = Field(
+        100_000,
+        ge=0,
+        description="QoS 1 messages Mosquitto queues for one client beyond those in flight (0: no limit). "
+        "Mosquitto's default, 1,000, dropped the ingest's share at a fleet's connect burst: "
+        "resent only after the devices' ack timeout",
+    )
     admin_host: str = Field(
         "127.0.0.1",
         description="Where this service reaches the device listener to cut a revoked device's session",
     )
     cut_sessions: bool = Field(
         True, description="Cut a revoked/disabled device's live session (client-id takeover)"
+    )
+    restart_command: list[str] | None = Field(
+        None,
+        description='How to restart Mosquitto (e.g. ["systemctl", "restart", "mosquitto"]): '
+        "edge-auth revoke-service-cert --restart-broker runs it to cut a revoked service's live session",
     )
     log_denials: bool = Field(
         False,

@@ -118,3 +118,16 @@ audit_log = sa.Table(
     sa.Column("address", sa.String(64)),
     sa.Column("detail", sa.Text),
 )
+
+service_certificates = sa.Table(
+    "service_certificates",
+    metadata,
+    # Every certificate ``edge-auth service-cert`` issued (the service CA's), so that one
+    # can be listed and revoked on its own: a leaked key must not need a new service CA.
+    sa.Column("serial", sa.String(40), primary_key=True),  # hex
+    sa.Column("name", sa.String(64), nullable=False, index=True),  # the CN: the ACL's user name
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # SHA-256 of the DER, hex
+    sa.Column("issued_at", sa.BigInteger, nullable=False),
+    sa.Column("not_after", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger),
+)

@@ -18,6 +18,7 @@ from rich.text import Text
 from edge_cloud.common.errors import EX_CONFIG, ConfigError
 from edge_cloud.ingest.errors import IngestError
 from edge_cloud.ingest.settings import DEFAULT_CONFIG_PATH, IngestSettings, load_ingest_settings
+from edge_protocol import cli_help
 
 app = typer.Typer(
     name="edge-ingest",
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings=cli_help.CONTEXT_SETTINGS,
 )
 config_app = typer.Typer(help="The configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -39,7 +41,9 @@ ConfigOption = Annotated[
         "--config",
         "-c",
         envvar="EDGE_INGEST_CONFIG",
-        help=f"TOML configuration file [default: {DEFAULT_CONFIG_PATH} if present]",
+        metavar="FILE",
+        # Parentheses: rich read "[default: …]" as markup and showed nothing of it.
+        help=f"TOML configuration file (default: {DEFAULT_CONFIG_PATH} if present)",
     ),
 ]
 
@@ -179,6 +183,10 @@ def tail(
         raise typer.Exit(1) from exc
     finally:
         engine.dispose()
+
+
+cli_help.add_version_option(app, "edge-ingest", "edge-cloud")
+cli_help.tidy(app)  # the help screens every edge-* command shares: no type labels, no {braces}
 
 
 def main() -> None:

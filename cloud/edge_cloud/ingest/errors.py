@@ -28,8 +28,11 @@
           │    └── CommandBadReply    502: the device's reply is not the protocol's shape
           │         └── CommandRefused 502: the broker refused the request (PUBACK reason
           │                           code, e.g. 0x87 not authorised)
-          └── ImportRefused           a file given to POST /v1/import cannot be imported as
-                                      a whole (``status``: the HTTP status to answer)
+          ├── ImportRefused           a file given to POST /v1/import cannot be imported as
+          │                           a whole (``status``: the HTTP status to answer)
+          └── LoginFailed             the dashboard's login: the auth service refused the
+                                      password (``status`` 401, or 429 while it limits the
+                                      account), or did not answer (503)
 
 ``ConfigError`` (exit 78) comes from ``edge_cloud.common.errors``.  A message or an event
 the ingest refuses is not an exception once it is past the decoder: it is a
@@ -115,3 +118,12 @@ class ImportRefused(IngestError):
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LoginFailed(IngestError):
+    """The dashboard's login: the auth service refused the operator's password, or did not answer."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status the login page answers with: 401 refused, 429 limited, 503 no answer."""

@@ -119,6 +119,18 @@ class AuthServiceSettings(_Section):
         None, description="The auth service's API, to learn which devices are enabled (devices = 'known')"
     )
     api_key: str | None = Field(None, description="An API key with devices:read for api_url")
+    token_url: str | None = Field(
+        None,
+        description="Where the dashboard's login sends an operator's password (the auth service's "
+        "/v1/token); default: jwks_url's server",
+    )
+
+    @property
+    def login_url(self) -> str:
+        """``token_url``, or ``/v1/token`` on the server of ``jwks_url``."""
+        if self.token_url:
+            return self.token_url
+        return re.sub(r"/\.well-known/jwks\.json$", "", self.jwks_url) + "/v1/token"
 
 
 class IngestSettings(BaseSettings):

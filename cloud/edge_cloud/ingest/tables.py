@@ -51,6 +51,13 @@ devices = sa.Table(
     sa.Column(
         "evicted_events", sa.BigInteger, nullable=False, server_default="0", comment="Sum of its gap reports"
     ),
+    sa.Column(
+        "dropped_events",
+        sa.BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="Sum of its not_committed gap reports (events never given a seq)",
+    ),
 )
 
 event_ids = sa.Table(

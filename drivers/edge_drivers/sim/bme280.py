@@ -38,6 +38,8 @@ from edge_drivers.bme280 import (
     OSRS_P,
     OSRS_T,
     RESET_COMMAND,
+    SKIPPED_16BIT,
+    SKIPPED_20BIT,
     T_SB,
     Calibration,
     Mode,
@@ -80,8 +82,6 @@ _STANDBY_MS_BME280: Final = (0.5, 62.5, 125.0, 250.0, 500.0, 1000.0, 10.0, 20.0)
 _STANDBY_MS_BMP280: Final = (0.5, 62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)
 _MAX_CATCH_UP: Final = 32  # normal-mode conversions replayed at most (the filter has settled by then)
 
-SKIPPED_20BIT: Final = 0x80000
-SKIPPED_16BIT: Final = 0x8000
 _DATA_RESET: Final = bytes([0x80, 0x00, 0x00, 0x80, 0x00, 0x00, 0x80, 0x00])
 
 
@@ -124,8 +124,9 @@ def _closest(f: Callable[[int], int], target: float, lo: int, hi: int) -> int:
 class SimulatedBME280(RegisterDevice):
     """A BME280 (``chip_id=0x60``) or BMP280 (``chip_id=0x58``) at register level.
 
-    Fault knobs: ``stuck_measuring`` (a conversion never finishes: status bit 3 stays 1) and
-    ``stuck_nvm_copy`` (im_update stays 1 after a reset).  Any ``chip_id`` can be set to play
+    Fault knobs: ``stuck_measuring`` (a conversion never finishes: status bit 3 stays 1),
+    ``stuck_nvm_copy`` (im_update stays 1 after a reset) and :meth:`brown_out` (a power-on
+    reset behind the driver's back, now or during the next conversion).  Any ``chip_id`` can be set to play
     another chip.  Bus NACK/EIO come from :meth:`SimulatedSMBus.inject`.
     """
 
@@ -144,6 +145,7 @@ class SimulatedBME280(RegisterDevice):
         self.calibration = calibration or DEFAULT_CALIBRATION
         self.stuck_measuring = False
         self.stuck_nvm_copy = False
+        self._brown_out_pending = False
         rng = random.Random(seed)
         self.signals: dict[str, Signal] = {
             "temperature_c": Signal(
@@ -227,6 +229,16 @@ class SimulatedBME280(RegisterDevice):
             self._iir.clear()
         # Everything else (id, calibration, status, data) is read-only.
 
+    def brown_out(self, *, during_next_conversion: bool = False) -> None:
+        """A supply dip or ESD resets the chip: every control register back to 0x00 (humidity
+        skipped, filter off), the data registers to their reset values.  With
+        ``during_next_conversion`` the reset strikes while the next forced conversion runs, so
+        that conversion never lands."""
+        if during_next_conversion:
+            self._brown_out_pending = True
+        else:
+            self._reset_state()
+
     # -- state ----------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
@@ -280,6 +292,10 @@ class SimulatedBME280(RegisterDevice):
             return
         now = self.clock.monotonic()
         if self._mode == Mode.FORCED and self._conversion_end is not None and now >= self._conversion_end:
+            if self._brown_out_pending:
+                self._brown_out_pending = False
+                self._reset_state()
+                return
             self._convert()
             self._mode, self._conversion_end = Mode.SLEEP, None
         elif self._mode == Mode.NORMAL:

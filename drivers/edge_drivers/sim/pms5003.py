@@ -11,7 +11,9 @@ What it does, as the PMS5003 manual v2.3 and captured traffic describe the part:
 * asleep it sends nothing; after wake-up the first frame comes ~2.5 s later
   (jbanaszczyk/pms5003 ``WAKEUP_TIME``) and values are unsettled for 30 s while the
   fan spins up;
-* bytes leave one by one at 9600 baud, so a read can catch half a frame.
+* bytes leave one by one at 9600 baud, so a read can catch half a frame;
+* fault knobs: ``zero_frames`` (all-zero frames, as after power-up), ``massless_next``
+  (PM10 = 32 µg/m³ with every count 0) and ``corrupt_next`` (a wrong checksum).
 
 The truth is ``signals`` keyed ``pm1_0_ugm3`` / ``pm2_5_ugm3`` / ``pm10_ugm3``
 (atmospheric-environment values), with indoor pollution episodes shared by all three.
@@ -109,6 +111,7 @@ class SimulatedPMS5003(SerialDeviceModel):
         mode: Literal["active", "passive"] = "active",
         asleep: bool = False,
         corrupt_next: int = 0,
+        zero_frames: int = 0,
     ) -> None:
         super().__init__(clock=clock)
         if mode not in ("active", "passive"):
@@ -118,6 +121,10 @@ class SimulatedPMS5003(SerialDeviceModel):
         self.asleep = asleep
         self.corrupt_next = corrupt_next
         """Number of next data frames sent with a wrong checksum."""
+        self.zero_frames = zero_frames
+        """The next this-many data frames are all zeros, as after power-up (fan spinning up)."""
+        self.massless_next = 0
+        """The next this-many data frames report PM10 = 32 µg/m³ and not one particle counted."""
         self.commands: RecentList[tuple[int, int]] = RecentList()
         """Every valid host command received, as (command, data)."""
         self.frames_sent = 0
@@ -260,6 +267,12 @@ class SimulatedPMS5003(SerialDeviceModel):
         return data
 
     def _measure(self, at: float) -> Frame:
+        if self.zero_frames > 0:
+            self.zero_frames -= 1
+            return Frame(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, reserved=0x9700)
+        if self.massless_next > 0:
+            self.massless_next -= 1
+            return Frame(0, 0, 32, 0, 0, 32, 0, 0, 0, 0, 0, 0, reserved=0x9700)
         pm = [self.signals[name].sample() for name in ("pm1_0_ugm3", "pm2_5_ugm3", "pm10_ugm3")]
         if self._woke_at is not None and at - self._woke_at < SPIN_UP_S:
             # The fan has not reached its speed: the airflow, and so the counts, are off.

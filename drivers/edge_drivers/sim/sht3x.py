@@ -202,7 +202,8 @@ class SimulatedSHT3x(SimulatedI2CDevice):
             crc = crc8(pair)
             if self.corrupt_crc > 0:
                 self.corrupt_crc -= 1
-                crc ^= 0x5A
+                # Noise flips different bits each time (a wrong chip answers the same way).
+                crc ^= (0x5A, 0xA5, 0x3C)[self.corrupt_crc % 3]
             out += pair + bytes([crc])
         return bytes(out)
 

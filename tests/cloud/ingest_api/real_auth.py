@@ -99,7 +99,8 @@ def ingest_behind_auth(
         verifier = RemoteJWKS(
             f"{url}/.well-known/jwks.json", issuer=t.issuer, audience=t.audience, clock=jwks_clock
         )
-        settings = ingest_settings(tmp_path, str(engine.url))
+        jwks = {"jwks_url": f"{url}/.well-known/jwks.json", "issuer": t.issuer, "audience": t.audience}
+        settings = ingest_settings(tmp_path, str(engine.url), auth=jwks)  # the dashboard logs in there
         app = create_app(ApiState(settings=settings, engine=engine, token_verifier=verifier, **state))
         yield app, AuthTokens(service, url, recorder, jwks_clock)
 

@@ -36,6 +36,9 @@ def seed_site_a(world: Fleet) -> Device:
             d.event("alarm", {"code": "over_temp", "cleared": True}, sensor="climate"),
             d.event("alarm", {"code": "fan_stuck"}, sensor=None),
             d.event("gap", {"reason": "size_cap", "evicted": [[100, 102]], "count": 3}),
+            d.event(
+                "gap", {"reason": "not_committed", "evicted": [], "count": 7, "dropped": {"outbox_busy": 7}}
+            ),
         ],
     )
     world.status("site-a", online=True, epoch=EPOCH, pending=42, ts=RECEIVED)
@@ -46,7 +49,16 @@ def test_a_device_shows_its_state_sensors_open_alarms_and_failing_tests(world: F
     d = seed_site_a(world)
     body = world.ok("/v1/devices/site-a", "devices:read")
     assert {
-        k: body[k] for k in ("device_id", "online", "boot", "epoch", "pending_events", "evicted_events")
+        k: body[k]
+        for k in (
+            "device_id",
+            "online",
+            "boot",
+            "epoch",
+            "pending_events",
+            "evicted_events",
+            "dropped_events",
+        )
     } == {
         "device_id": "site-a",
         "online": True,
@@ -54,6 +66,7 @@ def test_a_device_shows_its_state_sensors_open_alarms_and_failing_tests(world: F
         "epoch": EPOCH,
         "pending_events": 42,
         "evicted_events": 3,
+        "dropped_events": 7,
     }
     assert body["last_seen"] == body["first_seen"] == "2026-11-25T14:00:00Z"
     assert body["status_at"] == "2026-11-25T14:00:00Z"
@@ -131,3 +144,28 @@ def test_the_fleet_needs_devices_read(world: Fleet) -> None:
         assert world.get(path, "devices:write").status_code == 403
         assert world.get(path, "devices:read").status_code == 200
         assert world.get(path, "admin").status_code == 200
+
+
+def test_a_device_alarm_life_cycle_is_stored_open_while_reminded_and_closed_when_cleared(
+    world: Fleet,
+) -> None:
+    from edge_agent.alarms import AlarmBook
+
+    d = Device("site-l")
+    book = AlarmBook(60.0, monotonic=lambda: 0.0)
+    raised = book.judged("sensor:gps", True, code="sensor_failed", sensor="gps", detail="failed for 600 s")
+    assert raised is not None
+    alarm, data = raised
+    book.remind_every, alarm.last_sent_mono = 1.0, -1.0
+    ((_, reminder),) = book.due_reminders()
+    world.events(d, [d.event("alarm", data, sensor="gps"), d.event("alarm", reminder, sensor="gps")])
+    body = world.ok("/v1/devices/site-l", "devices:read")
+    (open_alarm,) = body["open_alarms"]
+    assert open_alarm["code"] == "sensor_failed" and open_alarm["data"]["state"] == "reminder"
+    cleared = book.judged("sensor:gps", False, code="sensor_failed", sensor="gps", detail="ok again")
+    assert cleared is not None
+    world.events(d, [d.event("alarm", cleared[1], sensor="gps")], RECEIVED + timedelta(minutes=5))
+    assert world.ok("/v1/devices/site-l", "devices:read")["open_alarms"] == []
+    stored = world.ok("/v1/devices/site-l/alarms", "events:read", limit=10)["alarms"]
+    assert [a["data"]["state"] for a in stored] == ["cleared", "reminder", "raised"]
+    assert {a["data"]["alarm_id"] for a in stored} == {data["alarm_id"]}

@@ -53,9 +53,9 @@ def test_missing_ranges_are_evicted_or_unknown(world: Fleet) -> None:
     ]
     assert [m["count"] for m in body["missing"]] == [5, 5, 10]
     assert body["epochs"] == [
-        {"epoch": EPOCH, "received": 30, "last_known_seq": 50, "evicted": 5, "unknown": 15}
+        {"epoch": EPOCH, "received": 30, "last_known_seq": 50, "evicted": 5, "exported": 0, "unknown": 15}
     ]
-    assert body["totals"] == {"received": 30, "evicted": 5, "unknown": 15}
+    assert body["totals"] == {"received": 30, "evicted": 5, "exported": 0, "unknown": 15}
     assert body["next_cursor"] is None
     assert world.ok("/v1/devices/site-a", "devices:read")["evicted_events"] == 5
 
@@ -84,10 +84,10 @@ def test_epochs_holes_at_the_start_evictions_past_the_end_and_older_epochs(world
         (EPOCH_2, 9, 12, "evicted"),
     ]
     assert body["epochs"] == [
-        {"epoch": EPOCH, "received": 30, "last_known_seq": 60, "evicted": 15, "unknown": 15},
-        {"epoch": EPOCH_2, "received": 5, "last_known_seq": 12, "evicted": 5, "unknown": 2},
+        {"epoch": EPOCH, "received": 30, "last_known_seq": 60, "evicted": 15, "exported": 0, "unknown": 15},
+        {"epoch": EPOCH_2, "received": 5, "last_known_seq": 12, "evicted": 5, "exported": 0, "unknown": 2},
     ]
-    assert body["totals"] == {"received": 35, "evicted": 20, "unknown": 17}
+    assert body["totals"] == {"received": 35, "evicted": 20, "exported": 0, "unknown": 17}
 
     only = world.ok(PATH, epoch=EPOCH_2)
     assert [span(m) for m in only["missing"]] == [
@@ -96,7 +96,7 @@ def test_epochs_holes_at_the_start_evictions_past_the_end_and_older_epochs(world
         (3, 3, "unknown"),
         (9, 12, "evicted"),
     ]
-    assert only["totals"] == {"received": 5, "evicted": 5, "unknown": 2}
+    assert only["totals"] == {"received": 5, "evicted": 5, "exported": 0, "unknown": 2}
 
     # Paging: one range a page, the same ranges in the same order.
     pages = world.walk(PATH, "missing", limit=1)
@@ -107,7 +107,7 @@ def test_epochs_holes_at_the_start_evictions_past_the_end_and_older_epochs(world
     assert world.ok(PATH, epoch="no-such-epoch") == {
         "device_id": "site-a",
         "epochs": [],
-        "totals": {"received": 0, "evicted": 0, "unknown": 0},
+        "totals": {"received": 0, "evicted": 0, "exported": 0, "unknown": 0},
         "missing": [],
         "next_cursor": None,
     }
@@ -156,3 +156,21 @@ def test_the_arithmetic() -> None:
     ]
     # Received ranges given unmerged.
     assert spans([(4, 6), (1, 3), (8, 8)], []) == [(7, 7, "unknown")]
+
+
+def test_exported_seqs_are_neither_evicted_nor_lost_and_arrive_by_import(world: Fleet) -> None:
+    """``buffer export --mark-exported`` removed 11-20 into a file: its gap event (reason
+    ``exported``) makes them ``exported``, not evicted (``evicted_events`` stays 0); once the
+    file is imported they are received and no longer missing."""
+    d = Device("site-a")
+    first = d.readings(10)
+    carried = d.readings(10)
+    announced = [d.event("gap", {"reason": "exported", "evicted": [[11, 20]], "count": 10}), *d.readings(4)]
+    world.events(d, first + announced)
+    body = world.ok(PATH)
+    assert [span(m) for m in body["missing"]] == [(11, 20, "exported")]
+    assert body["totals"] == {"received": 15, "evicted": 0, "exported": 10, "unknown": 0}
+    assert world.ok("/v1/devices/site-a", "devices:read")["evicted_events"] == 0
+    world.events(d, carried)  # the import stores them as the consumer would
+    body = world.ok(PATH)
+    assert body["missing"] == [] and body["totals"]["exported"] == 0 and body["totals"]["received"] == 25

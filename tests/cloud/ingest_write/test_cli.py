@@ -68,7 +68,7 @@ def test_db_upgrade_migrates(tmp_path: Path, database_url: str) -> None:
     path.write_text(f'[database]\nurl = "{database_url}"\n')
     r = runner.invoke(app, ["db", "upgrade", "-c", str(path)])
     assert r.exit_code == 0, r.output
-    assert "database at revision 0002" in r.output
+    assert "database at revision 0003" in r.output
     if database_url.startswith("postgresql"):
         assert "readings partitions created: readings_p" in r.output
 

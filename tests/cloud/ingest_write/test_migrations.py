@@ -20,7 +20,7 @@ def test_migrated_schema_matches_the_tables_and_upgrade_is_idempotent(database_u
         migrate.upgrade(engine)
         migrate.upgrade(engine)  # every start runs it
         partitions.maintain(engine, interval="week", retention_s=None)  # partitions are not tables.py's
-        assert migrate.current_revision(engine) == "0002"
+        assert migrate.current_revision(engine) == "0003"
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"include_name": migrate.include_name})
             diff = compare_metadata(context, metadata)
@@ -101,7 +101,7 @@ def test_upgrade_to_series_keeps_the_readings_and_their_partitions(database_url:
             )
         before = partition_rows() if postgres else []
         migrate.upgrade(engine)
-        assert migrate.current_revision(engine) == "0002"
+        assert migrate.current_revision(engine) == "0003"
         if postgres:
             assert partition_rows() == before and ("readings_default", 1) in before
         with engine.connect() as conn:

@@ -12,7 +12,7 @@ import pytest
 
 from edge_cloud.ingest.serve import GC_GEN0_THRESHOLD, tune_gc
 from edge_cloud.ingest.store.rows import EventRefused, event_rows
-from edge_protocol.wire import ENVELOPE_DICT, EnvelopeDict
+from edge_protocol.wire import ENVELOPE_DICT, CalibrationChanged, EnvelopeDict
 from tests.cloud.ingest_write.helpers import Device
 
 AT = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
@@ -84,3 +84,21 @@ def test_a_readings_rows_leave_the_garbage_collectors_view_once_it_has_seen_them
     gc.collect()
     gc.collect()
     assert not any(gc.is_tracked(r) for r in (rows.key, rows.ledger, rows.readings, *rows.readings))
+
+
+def test_a_calibration_changed_status_with_its_uncertainty_is_stored_whole() -> None:
+    data: CalibrationChanged = {
+        "event": "calibration_changed",
+        "quantity": "temperature_c",
+        "action": "calibrate",
+        "cal": 3,
+        "gain": 0.99,
+        "offset": -0.2,
+        "calibrated_at": 1_700_000_000.0,
+        "expires_at": 1_715_552_000.0,
+        "uncertainty": 0.12,
+    }
+    env = ENVELOPE_DICT.validate_python(Device("site-1").event("status", dict(data)))
+    (row,) = event_rows("site-1", env, AT).rows
+    assert row["event"] == "calibration_changed" and row["data"]["uncertainty"] == 0.12
+    assert row["data"] == data

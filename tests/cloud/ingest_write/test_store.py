@@ -314,3 +314,28 @@ def test_a_batch_mixing_stored_and_new_events_after_a_clean_one_stores_only_the_
     third = dev.readings(10)
     assert (store.write(work(dev.message(third))).stored, count(engine, "event_ids")) == (10, 60)
     assert count(engine, "readings") == 2 * 60
+
+
+def test_a_not_committed_gap_counts_dropped_events_not_evicted_ones(engine: Engine) -> None:
+    """Events the device never committed have no seqs: the gap carries a count only."""
+    store = Store(engine, quarantine_rows=100)
+    dev = Device("site-7")
+    data = {
+        "reason": "not_committed",
+        "evicted": [],
+        "count": 73,
+        "dropped": {"outbox_busy": 73},
+        "first_ts": "2026-12-06T10:00:00.000Z",
+        "last_ts": "2026-12-06T10:02:30.000Z",
+    }
+    events = [
+        dev.event("gap", data),
+        dev.event("gap", {"reason": "size_cap", "evicted": [[1, 4]], "count": 4}),
+    ]
+    outcome = store.write(work(dev.message(events)))
+    assert (outcome.stored, outcome.refused_events) == (2, ())
+    assert rows(engine, "SELECT evicted_events, dropped_events FROM devices") == [(4, 73)]
+    assert rows(engine, "SELECT first_seq, last_seq, reason FROM gaps") == [(1, 4, "size_cap")]
+    again = store.write(work(dev.message(events)))
+    assert again.duplicates == 2
+    assert rows(engine, "SELECT evicted_events, dropped_events FROM devices") == [(4, 73)]

@@ -27,6 +27,7 @@ from edge_cloud.ingest.api.routes import (
     test_results,
 )
 from edge_cloud.ingest.api.state import ApiState
+from edge_cloud.ingest.dashboard import mount as mount_dashboard
 from edge_cloud.ingest.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.state.importer = state.importer
     for module in ROUTERS:
         app.include_router(module.router, responses=None if module is health else SECURED_RESPONSES)
+    mount_dashboard(app)
 
     @app.exception_handler(CursorInvalid)
     async def _cursor(_request: Request, exc: CursorInvalid) -> JSONResponse:

@@ -1,12 +1,13 @@
 """``alarms``: a device's alarms, filtered and paged on ``(ts, event_id)``, and the open ones.
 
-The protocol has no clearing message yet, so "open" is defined here (docs/INGEST.md,
-"Test results and alarms"): the latest alarm of each ``(sensor, code)`` is open unless
+"Open" is defined here (docs/INGEST.md, "Test results and alarms"): the latest alarm of
+each ``(sensor, code)`` is open unless
 
-- its ``data.cleared`` is ``true`` (an alarm event that clears its code: the convention
-  for devices that will send one), or
+- its ``data.cleared`` is ``true`` (devices send ``state: "cleared"`` with the alarm's
+  ``alarm_id`` when its condition is over; docs/PROTOCOL.md), or
 - it is a ``sensor_test_failed`` alarm and the latest run of the same ``(sensor, test)``
-  is a later ``pass``: the condition it raised is gone.
+  is a later ``pass``: the condition it raised is gone (devices older than the alarm life
+  cycle).
 """
 
 from __future__ import annotations

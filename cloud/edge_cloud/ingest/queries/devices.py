@@ -32,6 +32,7 @@ class DeviceSummary:
     epoch: str | None
     pending_events: int | None
     evicted_events: int
+    dropped_events: int
     sensors: list[str] = field(default_factory=list)
     open_alarms: list[StoredAlarm] = field(default_factory=list)
     failing_tests: list[StoredTestResult] = field(default_factory=list)
@@ -76,6 +77,7 @@ def _summaries(conn: Connection, rows: Sequence[Row[tuple[object, ...]]]) -> lis
                 epoch=r.epoch,
                 pending_events=r.pending_events,
                 evicted_events=r.evicted_events,
+                dropped_events=r.dropped_events,
                 sensors=sorted(read.get(r.device_id, set()) | tested.get(r.device_id, set())),
                 open_alarms=open_alarms(alarms.get(r.device_id, []), latest_runs),
                 failing_tests=[t for t in latest_runs if t.status in FAILING],

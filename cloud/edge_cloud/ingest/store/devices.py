@@ -62,12 +62,21 @@ def apply_statuses(conn: Connection, statuses: Iterable[StatusMessage]) -> None:
 
 
 def add_evicted(conn: Connection, evicted: Mapping[str, int]) -> None:
-    rows = [{"d": d, "n": n} for d, n in sorted(evicted.items()) if n]
+    _add(conn, devices.c.evicted_events, evicted)
+
+
+def add_dropped(conn: Connection, dropped: Mapping[str, int]) -> None:
+    """Events devices report they never committed (no seqs: counts only)."""
+    _add(conn, devices.c.dropped_events, dropped)
+
+
+def _add(conn: Connection, column: sa.Column[int], counts: Mapping[str, int]) -> None:
+    rows = [{"d": d, "n": n} for d, n in sorted(counts.items()) if n]
     if rows:
         conn.execute(
             devices.update()
             .where(devices.c.device_id == sa.bindparam("d"))
-            .values(evicted_events=devices.c.evicted_events + sa.bindparam("n")),
+            .values({column: column + sa.bindparam("n")}),
             rows,
         )
 

@@ -66,7 +66,10 @@ class EventRows(NamedTuple):
     """A reading's rows, one per quantity (the bulk path: COPY takes them once the series
     has an id)."""
     evicted: int = 0
-    """Events a gap event reports evicted (added to ``devices.evicted_events``)."""
+    """Events a gap event reports evicted (added to ``devices.evicted_events``; not the
+    ``exported`` ones)."""
+    dropped: int = 0
+    """Events a ``not_committed`` gap event reports never committed (``devices.dropped_events``)."""
 
 
 def parse_ts(value: str) -> datetime:
@@ -129,8 +132,19 @@ def event_rows(device_id: str, event: EnvelopeDict, received_at: datetime) -> Ev
         rows = [common | {"sensor": sensor, "event": _status_event(data), "data": data}]
     else:  # gap
         rows, evicted = _gaps(data, epoch, event_id, ts, device_id)
+        if data.get("reason") == NOT_COMMITTED:
+            return EventRows(key, ledger, _TABLE[kind], rows=tuple(rows), dropped=evicted)
+        if data.get("reason") == EXPORTED:  # carried out in a file, on its way through an import
+            return EventRows(key, ledger, _TABLE[kind], rows=tuple(rows))
     return EventRows(key, ledger, _TABLE[kind], rows=tuple(rows), evicted=evicted)
 
+
+NOT_COMMITTED = "not_committed"
+"""The gap reason of events a device made and could not commit: no seqs, a count only."""
+EXPORTED = "exported"
+"""The gap reason of events exported to a file (``buffer export --mark-exported``): their
+ranges are kept (``GET /v1/devices/{id}/gaps`` shows them ``exported`` until imported),
+never added to ``evicted_events``: they are not lost."""
 
 _TABLE = {
     "reading": "readings",

@@ -96,11 +96,14 @@ class Store:
         new = prepared.events if inserted is None else [e for e in prepared.events if e.key in inserted]
         by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
         evicted: dict[str, int] = defaultdict(int)
+        dropped: dict[str, int] = defaultdict(int)
         for e in new:
             if e.rows:
                 by_table[e.table].extend(e.rows)
             if e.evicted:
                 evicted[e.key[0]] += e.evicted
+            if e.dropped:
+                dropped[e.key[0]] += e.dropped
         series_keys = {(e.key[0], r[0], r[1]) for e in new for r in e.readings}
         ids, series_read = self.series.resolve(conn, series_keys)
         self.inserts.readings(conn, new, ids)
@@ -109,6 +112,7 @@ class Store:
                 conn.execute(_KIND_TABLES[name].insert(), rows)
         received.note(conn, prepared.seqs)
         devices.add_evicted(conn, evicted)
+        devices.add_dropped(conn, dropped)
         quarantine.record(conn, [*work.refusals, *prepared.refused], keep=self.quarantine_rows)
         return len(new), series_read
 

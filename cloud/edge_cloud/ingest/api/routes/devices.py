@@ -37,6 +37,8 @@ class DeviceOut(BaseModel):
     """The outbox backlog its latest birth or clean stop reported."""
     evicted_events: int
     """What its gap events reported evicted, summed."""
+    dropped_events: int
+    """What its ``not_committed`` gap events reported never committed (no seqs), summed."""
     sensors: list[str]
     open_alarms: list[AlarmOut]
     failing_tests: list[TestResultOut]

@@ -25,8 +25,10 @@ class MissingOut(BaseModel):
     first_seq: int
     last_seq: int
     count: int
-    state: Literal["evicted", "unknown"]
-    """``evicted``: a gap event reported them dropped; ``unknown``: on their way, or lost."""
+    state: Literal["evicted", "exported", "unknown"]
+    """``evicted``: a gap event reported them dropped; ``exported``: written to a file on the
+    device (``buffer export --mark-exported``), stored once that file is imported;
+    ``unknown``: on their way, or lost."""
 
 
 class EpochOut(BaseModel):
@@ -36,12 +38,14 @@ class EpochOut(BaseModel):
     last_known_seq: int
     """The highest seq received or reported evicted: nothing after it counts as missing."""
     evicted: int
+    exported: int
     unknown: int
 
 
 class Totals(BaseModel):
     received: int
     evicted: int
+    exported: int
     unknown: int
 
 
@@ -67,7 +71,7 @@ def gaps(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> GapsPage:
-    """Missing seq ranges by epoch and first seq, each ``evicted`` or ``unknown``."""
+    """Missing seq ranges by epoch and first seq, each ``evicted``, ``exported`` or ``unknown``."""
     start = decode_key(LISTING, cursor, (str, int)) if cursor is not None else None
     with state.engine.connect() as conn:
         if not device_known(conn, device_id):
@@ -83,6 +87,7 @@ def gaps(
             received=e.received,
             last_known_seq=e.last_known_seq,
             evicted=e.total("evicted"),
+            exported=e.total("exported"),
             unknown=e.total("unknown"),
         )
         for e in epochs
@@ -93,6 +98,7 @@ def gaps(
         totals=Totals(
             received=sum(e.received for e in summaries),
             evicted=sum(e.evicted for e in summaries),
+            exported=sum(e.exported for e in summaries),
             unknown=sum(e.unknown for e in summaries),
         ),
         missing=[
