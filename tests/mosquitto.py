@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,41 @@ from pathlib import Path
 from tests.conftest import require_binary
 
 
+def _port_block() -> tuple[int, int]:
+    """This process's own ports: outside the kernel's ephemeral range, one block per xdist
+    worker.  A port the kernel hands out (``bind(0)``) is free only until someone else asks:
+    a client's source port or another worker's broker took one between our check and
+    Mosquitto's bind ("Address already in use", CI of stop 26)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    start, end = (10000, low) if low - 10000 >= 4000 else (high + 1, 65536)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    blocks = 8
+    size = (end - start) // blocks
+    first = start + (int(worker) % blocks if worker.isdigit() else 0) * size
+    return first, first + size
+
+
+_block = _port_block()
+# A random place in the block, so that two test runs side by side rarely meet.
+_next_port = _block[0] + random.randrange(_block[1] - _block[0])
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now and this process has not handed out lately."""
+    global _next_port
+    first, end = _block
+    for _ in range(end - first):
+        port, _next_port = _next_port, first + (_next_port + 1 - first) % (end - first)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{end - 1}")
 
 
 @dataclass(frozen=True)
