@@ -69,9 +69,10 @@ install:
 	$(PREFIX)/bin/python -m pip install --quiet --upgrade pip
 	@# pip builds in the checkout: a stale build/lib would bring deleted modules back, and
 	@# the build files must stay the checkout owner's (or `make test` cannot write them).
-	@# The device gets the protocol, the drivers and the agent: no cloud code.
+	@# The device gets the protocol, the drivers and the agent: no cloud code.  pymodbus (a Modbus
+	@# sensor) and fpdf2 (a calibration certificate) are imported only when used: no RSS otherwise.
 	for d in protocol drivers .; do rm -rf $$d/build; done
-	$(PREFIX)/bin/python -m pip install --quiet ./protocol ./drivers .
+	$(PREFIX)/bin/python -m pip install --quiet ./protocol './drivers[modbus]' '.[certificate]'
 	for d in protocol drivers .; do chown -R --reference=. $$d/build $$d/*.egg-info; done
 	ln -sf $(PREFIX)/bin/edge-agent /usr/local/bin/edge-agent
 	install -d -m 0755 $(ETC)

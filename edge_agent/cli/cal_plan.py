@@ -55,14 +55,9 @@ class Measured:
 
 
 def unit_of(registry: DriverRegistry, sensor: SensorSettings, quantity: str) -> str:
-    """The unit the driver declares for ``quantity`` ("" when it declares none, e.g. a scaled input)."""
-    found = registry.get(sensor.driver)
-    if found is None:
-        return ""
-    try:
-        return found.spec.quantity(quantity).unit
-    except KeyError:
-        return ""
+    """The unit the driver declares for ``quantity``, else the one its name ends with (a scaled
+    input, a Modbus map's quantity), else ``""``."""
+    return registry.unit(sensor.driver, quantity)
 
 
 def declared_order(hardware: Hardware, sensor: SensorSettings, reported: list[str]) -> list[str]:

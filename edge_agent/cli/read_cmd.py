@@ -75,7 +75,7 @@ class _LinesView:
     def __init__(self, registry: DriverRegistry, drivers: Mapping[str, str]) -> None:
         self.registry = registry
         self.drivers = drivers
-        self.sensor_width = max((len(name) for name in drivers), default=6)
+        self.sensor_width = max(len(name) for name in [*drivers, "sensor"])
         self.lines: list[str] = []
 
     def header(self) -> str:

@@ -30,6 +30,7 @@ from typing import Literal
 
 from edge_drivers.api import DriverSpec
 from edge_drivers.sim.api import SerialDeviceModel, SimulatedI2CDevice
+from edge_protocol.units import symbol_of
 
 ENTRY_POINT_GROUP = "edge_agent.drivers"
 SIMULATOR_ENTRY_POINT_GROUP = "edge_agent.simulators"
@@ -80,13 +81,13 @@ class DriverRegistry:
         return self.drivers.get(name)
 
     def unit(self, driver: str, quantity: str) -> str:
-        """The unit ``driver`` declares for ``quantity``; else the name's last part (names end
-        with their unit: a scaled ``water_level_m`` is in m)."""
+        """The unit ``driver`` declares for ``quantity``; else the one its name ends with (a
+        scaled ``water_level_m`` is in m, a Modbus map's ``voltage_v`` in V), or ``""``."""
         found = self.drivers.get(driver)
         for q in found.spec.quantities if found is not None else ():
-            if q.name == quantity:
+            if q.name == quantity and q.unit:
                 return q.unit
-        return quantity.rsplit("_", 1)[-1]
+        return symbol_of(quantity)
 
     def simulator(self, driver: str) -> SimulatorFactory | None:
         """The factory of ``driver``'s simulator, if one is registered and loaded."""

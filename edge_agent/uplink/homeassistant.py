@@ -39,7 +39,7 @@ def discovery_config(device_id: str, sensor: str, quantity: str) -> dict[str, An
         "value_template": f"{{{{ value_json['values']['{quantity}'] }}}}",
         "json_attributes_topic": sensor_state_topic(device_id, sensor),
         "json_attributes_template": "{{ {'ts': value_json.ts, 'clock': value_json.clock} | tojson }}",
-        "state_class": "measurement",
+        "state_class": unit.state_class if unit is not None else "measurement",
         "availability_topic": status_topic(device_id),
         "availability_template": "{{ value_json.state }}",
         "payload_available": "online",

@@ -18,17 +18,31 @@ class Unit:
     """As Home Assistant's sensor units spell it (``°C``, ``Pa``, ``%``, ``µg/m³``)."""
     device_class: str | None = None
     """Home Assistant's sensor device class, when the quantity's name decides it."""
+    state_class: str = "measurement"
+    """Home Assistant's state class: a meter's energy register only ever grows."""
 
 
-# Longest suffixes first: ``_ugm3`` before ``_m``, ``_mps`` before ``_s``.
+# Each suffix starts with "_", so none is the end of another: their order does not matter.
 _UNITS = (
     Unit("_ugm3", "µg/m³"),
     Unit("_pct", "%"),
     Unit("_mps", "m/s", "speed"),
     Unit("_deg", "°"),
     Unit("_pa", "Pa", "pressure"),
+    Unit("_hpa", "hPa", "pressure"),
+    Unit("_kpa", "kPa", "pressure"),
     Unit("_c", "°C", "temperature"),
     Unit("_v", "V", "voltage"),
+    Unit("_mv", "mV", "voltage"),
+    Unit("_a", "A", "current"),
+    Unit("_ma", "mA", "current"),
+    Unit("_w", "W", "power"),
+    Unit("_kw", "kW", "power"),
+    Unit("_va", "VA", "apparent_power"),
+    Unit("_var", "var", "reactive_power"),
+    Unit("_wh", "Wh", "energy", "total_increasing"),
+    Unit("_kwh", "kWh", "energy", "total_increasing"),
+    Unit("_hz", "Hz", "frequency"),
     Unit("_m", "m", "distance"),
     Unit("_s", "s", "duration"),
 )
@@ -47,7 +61,7 @@ def unit_of(quantity: str) -> Unit | None:
         if quantity.endswith(unit.suffix):
             for prefix, device_class in _CLASS_BY_NAME:
                 if quantity.startswith(prefix):
-                    return Unit(unit.suffix, unit.symbol, device_class)
+                    return Unit(unit.suffix, unit.symbol, device_class, unit.state_class)
             return unit
     return None
 

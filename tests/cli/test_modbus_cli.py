@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import DEFAULT_CONFIG
@@ -25,6 +26,22 @@ def test_read_gives_the_default_configs_modbus_examples_like_any_sensor() -> Non
     ]
     assert 207 <= meter["voltage_v"] <= 253 and 49.8 <= meter["frequency_hz"] <= 50.2
     assert pump["range_full_kpa"] == 100.0 and pump["range_full_pa"] == 100_000.0
+
+
+def test_the_read_table_gives_a_modbus_maps_units_under_an_aligned_header() -> None:
+    """A map declares no units: they come from the quantity names (``voltage_v`` is in V),
+    not the names' last letters (``v``, ``kwh``).  Sensor names shorter than the word
+    "sensor" must not shift the header off its columns."""
+    result = cli("read", "meter", "pump", "-n", "1", "--config", str(DEFAULT_CONFIG))
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    units = {m[1]: m[2] for m in (re.search(r"([a-z0-9_]+) +[-0-9.e]+ ?(\S*)$", row) for row in rows) if m}
+    assert len(units) == len(rows) == 11
+    assert units["voltage_v"] == "V" and units["current_a"] == "A" and units["active_power_w"] == "W"
+    assert units["frequency_hz"] == "Hz" and units["total_active_energy_kwh"] == "kWh"
+    assert units["pressure_kpa"] == "kPa" and units["range_full_pa"] == "Pa"
+    assert units["power_factor_ratio"] == ""  # a ratio has no unit: none printed
+    assert header.index("quantity") == rows[0].index("voltage_v")
 
 
 def test_scan_modbus_lists_the_unit_ids_that_answer() -> None:

@@ -256,7 +256,16 @@ HA_UNITS = {
     "distance": {"km", "m", "cm", "mm", "mi", "yd", "in", "ft"},
     "speed": {"m/s", "km/h", "mph", "ft/s", "kn"},
     "duration": {"d", "h", "min", "s", "ms"},
+    "current": {"A", "mA"},
+    "power": {"W", "kW", "MW"},
+    "apparent_power": {"VA"},
+    "reactive_power": {"var"},
+    "energy": {"Wh", "kWh", "MWh"},
+    "frequency": {"Hz", "kHz", "MHz"},
 }
+# Home Assistant refuses an energy sensor whose state class is "measurement": a meter's
+# register is a total.
+HA_STATE_CLASSES = {"energy": {"total", "total_increasing"}}
 
 
 def test_home_assistant_discovers_every_sensor_quantity_with_state_and_availability(run: Run) -> None:
@@ -305,6 +314,23 @@ def test_home_assistant_discovers_every_sensor_quantity_with_state_and_availabil
         assert (temperature["device_class"], temperature["unit_of_measurement"]) == ("temperature", "°C")
     finally:
         ha.close()
+
+
+def test_home_assistant_gets_an_energy_meters_units_classes_and_a_total_for_its_energy() -> None:
+    """The quantities of the shipped SDM120 profile (a Modbus map declares no units)."""
+    from edge_agent.uplink.homeassistant import discovery_config
+
+    configs = {
+        q: discovery_config(DEVICE, "meter", q)
+        for q in ("voltage_v", "current_a", "active_power_w", "frequency_hz", "total_active_energy_kwh")
+    }
+    for config in configs.values():
+        assert config["unit_of_measurement"] in HA_UNITS[config["device_class"]], config
+        assert config["state_class"] in HA_STATE_CLASSES.get(config["device_class"], {"measurement"}), config
+    assert [c["unit_of_measurement"] for c in configs.values()] == ["V", "A", "W", "Hz", "kWh"]
+    assert configs["total_active_energy_kwh"]["state_class"] == "total_increasing"
+    ratio = discovery_config(DEVICE, "meter", "power_factor_ratio")
+    assert "unit_of_measurement" not in ratio and ratio["state_class"] == "measurement"
 
 
 def test_the_example_subscriber_prints_readings_from_zlib_batches(run: Run) -> None:
