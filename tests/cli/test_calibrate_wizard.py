@@ -257,3 +257,40 @@ def test_ctrl_c_at_each_step_writes_nothing(tmp_path: Path) -> None:
             child.expect("Cancelled: nothing was saved")
             assert child.finish() == 130
             assert saved_ids(config) == [], shown
+
+
+# The steps of a second point, after point 1 was taken, and how point 3 is declined.
+POINT_2_STEPS: list[tuple[str, str]] = [
+    ("Enter when steady", ""),  # the live readings of point 2
+    ("Reference value at point 2 (°C)", "35.0"),
+    ("Add point 3", "n"),
+]
+# Everything the prompts before point 1 would ask, given as flags.
+SCRIPTED = (
+    "-q", "temperature_c", "--technician", "ana", "--valid-for", "90d", "--instrument", "Fluke",
+    "--reference-certificate", "C-1", "--reference-uncertainty", "0.1", "--conditions", "lab",
+)  # fmt: skip
+
+
+def test_ctrl_c_at_each_step_of_a_second_point_writes_nothing(tmp_path: Path) -> None:
+    configs = [config_in(tmp_path / f"step{i}") for i in range(len(POINT_2_STEPS))]
+    children = [spawn(c, "climate", *SCRIPTED) for c in configs]
+    for child in children:  # point 1, taken in full by each
+        child.expect("Enter when steady")
+        child.sendline("")
+        child.expect("Reference value at point 1 (°C)")
+        child.sendline("20.0")
+        child.expect("Add a second point")
+        child.sendline("y")
+        child.expect("Point 2: move the sensor")
+    for k, (shown, answer) in enumerate(POINT_2_STEPS):
+        for i in range(k, len(children)):
+            children[i].expect(shown)
+            if i == k:
+                children[i].sendintr()
+            else:
+                children[i].sendline(answer)
+    for (shown, _), child, config in zip(POINT_2_STEPS, children, configs, strict=True):
+        child.expect("Cancelled: nothing was saved")
+        assert child.finish() == 130, shown
+        assert saved_ids(config) == [], shown
