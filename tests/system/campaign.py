@@ -3,12 +3,15 @@ random moments; then, in the ingest's database, nothing lost and nothing stored 
 
 Faults: an agent, the broker or the ingest SIGKILLed and restarted, or SIGSTOPped and
 continued; the agents' uplink through ``FaultProxy`` (drops, stalls, half-open
-connections); an agent's wall clock jumped backwards or forwards (``jumping_clock``).
+connections); an agent's wall clock jumped backwards or forwards (``jumping_clock``); and,
+halfway, one broker outage of ``OUTAGE_S``.
 At the end the faults stop, the agents are restarted without sampling until their
 outboxes are empty, and the database is checked against every outbox:
 
 - per device and epoch every committed seq (1 … last_seq) is stored, or reported evicted
-  (a ``gaps`` row), or still pending in the outbox — ``lost`` counts the others;
+  (a ``gaps`` row), or still pending in the outbox — ``lost`` counts the others.  The last
+  agent keeps events for only ``EVICTING_MAX_AGE`` (``storage.max_age``), so outages evict
+  and the "reported evicted" side of the account is exercised too;
 - ``stored twice``: a (device, epoch, seq) with more than one event id, or a reading row
   repeated;
 - the priority lane's order: events of kinds alarm, test_result, gap and status are
@@ -33,6 +36,9 @@ from tests.mosquitto import Mosquitto
 from tests.system.proxy import FaultProxy
 
 PRIORITY_KINDS = ("alarm", "test_result", "gap", "status")
+# An age cap that the campaign's outages (up to a few seconds) exceed: its agent evicts.
+EVICTING_MAX_AGE = "2s"
+OUTAGE_S = 6.0
 
 
 @dataclass
@@ -63,7 +69,16 @@ class Counts:
 
 
 class Agent:
-    def __init__(self, root: Path, broker: Mosquitto, proxy: FaultProxy, device: str, interval: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        broker: Mosquitto,
+        proxy: FaultProxy,
+        device: str,
+        interval: str,
+        *,
+        max_age: str | None = None,
+    ) -> None:
         self.device = device
         self.dir = root / device
         self.clock = self.dir / "clock-offset"
@@ -73,6 +88,10 @@ class Agent:
             )
             for sampling in (True, False)
         }
+        if max_age is not None:
+            for path in self.configs.values():
+                text = path.read_text()
+                path.write_text(text.replace("[storage]\n", f'[storage]\nmax_age = "{max_age}"\n', 1))
         self.clock.write_text("0")
         self.process: subprocess.Popen[bytes] | None = None
         self.drained_last: int | None = None
@@ -195,13 +214,33 @@ def run_campaign(
             ingest_config(root / "ingest", f"sqlite:///{ingest_db}", broker), root / "ingest.log"
         ).start()
         proxy = FaultProxy(broker.port).start()
-        fleet = [Agent(root, broker, proxy, f"camp-{i}", interval) for i in range(agents)]
+        fleet = [
+            Agent(
+                root,
+                broker,
+                proxy,
+                f"camp-{i}",
+                interval,
+                max_age=EVICTING_MAX_AGE if i == agents - 1 else None,
+            )
+            for i in range(agents)
+        ]
         for a in fleet:
             a.start()
         try:
             deadline = time.monotonic() + duration
+            outage_at = time.monotonic() + duration / 2
             while time.monotonic() < deadline:
                 time.sleep(rnd.uniform(0.2, 1.2))
+                if outage_at is not None and time.monotonic() >= outage_at:
+                    # One outage longer than the evicting agent's age cap, whatever the seed:
+                    # the random faults alone may be too short to evict anything.
+                    outage_at = None
+                    faults["outage"] = 1
+                    broker.stop()
+                    time.sleep(OUTAGE_S)
+                    broker.start()
+                    continue
                 fault = rnd.choice(
                     [
                         "kill_agent",

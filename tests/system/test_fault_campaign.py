@@ -22,6 +22,7 @@ def test_fault_campaign_loses_nothing_and_stores_nothing_twice(tmp_path: Path) -
     assert counts.stored_twice == 0, counts.line()
     assert counts.order_violations == 0, counts.line()
     assert counts.pending == 0, counts.line()
+    assert counts.evicted > 0, counts.line()  # the evicting agent's outages were accounted as such
 
     # The check itself would see a loss and a double: one stored seq removed, one stored
     # again under another id.
