@@ -107,3 +107,27 @@ def test_events_exported_with_mark_exported_are_counted_on_metrics_and_in_status
     assert all(v == 0 for (name, _), v in samples.items() if name == "edge_agent_outbox_evicted_events_total")
     render(snap)
     assert "40 exported" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_disk_full_episode_is_counted_on_metrics_and_in_status(tmp_path: Path) -> None:
+    """SQLite's SQLITE_FULL (``max_page_count`` stands in for a full card): one episode,
+    however many errors it took, on /metrics and in ``status --json``, beside its gap event."""
+    settings = Settings(device={"id": "metrics-test"})  # type: ignore[arg-type]
+
+    async def main() -> tuple[dict[str, object], Samples]:
+        outbox = await open_outbox(tmp_path / "outbox.db", pragmas={"max_page_count": 60})
+        state = DaemonState(outbox=outbox)
+        metrics = Metrics(lambda: daemon_snapshot(settings, state, ClockWatch("none")))
+        for r in range(40):
+            await outbox.append([reading(r * 50 + i) for i in range(50)])
+            if (await outbox.stats()).evicted_by_reason["disk_full"]:
+                break
+        snap = daemon_snapshot(settings, state, ClockWatch("none"))
+        samples = _samples(metrics)
+        await outbox.close()
+        return snap["outbox"], samples
+
+    outbox_snap, samples = asyncio.run(main())
+    assert samples[("edge_agent_outbox_disk_full_episodes_total", ())] == 1
+    assert outbox_snap["disk_full_episodes"] == 1
+    assert outbox_snap["gap_events"] == 1  # the episode's eviction, announced once
