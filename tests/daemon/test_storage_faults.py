@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.outbox import OutboxStats, read_stats
+from edge_agent.outbox.reserve import DEFAULT_RESERVE, Reserve
 from tests.daemon.agent_process import (
     Subscriber,
     outbox_ready,
@@ -58,7 +59,10 @@ def outage_then_drain(
     log = tmp_path / "agent.log"
     agent = start_agent(config, log)
     try:
-        assert wait_until(lambda: outbox_ready(db), 30), log.read_text()[-3000:]
+        # The reserve too: it is allocated once the outbox is open (opening.py), and a disk
+        # filled before that leaves a daemon without it (stress run, 8 workers on 2 cores).
+        reserve = Reserve(db.with_name(db.name + ".reserve"), DEFAULT_RESERVE)
+        assert wait_until(lambda: outbox_ready(db) and reserve.held, 30), log.read_text()[-3000:]
         if on_outbox is not None:
             on_outbox()
         assert wait_until(lambda: evicted(db, reason) >= 100, 90), log.read_text()[-3000:]
