@@ -88,8 +88,18 @@ async def open_file(
         conn = connected
         # Only now, once the connection has made its -shm and -wal: on a nearly full disk
         # those come first (without them nothing opens), the reserve after.
-        if not await asyncio.to_thread(reserve.restore):
+        if not await asyncio.to_thread(reserve.restore_what_fits):
             log.warning("no room for the outbox reserve (%d bytes) on a nearly full disk", reserve_bytes)
+        elif reserve.size < reserve_bytes:
+            # The WAL must stay under half the reserve actually held (reserve.py).
+            await connected.execute(
+                f"PRAGMA wal_autocheckpoint = {autocheckpoint_pages(reserve.size, page_size)}"
+            )
+            log.warning(
+                "only %d of the outbox reserve's %d bytes fit on a nearly full disk: holding those",
+                reserve.size,
+                reserve_bytes,
+            )
         return await start(
             OpenFile(path, lock_fd, connected, prepared, tally, reserve, synchronous, page_size)
         )

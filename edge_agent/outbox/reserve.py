@@ -22,6 +22,10 @@ DEFAULT_RESERVE = 8 * 2**20
 PAGE_SIZE = 4096
 """The outbox's page size (:mod:`edge_agent.outbox.page_size`); a file of issue 15's release not yet migrated has 1024."""
 MIN_AUTOCHECKPOINT_PAGES = 16
+MIN_PARTIAL_PAGES = 64
+"""The smallest part of the reserve worth holding when the whole does not fit: below
+256 KiB (at 4 KiB pages) a full disk is not got out of anyway (measured: a 56 KiB part
+let one eviction through, not the next)."""
 
 
 def autocheckpoint_pages(reserve_bytes: int, page_size: int = PAGE_SIZE) -> int:
@@ -56,6 +60,20 @@ class Reserve:
         except FileNotFoundError:
             return False
         return True
+
+    def restore_what_fits(self) -> bool:
+        """The whole reserve, or, on a disk without room for it, half of what is free (a
+        whole number of pages, at least ``MIN_PARTIAL_PAGES``), which is then the size this
+        reserve keeps aiming at: a reserve of any size is what lets a full disk be got out
+        of, and aiming at the whole one would evict every event for room it never had."""
+        if self.restore():
+            return True
+        stat = os.statvfs(self.path.parent)
+        part = stat.f_bavail * stat.f_frsize // 2 // PAGE_SIZE * PAGE_SIZE
+        if part < MIN_PARTIAL_PAGES * PAGE_SIZE or part >= self.size:
+            return False
+        self.size = part
+        return self.restore()
 
     def restore(self) -> bool:
         """Allocate the reserve again; False (and no partial file) if there is no room for it."""

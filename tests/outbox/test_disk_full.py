@@ -223,3 +223,41 @@ def test_a_restart_on_a_really_full_filesystem_never_quarantines_a_healthy_outbo
         check = sqlite3.connect(path)
         assert version_of(check) == SCHEMA_VERSION
         check.close()
+
+
+def outbox_reserve(mnt: Path) -> Path:
+    return mnt / "o.db.reserve"
+
+
+def test_a_disk_without_room_for_the_whole_reserve_still_evicts_when_it_fills(tmp_path: Path) -> None:
+    """Opened with less free than the reserve, the outbox ran without one: when the disk
+    filled, neither a checkpoint nor an eviction had room, so every new event was refused
+    while the oldest stayed (stress run, 8 workers).  It holds what part of the reserve
+    fits, keeps its WAL to half of that, and evicts as on any full disk."""
+    whole = 4 * RESERVE
+    with small_tmpfs(tmp_path / "mnt", "4m") as mnt:
+        fill(mnt, leave=whole // 2 + 200 * 1024)  # the file, its WAL and half the reserve
+
+        async def main() -> None:
+            outbox = await open_outbox(mnt / "o.db", reserve_bytes=whole)
+            assert 64 * PAGE_SIZE <= outbox_reserve(mnt).stat().st_size < whole
+            important = await outbox.append([alarm(1)])
+            committed = await _fill_until_full(outbox, batch=50, rounds=200)
+            for r in range(20):  # and it goes on, evicting
+                stored = await outbox.append([reading(r * 50 + i) for i in range(50)])
+                committed += seqs(stored)
+            stats = await outbox.stats()
+            assert stats.evicted_by_reason["disk_full"] > 0
+            gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
+            evicted = {
+                s
+                for g in gaps
+                for first, last in g.envelope["data"]["evicted"]
+                for s in range(first, last + 1)
+            }
+            present = set(seqs(await outbox.fetch("readings", limit=100_000)))
+            assert set(committed) == present | evicted
+            assert important[0].seq in seqs(await outbox.fetch("priority"))
+            await outbox.close()
+
+        asyncio.run(main())
