@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from edge_agent.calibration import ActiveCalibrations, Correction, NewCalibration, Point
 from edge_agent.calibration.fit import Fit, expanded_uncertainty, fit_points
 from edge_agent.sampling.hardware import Hardware
-from edge_agent.sampling.registry import DriverRegistry
 from edge_agent.settings import SensorSettings, Settings
 
 DEFAULT_VALIDITY_S = 365 * 86400.0
@@ -52,12 +51,6 @@ class Measured:
     def add(self, reading: float, reference: float, spread: float) -> None:
         self.points.append(Point(reading, reference))
         self.spreads.append(spread)
-
-
-def unit_of(registry: DriverRegistry, sensor: SensorSettings, quantity: str) -> str:
-    """The unit the driver declares for ``quantity``, else the one its name ends with (a scaled
-    input, a Modbus map's quantity), else ``""``."""
-    return registry.unit(sensor.driver, quantity)
 
 
 def declared_order(hardware: Hardware, sensor: SensorSettings, reported: list[str]) -> list[str]:

@@ -45,7 +45,6 @@ from edge_agent.cli.cal_plan import (
     default_validity,
     due_quantity,
     tidy,
-    unit_of,
 )
 from edge_agent.cli.cal_points import PointSyntaxError, ScriptedPoint, parse_point
 from edge_agent.cli.cal_screens import as_left_line, summary
@@ -175,7 +174,7 @@ def calibrate(
                     console.print(
                         "Ctrl-C at any point cancels; nothing is saved before you confirm at the end."
                     )
-                units = {name: unit_of(hardware.registry, target, name) for name in reported}
+                units = {name: hardware.registry.unit(target.driver, name) for name in reported}
                 q = _pick_quantity(settings, target, units, quantity, interactive)
                 job = Job(settings, target, read, q, units[q], current, samples)
                 new = _wizard(job, meta) if interactive else _scripted(job, meta, scripted)

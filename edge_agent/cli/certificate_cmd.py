@@ -11,7 +11,6 @@ import typer
 from edge_agent.calibration import CalibrationRecord
 from edge_agent.calibration.certificate import CertificateData, CertificateError, render
 from edge_agent.cli.cal_common import calibration_store, fail, known_sensor
-from edge_agent.cli.cal_plan import unit_of
 from edge_agent.cli.common import DEFAULT_CONFIG, ConfigOption, console, load_config
 from edge_agent.sampling.registry import load_registry
 from edge_agent.settings import SensorSettings
@@ -39,7 +38,7 @@ def certificate(
         sensor=target.name,
         driver=target.driver,
         connection=_connection(target),
-        unit=unit_of(load_registry(), target, record.quantity),
+        unit=load_registry().unit(target.driver, record.quantity),
         record=record,
         as_left_checks=checks,
         issued_at=time.time(),

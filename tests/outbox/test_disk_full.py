@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.events import lane_of
+from edge_agent.events import StoredEvent, lane_of
 from edge_agent.outbox import SCHEMA_VERSION, Outbox, OutboxFullError, read_stats
 from edge_agent.outbox.codec import LANE_CODE, encode
 from edge_agent.outbox.reserve import PAGE_SIZE, Reserve
@@ -38,6 +38,11 @@ async def _fill_until_full(outbox: Outbox, batch: int = 50, rounds: int = 40) ->
         if (await outbox.stats()).evicted_by_reason["disk_full"]:
             return committed
     raise AssertionError("the outbox never filled up")
+
+
+def _evicted_by(gaps: list[StoredEvent]) -> set[int]:
+    """The seqs the ``disk_full`` gap events announce as evicted."""
+    return {s for g in gaps for first, last in g.envelope["data"]["evicted"] for s in range(first, last + 1)}
 
 
 def test_max_page_count_full_evicts_oldest_readings_and_keeps_the_new_events(tmp_path: Path) -> None:
@@ -121,12 +126,7 @@ def test_a_really_full_filesystem(tmp_path: Path) -> None:
             assert stats.disk_full_count >= 1 and stats.evicted_by_reason["disk_full"] > 0
             gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
             assert gaps and all(g.envelope["data"]["reason"] == "disk_full" for g in gaps)
-            evicted = {
-                s
-                for g in gaps
-                for first, last in g.envelope["data"]["evicted"]
-                for s in range(first, last + 1)
-            }
+            evicted = _evicted_by(gaps)
             present = set(seqs(await outbox.fetch("readings", limit=100_000)))
             assert set(committed) == present | evicted
             assert important[0].seq in seqs(await outbox.fetch("priority"))
@@ -225,10 +225,6 @@ def test_a_restart_on_a_really_full_filesystem_never_quarantines_a_healthy_outbo
         check.close()
 
 
-def outbox_reserve(mnt: Path) -> Path:
-    return mnt / "o.db.reserve"
-
-
 def test_a_disk_without_room_for_the_whole_reserve_still_evicts_when_it_fills(tmp_path: Path) -> None:
     """Opened with less free than the reserve, the outbox ran without one: when the disk
     filled, neither a checkpoint nor an eviction had room, so every new event was refused
@@ -240,7 +236,7 @@ def test_a_disk_without_room_for_the_whole_reserve_still_evicts_when_it_fills(tm
 
         async def main() -> None:
             outbox = await open_outbox(mnt / "o.db", reserve_bytes=whole)
-            assert 64 * PAGE_SIZE <= outbox_reserve(mnt).stat().st_size < whole
+            assert 64 * PAGE_SIZE <= (mnt / "o.db.reserve").stat().st_size < whole
             important = await outbox.append([alarm(1)])
             committed = await _fill_until_full(outbox, batch=50, rounds=200)
             for r in range(20):  # and it goes on, evicting
@@ -249,12 +245,7 @@ def test_a_disk_without_room_for_the_whole_reserve_still_evicts_when_it_fills(tm
             stats = await outbox.stats()
             assert stats.evicted_by_reason["disk_full"] > 0
             gaps = [e for e in await outbox.fetch("priority") if e.kind == "gap"]
-            evicted = {
-                s
-                for g in gaps
-                for first, last in g.envelope["data"]["evicted"]
-                for s in range(first, last + 1)
-            }
+            evicted = _evicted_by(gaps)
             present = set(seqs(await outbox.fetch("readings", limit=100_000)))
             assert set(committed) == present | evicted
             assert important[0].seq in seqs(await outbox.fetch("priority"))

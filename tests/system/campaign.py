@@ -84,14 +84,12 @@ class Agent:
         self.clock = self.dir / "clock-offset"
         self.configs = {
             sampling: self._via_proxy(
-                agent_config(self.dir, broker, device, interval=interval, sampling=sampling), broker, proxy
+                agent_config(self.dir, broker, device, interval=interval, sampling=sampling, max_age=max_age),
+                broker,
+                proxy,
             )
             for sampling in (True, False)
         }
-        if max_age is not None:
-            for path in self.configs.values():
-                text = path.read_text()
-                path.write_text(text.replace("[storage]\n", f'[storage]\nmax_age = "{max_age}"\n', 1))
         self.clock.write_text("0")
         self.process: subprocess.Popen[bytes] | None = None
         self.drained_last: int | None = None

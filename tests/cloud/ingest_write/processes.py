@@ -114,9 +114,16 @@ enabled = {enabled}
 
 
 def agent_config(
-    directory: Path, broker: Mosquitto, device_id: str, *, interval: str = "50ms", sampling: bool = True
+    directory: Path,
+    broker: Mosquitto,
+    device_id: str,
+    *,
+    interval: str = "50ms",
+    sampling: bool = True,
+    max_age: str | None = None,
 ) -> Path:
-    """An agent in end-to-end delivery on simulated sensors (``sampling=False``: only drains)."""
+    """An agent in end-to-end delivery on simulated sensors (``sampling=False``: only drains;
+    ``max_age``: its outbox's age cap, ``storage.max_age``)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / ("edge-agent.toml" if sampling else "edge-agent-drain.toml")
     path.write_text(
@@ -127,6 +134,7 @@ clock_check = "none"
 
 [storage]
 state_dir = "{directory / "state"}"
+{f'max_age = "{max_age}"' if max_age is not None else ""}
 
 [mqtt]
 host = "127.0.0.1"
